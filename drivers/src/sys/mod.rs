@@ -1,0 +1,163 @@
+//! OS specifics of the devices: the tap's kernel-side statistics, link
+//! flags, and the interrupt line built on epoll. The only module of this
+//! crate allowed to use `unsafe`, each block with a `SAFETY:` line.
+//!
+//! Statistics come from `/proc/thread-self/net/dev`, not `/sys/class/net`:
+//! sysfs shows the namespace of whoever mounted it, while procfs follows the
+//! calling thread's network namespace, which is the one the tap lives in
+//! when pollsim runs under `unshare -n`.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+
+/// The kernel side's view of one interface, from `/proc/<self>/net/dev`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelSideStats {
+    /// Frames the kernel received from the interface (our transmits).
+    pub rx_packets: u64,
+    /// Frames the kernel handed to the interface and the reader took.
+    pub tx_packets: u64,
+    /// Frames the kernel dropped on the way to the reader (the tap's queue
+    /// was full): for the NIC, frames missed by its receive ring.
+    pub tx_dropped: u64,
+}
+
+/// Read the kernel-side counters of `name` in the caller's network namespace.
+/// `Ok(None)` if there is no such interface.
+pub fn kernel_side_stats(name: &str) -> io::Result<Option<KernelSideStats>> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev")?;
+    Ok(parse_proc_net_dev(&text, name))
+}
+
+/// Parse the line of `name` in the format of /proc/net/dev.
+fn parse_proc_net_dev(text: &str, name: &str) -> Option<KernelSideStats> {
+    text.lines().skip(2).find_map(|line| {
+        let (ifname, rest) = line.split_once(':')?;
+        if ifname.trim() != name {
+            return None;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        // receive: bytes packets errs drop fifo frame compressed multicast
+        // transmit: bytes packets errs drop fifo colls carrier compressed
+        (f.len() >= 16).then(|| KernelSideStats {
+            rx_packets: f[1],
+            tx_packets: f[9],
+            tx_dropped: f[11],
+        })
+    })
+}
+
+/// Whether `name` is administratively up and running (IFF_UP | IFF_RUNNING),
+/// asked of a datagram socket in the caller's network namespace.
+pub fn link_up(name: &str) -> io::Result<bool> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is a plain C struct for which all-zero bytes are valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= ifr.ifr_name.len() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    // SAFETY: SIOCGIFFLAGS reads ifr_name (NUL terminated above, since the
+    // struct was zeroed and the name is shorter) and writes ifru_flags of a
+    // valid, exclusively borrowed ifreq; the fd is a live socket.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after a successful SIOCGIFFLAGS the union holds ifru_flags.
+    let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
+    Ok(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
+}
+
+/// An interrupt line: an epoll instance that holds the device's fd while
+/// the line is unmasked. Its own fd is readable (level triggered) exactly
+/// when the line is unmasked and the device has a frame, so the kernel can
+/// wait on it beside its clock.
+#[derive(Debug)]
+pub struct IrqLine {
+    epoll: Epoll,
+    enabled: bool,
+}
+
+impl IrqLine {
+    /// A masked line.
+    pub fn new() -> io::Result<IrqLine> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        Ok(IrqLine {
+            epoll,
+            enabled: false,
+        })
+    }
+
+    /// Unmask or mask the line for the device `dev`.
+    pub fn set_enabled(&mut self, dev: BorrowedFd<'_>, enabled: bool) -> io::Result<()> {
+        if enabled == self.enabled {
+            return Ok(());
+        }
+        if enabled {
+            self.epoll
+                .add(dev, EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
+        } else {
+            self.epoll.delete(dev)?;
+        }
+        self.enabled = enabled;
+        Ok(())
+    }
+
+    /// Whether the line is unmasked.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The fd to wait on.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
+}
+
+/// Borrow the fd of a tun-tap interface for as long as the interface lives.
+pub fn borrow_iface_fd(iface: &tun_tap::Iface) -> BorrowedFd<'_> {
+    // SAFETY: `Iface` owns its fd (a `File`) and closes it only on drop; the
+    // returned borrow is tied to `iface`'s lifetime, so the fd stays open.
+    unsafe { BorrowedFd::borrow_raw(iface.as_raw_fd()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  tap0:  123456     789    0    0    0     0          0         0  6543210   43210    0  777    0     0       0          0
+";
+
+    #[test]
+    fn parses_the_tap_line() {
+        let s = parse_proc_net_dev(SAMPLE, "tap0").unwrap();
+        assert_eq!(
+            s,
+            KernelSideStats {
+                rx_packets: 789,
+                tx_packets: 43210,
+                tx_dropped: 777
+            }
+        );
+        assert!(parse_proc_net_dev(SAMPLE, "tap1").is_none());
+        assert!(parse_proc_net_dev(SAMPLE, "tap").is_none());
+    }
+}

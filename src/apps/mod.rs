@@ -1,0 +1,178 @@
+//! The user processes: apps that serve real clients through smoltcp
+//! sockets, learning readiness from the reactor.
+//!
+//! Each app does its work in steps; a step handles one datagram or one
+//! read/write on one connection and says how much extra CPU the user
+//! process then spends (`work_ns`, the model of application processing).
+//! The scheduler runs steps only at user priority and may preempt the CPU
+//! burn in slices, as an interrupt would.
+
+mod http;
+mod tcp_echo;
+mod udp_sink;
+
+use std::str::FromStr;
+
+use pollsim_sysctl::Mib;
+use smoltcp::iface::SocketSet;
+
+use crate::kernel::netisr::Netisr;
+use crate::kernel::reactor::{Reactor, Token};
+use crate::kernel::time::Nanos;
+
+pub use http::Http;
+pub use tcp_echo::TcpEcho;
+pub use udp_sink::UdpSink;
+
+/// What an app may touch during a step.
+pub struct UserCx<'a> {
+    /// The stack's sockets.
+    pub sockets: &'a mut SocketSet<'static>,
+    /// Readiness.
+    pub reactor: &'a mut Reactor,
+    /// Set when the step queued data to send, so the netisr runs egress.
+    pub wrote: bool,
+    /// The current instant.
+    pub now: Nanos,
+}
+
+/// The outcome of one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Extra CPU time the process spends after the step.
+    pub work: Nanos,
+    /// The token has more to do: step it again (after the work).
+    pub more: bool,
+}
+
+impl Step {
+    /// Nothing more to do for now; the app has re-armed its registration.
+    pub const DONE: Step = Step {
+        work: Nanos::ZERO,
+        more: false,
+    };
+}
+
+/// A user process.
+pub trait App {
+    /// Its name in `--apps` and `user.<name>.*` (with `-` as `_`).
+    fn name(&self) -> &'static str;
+    /// Create and register its sockets, using tokens from `first_token`;
+    /// returns how many tokens it took.
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize;
+    /// Handle readiness of `token` (one of its own), one unit of work.
+    fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step;
+}
+
+/// The apps `--apps` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppKind {
+    /// `udp-sink` on port 9.
+    UdpSink,
+    /// `tcp-echo` on port 7.
+    TcpEcho,
+    /// `http` on port 80.
+    Http,
+}
+
+impl std::fmt::Display for AppKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AppKind::UdpSink => "udp-sink",
+            AppKind::TcpEcho => "tcp-echo",
+            AppKind::Http => "http",
+        })
+    }
+}
+
+impl FromStr for AppKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AppKind, String> {
+        match s {
+            "udp-sink" => Ok(AppKind::UdpSink),
+            "tcp-echo" => Ok(AppKind::TcpEcho),
+            "http" => Ok(AppKind::Http),
+            other => Err(format!(
+                "unknown app '{other}' (known: udp-sink, tcp-echo, http)"
+            )),
+        }
+    }
+}
+
+/// The apps of one kernel, with their sysctl knobs and counters.
+#[derive(Default)]
+pub struct Apps {
+    /// udp-sink, if running.
+    pub udp_sink: Option<UdpSink>,
+    /// tcp-echo, if running.
+    pub tcp_echo: Option<TcpEcho>,
+    /// http, if running.
+    pub http: Option<Http>,
+    owner: Vec<u8>,
+}
+
+impl Apps {
+    /// The apps named in `kinds`, with their defaults.
+    pub fn new(kinds: &[AppKind]) -> Apps {
+        let mut apps = Apps::default();
+        for k in kinds {
+            match k {
+                AppKind::UdpSink => apps.udp_sink = Some(UdpSink::new()),
+                AppKind::TcpEcho => apps.tcp_echo = Some(TcpEcho::new()),
+                AppKind::Http => apps.http = Some(Http::new()),
+            }
+        }
+        apps
+    }
+
+    fn each(&mut self) -> [Option<&mut dyn App>; 3] {
+        [
+            self.udp_sink.as_mut().map(|a| a as &mut dyn App),
+            self.tcp_echo.as_mut().map(|a| a as &mut dyn App),
+            self.http.as_mut().map(|a| a as &mut dyn App),
+        ]
+    }
+
+    /// Start every app.
+    pub fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor) {
+        let mut next = 0;
+        let mut owner = Vec::new();
+        for (i, app) in self.each().into_iter().enumerate() {
+            if let Some(app) = app {
+                let n = app.start(netisr, reactor, next);
+                owner.extend(std::iter::repeat_n(i as u8, n));
+                next += n;
+            }
+        }
+        self.owner = owner;
+    }
+
+    /// Step the app that owns `token`.
+    pub fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
+        let Some(&i) = self.owner.get(token.0) else {
+            return Step::DONE;
+        };
+        match self.each().into_iter().nth(usize::from(i)).flatten() {
+            Some(app) => app.step(cx, token),
+            None => Step::DONE,
+        }
+    }
+
+    /// Register every app's knobs and counters under `user.`.
+    pub fn register_sysctl<C: 'static>(
+        &self,
+        mib: &mut Mib<C>,
+        get: fn(&C) -> &Apps,
+        get_mut: fn(&mut C) -> &mut Apps,
+    ) {
+        if self.udp_sink.is_some() {
+            udp_sink::register_sysctl(mib, get, get_mut);
+        }
+        if self.tcp_echo.is_some() {
+            tcp_echo::register_sysctl(mib, get);
+        }
+        if self.http.is_some() {
+            http::register_sysctl(mib, get);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `udp-sink`: the discard service on UDP port 9, with a cost per datagram.
+//!
+//! The model of a user process that must do work for every packet it
+//! receives (Mogul & Ramakrishnan's screend): each datagram costs
+//! `user.udp_sink.work_ns` of CPU. Under livelock it is the one starved.
+
+use pollsim_sysctl::Mib;
+use smoltcp::socket::udp;
+
+use super::{App, Apps, Step, UserCx};
+use crate::kernel::netisr::Netisr;
+use crate::kernel::reactor::{Interest, Reactor, SockKind, Token};
+use crate::kernel::time::Nanos;
+use crate::sat;
+
+/// The port (RFC 863, discard).
+pub const PORT: u16 = 9;
+/// Default CPU time per datagram.
+pub const WORK_NS_DEFAULT: u64 = 2_000;
+/// Largest accepted `work_ns` (10 ms: beyond that one datagram spans ticks).
+pub const WORK_NS_MAX: u64 = 10_000_000;
+/// Datagrams the socket buffer holds (FreeBSD's udp recvspace is ~41 KB).
+pub const RCVBUF_DATAGRAMS: usize = 64;
+/// Payload bytes the socket buffer holds.
+pub const RCVBUF_BYTES: usize = 64 * 1024;
+
+/// The discard service.
+#[derive(Debug)]
+pub struct UdpSink {
+    /// CPU time spent per datagram.
+    pub work_ns: u64,
+    /// Datagrams received by the app
+    pub datagrams: u64,
+    /// Payload bytes received by the app
+    pub bytes: u64,
+    handle: Option<smoltcp::iface::SocketHandle>,
+    token: Token,
+    buf: Vec<u8>,
+}
+
+impl UdpSink {
+    /// With the default `work_ns`.
+    pub fn new() -> UdpSink {
+        UdpSink {
+            work_ns: WORK_NS_DEFAULT,
+            datagrams: 0,
+            bytes: 0,
+            handle: None,
+            token: Token(0),
+            buf: vec![0; 65_536],
+        }
+    }
+}
+
+impl Default for UdpSink {
+    fn default() -> Self {
+        UdpSink::new()
+    }
+}
+
+impl App for UdpSink {
+    fn name(&self) -> &'static str {
+        "udp-sink"
+    }
+
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize {
+        let rx = udp::PacketBuffer::new(
+            vec![udp::PacketMetadata::EMPTY; RCVBUF_DATAGRAMS],
+            vec![0; RCVBUF_BYTES],
+        );
+        let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]);
+        let mut sock = udp::Socket::new(rx, tx);
+        sock.bind(PORT).expect("binding a fresh socket cannot fail");
+        let h = netisr.sockets.add(sock);
+        netisr.watch_udp_port(PORT, h);
+        self.handle = Some(h);
+        self.token = Token(first_token);
+        reactor.register(
+            &mut netisr.sockets,
+            h,
+            SockKind::Udp,
+            self.token,
+            Interest::READABLE,
+        );
+        1
+    }
+
+    fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
+        let Some(h) = self.handle else {
+            return Step::DONE;
+        };
+        let sock = cx.sockets.get_mut::<udp::Socket>(h);
+        match sock.recv_slice(&mut self.buf) {
+            Ok((n, _)) => {
+                self.datagrams += 1;
+                self.bytes += n as u64;
+                Step {
+                    work: Nanos(self.work_ns),
+                    more: true,
+                }
+            }
+            Err(_) => {
+                cx.reactor.rearm(cx.sockets, token);
+                Step::DONE
+            }
+        }
+    }
+}
+
+pub(super) fn register_sysctl<C: 'static>(
+    mib: &mut Mib<C>,
+    get: fn(&C) -> &Apps,
+    get_mut: fn(&mut C) -> &mut Apps,
+) {
+    let max = i64::try_from(WORK_NS_MAX).unwrap_or(i64::MAX);
+    mib.add_rw(
+        "user.udp_sink.work_ns",
+        "CPU time the sink spends per datagram, in ns",
+        (0, max),
+        move |_| (0, max),
+        move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.work_ns)),
+        move |c, v| {
+            if let Some(a) = get_mut(c).udp_sink.as_mut() {
+                a.work_ns = v.unsigned_abs();
+            }
+            Ok(())
+        },
+    );
+    mib.add_ro(
+        "user.udp_sink.datagrams",
+        "Datagrams received by the app",
+        move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.datagrams)),
+    );
+    mib.add_ro(
+        "user.udp_sink.bytes",
+        "Payload bytes received by the app",
+        move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.bytes)),
+    );
+}

@@ -1,0 +1,205 @@
+//! The command line: `pollsim run` (the other commands of DESIGN.md come
+//! with their issues). Errors are one line on stderr and exit status 2.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use smoltcp::wire::Ipv4Cidr;
+
+use crate::apps::AppKind;
+use crate::kernel::clock::{Clock, RealClock};
+use crate::kernel::sched::{RunOptions, run_real};
+use crate::kernel::time::{Hz, Nanos};
+use crate::kernel::{Kernel, KernelConfig, Mode, mib};
+use crate::report::{self, Snapshot};
+use pollsim_drivers::TapNic;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pollsim",
+    version,
+    about = "Receive livelock, interrupts and device polling, on a real tap"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the simulated kernel against a tap device.
+    Run(RunArgs),
+}
+
+/// Arguments of `pollsim run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The tap device (create it first: ip tuntap add dev tap0 mode tap).
+    #[arg(long = "if", default_value = "tap0", value_name = "IF")]
+    pub ifname: String,
+    /// The stack's address and prefix.
+    #[arg(long, default_value = "198.18.0.2/24", value_parser = parse_cidr)]
+    pub addr: Ipv4Cidr,
+    /// Initial input mode of the interface (dev.<if>.polling).
+    #[arg(long, default_value = "polling", value_parser = parse_mode)]
+    pub mode: Mode,
+    /// Clock interrupts per second (kern.hz), 100..10000.
+    #[arg(long, default_value_t = 1000, value_parser = parse_hz)]
+    pub hz: u32,
+    /// Apps to run, comma separated: udp-sink, tcp-echo, http.
+    #[arg(long, default_value = "udp-sink,tcp-echo,http", value_delimiter = ',', value_parser = parse_app)]
+    pub apps: Vec<AppKind>,
+    /// Instance name (for the control socket of `pollsim sysctl`).
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Print a stats line every SECONDS.
+    #[arg(short = 'w', value_name = "SECONDS")]
+    pub wait: Option<f64>,
+    /// Stop by itself after SECONDS (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Set a knob before starting, as NAME=VALUE (repeatable), e.g.
+    /// kern.polling.user_frac=30 or user.udp_sink.work_ns=20000.
+    #[arg(long = "sysctl", value_name = "NAME=VALUE")]
+    pub sysctls: Vec<String>,
+    /// Seed of the stack's randomness (TCP initial sequence numbers).
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+}
+
+fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' is not an IPv4 CIDR like 198.18.0.2/24"))?;
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("'{ip}' is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("'/{len}' is not a prefix length 0..32"))?;
+    Ok(Ipv4Cidr::new(ip, len))
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "polling" => Ok(Mode::Polling),
+        "interrupt" => Ok(Mode::Interrupt),
+        _ => Err(format!("unknown mode '{s}' (polling or interrupt)")),
+    }
+}
+
+fn parse_hz(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    Hz::new(v).map(|h| h.get()).map_err(|e| e.to_string())
+}
+
+fn parse_app(s: &str) -> Result<AppKind, String> {
+    s.parse()
+}
+
+/// The MAC of the simulated NIC: locally administered, from the address.
+pub fn mac_for(addr: &Ipv4Cidr) -> [u8; 6] {
+    let o = addr.address().octets();
+    [0x02, 0x00, o[0], o[1], o[2], o[3]]
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid arguments");
+            eprintln!("pollsim: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.cmd {
+        Cmd::Run(args) => run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pollsim: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `pollsim run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let cfg = KernelConfig {
+        hz: Hz::new(args.hz)?,
+        addr: args.addr,
+        mode: args.mode,
+        apps: args.apps.clone(),
+        seed: args.seed,
+    };
+    let secs = |what: &str, v: Option<f64>| -> anyhow::Result<Option<Nanos>> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 && s < 1e6 => Ok(Some(Nanos(
+                std::time::Duration::from_secs_f64(s).as_nanos() as u64,
+            ))),
+            Some(s) => bail!("{what} {s}: must be a positive number of seconds"),
+        }
+    };
+    let opts = RunOptions {
+        duration: secs("--duration", args.duration)?,
+        report_every: secs("-w", args.wait)?,
+    };
+    let nic = TapNic::open(&args.ifname, mac_for(&args.addr))?;
+    let mut clock = RealClock::new();
+    let mut k = Kernel::new(&cfg, clock.now());
+    k.attach(Box::new(nic), &cfg, clock.now());
+    let mib = mib::build(&k);
+    for kv in &args.sysctls {
+        let (name, value) = kv
+            .split_once('=')
+            .with_context(|| format!("--sysctl {kv}: expected NAME=VALUE"))?;
+        mib.set(&mut k, name, value)
+            .map_err(|e| anyhow::anyhow!("--sysctl {kv}: {e}"))?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    eprintln!(
+        "pollsim: running on {} as {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
+        args.ifname,
+        args.addr,
+        match args.mode {
+            Mode::Polling => "polling",
+            Mode::Interrupt => "interrupt",
+        },
+        args.hz,
+        args.apps
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut prev = Snapshot::take(&mut k, clock.now());
+    let mut lines = 0u32;
+    run_real(&mut k, &mut clock, &stop, opts, &mut |k, now| {
+        if lines.is_multiple_of(20) {
+            println!("{}", report::header());
+        }
+        lines += 1;
+        let snap = Snapshot::take(k, now);
+        println!("{}", report::line(&prev, &snap));
+        prev = snap;
+    })
+    .context("the scheduler's clock or epoll failed")?;
+    print!("{}", report::summary(&mut k, &mib));
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The kernel's MIB: every knob and counter of a running kernel, declared
+//! into the generic `pollsim-sysctl` tree. The polling knobs are declared by
+//! `poll.rs` beside their state; this file adds the rest: `kern.hz`,
+//! `kern.cp_time`, `net.inet.ip.intr_queue_*`, `dev.<if>.*`, the netisr's
+//! and reactor's counters, and the apps' `user.*` nodes.
+
+use pollsim_sysctl::Mib;
+
+use super::Kernel;
+use super::intr::{IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
+use crate::sat;
+
+/// Build the MIB of `k` (its interfaces must be attached).
+pub fn build(k: &Kernel) -> Mib<Kernel> {
+    let mut mib = Mib::new();
+    mib.add_ro(
+        "kern.hz",
+        "Number of clock ticks per second",
+        |k: &Kernel| i64::from(k.hz.get()),
+    );
+    mib.add_ro_list(
+        "kern.cp_time",
+        "CPU time per state (user nice sys intr idle), in microseconds",
+        |k: &Kernel| {
+            k.cpu
+                .cp_time(k.cpu.last_switch())
+                .0
+                .iter()
+                .map(|ns| ns / 1_000)
+                .collect()
+        },
+    );
+    super::poll::register_sysctl(&mut mib, |k: &Kernel| &k.poll, |k: &mut Kernel| &mut k.poll);
+    register_ipintrq(&mut mib);
+    for i in 0..k.ifs.len() {
+        register_if(&mut mib, k, i);
+    }
+    register_counters(&mut mib);
+    k.apps
+        .register_sysctl(&mut mib, |k: &Kernel| &k.apps, |k: &mut Kernel| &mut k.apps);
+    mib
+}
+
+fn register_ipintrq(mib: &mut Mib<Kernel>) {
+    let max = sat(IPINTRQ_MAXLEN_MAX as u64);
+    mib.add_rw(
+        "net.inet.ip.intr_queue_maxlen",
+        "Maximum size of the IP input queue",
+        (1, max),
+        move |_| (1, max),
+        |k| sat(k.ipintrq.maxlen() as u64),
+        |k, v| {
+            k.ipintrq.set_maxlen(v.unsigned_abs() as usize);
+            Ok(())
+        },
+    );
+    mib.add_ro(
+        "net.inet.ip.intr_queue_drops",
+        "Number of packets dropped from the IP input queue",
+        |k| sat(k.ipintrq.drops),
+    );
+    mib.add_ro(
+        "net.inet.ip.intr_queue_len",
+        "Frames in the IP input queue",
+        |k| sat(k.ipintrq.len() as u64),
+    );
+}
+
+fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
+    let p = format!("dev.{}", k.ifs[i].nic.name());
+    mib.add_rw(
+        &format!("{p}.polling"),
+        "Device polling on this interface (1) or interrupts (0)",
+        (0, 1),
+        |_| (0, 1),
+        move |k| i64::from(k.ifs[i].polling),
+        move |k, v| {
+            k.set_polling(i, v == 1);
+            Ok(())
+        },
+    );
+    let ring_max = sat(RX_RING_MAX as u64);
+    mib.add_rw(
+        &format!("{p}.rx_ring"),
+        "Frames one interrupt moves from the receive ring",
+        (1, ring_max),
+        move |_| (1, ring_max),
+        move |k| sat(k.ifs[i].rx_ring as u64),
+        move |k, v| {
+            k.ifs[i].rx_ring = v.unsigned_abs() as usize;
+            Ok(())
+        },
+    );
+    type Get = fn(&super::IfNet) -> u64;
+    let nodes: [(&str, &str, Get); 11] = [
+        ("interrupts", "Interrupts serviced", |f| {
+            f.counters.interrupts
+        }),
+        ("polls", "Calls of the poll handler", |f| f.counters.polls),
+        (
+            "status_checks",
+            "Status checks (link state, rx_missed)",
+            |f| f.counters.status_checks,
+        ),
+        ("link_up", "Link state at the last status check", |f| {
+            u64::from(f.counters.link_up)
+        }),
+        ("rx_packets", "Frames taken from the receive ring", |f| {
+            f.nic.stats().rx_packets
+        }),
+        ("rx_bytes", "Bytes taken from the receive ring", |f| {
+            f.nic.stats().rx_bytes
+        }),
+        (
+            "rx_empty",
+            "Receive attempts that found the ring empty",
+            |f| f.nic.stats().rx_empty,
+        ),
+        (
+            "rx_missed",
+            "Frames dropped by the device because its receive ring was full",
+            |f| f.nic.stats().rx_missed,
+        ),
+        ("tx_packets", "Frames transmitted", |f| {
+            f.nic.stats().tx_packets
+        }),
+        (
+            "tx_dropped",
+            "Frames dropped on transmit (device busy)",
+            |f| f.nic.stats().tx_dropped,
+        ),
+        ("errors", "Receive or transmit errors", |f| {
+            f.nic.stats().errors
+        }),
+    ];
+    for (name, descr, get) in nodes {
+        mib.add_ro(&format!("{p}.{name}"), descr, move |k: &Kernel| {
+            sat(get(&k.ifs[i]))
+        });
+    }
+}
+
+fn register_counters(mib: &mut Mib<Kernel>) {
+    type Get = fn(&Kernel) -> u64;
+    let nodes: [(&str, &str, Get); 20] = [
+        (
+            "net.netisr.frames",
+            "Frames handed to the protocol stack",
+            |k| k.netisr.stats.frames,
+        ),
+        ("net.netisr.arp", "ARP frames", |k| k.netisr.stats.arp),
+        ("net.netisr.udp", "IPv4 UDP frames", |k| k.netisr.stats.udp),
+        ("net.netisr.tcp", "IPv4 TCP frames", |k| k.netisr.stats.tcp),
+        ("net.netisr.icmp", "IPv4 ICMP frames", |k| {
+            k.netisr.stats.icmp
+        }),
+        (
+            "net.netisr.other",
+            "Other frames (IPv6, unknown, malformed)",
+            |k| k.netisr.stats.other,
+        ),
+        (
+            "net.netisr.udp_delivered",
+            "UDP datagrams queued on an app's socket",
+            |k| k.netisr.stats.udp_delivered,
+        ),
+        (
+            "net.netisr.udp_sockbuf_drops",
+            "UDP datagrams for an app dropped because its socket buffer was full",
+            |k| k.netisr.stats.udp_sockbuf_drops,
+        ),
+        (
+            "net.netisr.tx_frames",
+            "Frames the stack sent to the NICs",
+            |k| k.netisr.stats.tx_frames,
+        ),
+        (
+            "net.netisr.txq_drops",
+            "Frames dropped because the transmit queue was full",
+            |k| k.netisr.stats.txq_drops,
+        ),
+        (
+            "net.netisr.egress_runs",
+            "Egress passes (timers, replies, app writes)",
+            |k| k.netisr.stats.egress_runs,
+        ),
+        ("kern.reactor.polls", "Reactor polls", |k| {
+            k.reactor.stats.polls
+        }),
+        (
+            "kern.reactor.events",
+            "Readiness events delivered to apps",
+            |k| k.reactor.stats.events,
+        ),
+        (
+            "kern.reactor.rearms",
+            "Oneshot registrations re-armed",
+            |k| k.reactor.stats.rearms,
+        ),
+        (
+            "kern.sched.ticks",
+            "Clock interrupts (hardclock) taken",
+            |k| k.sched.ticks,
+        ),
+        (
+            "kern.sched.netisr_runs",
+            "Units of netisr work (a frame or a polling chunk)",
+            |k| k.sched.netisr_runs,
+        ),
+        ("kern.sched.user_steps", "User steps run", |k| {
+            k.sched.user_steps
+        }),
+        (
+            "kern.sched.preemptions",
+            "User work cut short by an interrupt or a tick",
+            |k| k.sched.preemptions,
+        ),
+        (
+            "kern.sched.idle_polls",
+            "Idle-loop polls (kern.polling.idle_poll)",
+            |k| k.sched.idle_polls,
+        ),
+        (
+            "net.inet.ip.intr_queue_enqueued",
+            "Frames queued on the IP input queue",
+            |k| k.ipintrq.enqueued,
+        ),
+    ];
+    for (name, descr, get) in nodes {
+        mib.add_ro(name, descr, move |k: &Kernel| sat(get(k)));
+    }
+}

@@ -1,0 +1,355 @@
+//! The simulated kernel: one CPU, strict priority intr > netisr > user > idle.
+//!
+//! Mirrors the 4.4BSD/FreeBSD receive path: a NIC interrupt (`*_intr`)
+//! moving frames to `ipintrq`, the IP netisr (`ipintr`), device polling
+//! (`kern_poll.c`: `hardclock_device_poll`, `netisr_poll`,
+//! `netisr_pollmore`, `ether_poll` from the idle loop), and user processes.
+//! Each method here does one bounded unit of work at one priority and takes
+//! `now` as a parameter; the scheduler in [`sched`] decides what runs next
+//! and reads the clock. The same methods run under a virtual clock.
+
+pub mod clock;
+pub mod cpu;
+pub mod intr;
+pub mod mib;
+pub mod netisr;
+pub mod os;
+pub mod poll;
+pub mod reactor;
+pub mod sched;
+pub mod time;
+
+use std::collections::VecDeque;
+
+use pollsim_drivers::{Nic, PollCmd};
+use smoltcp::iface::{Config as IfConfig, Interface};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+
+use crate::apps::{AppKind, Apps, UserCx};
+use clock::Clock;
+use cpu::Cpu;
+use intr::IpIntrQ;
+use netisr::Netisr;
+use poll::PollEngine;
+use reactor::{Event, Reactor, Token};
+use time::{Hz, Nanos};
+
+/// How an interface delivers frames: the initial `dev.<if>.polling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Interrupt-driven input through `ipintrq` (livelocks under overload).
+    Interrupt,
+    /// FreeBSD device polling (`kern.polling.*`).
+    Polling,
+}
+
+/// Longest slice of user CPU burn between checks for interrupts and ticks.
+pub const USER_SLICE: Nanos = Nanos::from_micros(5);
+/// Events the user scheduler takes from the reactor at once.
+const EVENT_BATCH: usize = 64;
+
+/// Per-interface counters kept by the kernel (the driver keeps its own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfCounters {
+    /// Interrupts serviced
+    pub interrupts: u64,
+    /// Calls of the poll handler
+    pub polls: u64,
+    /// Status checks (POLL_AND_CHECK_STATUS and status reads)
+    pub status_checks: u64,
+    /// Link state at the last status check (1 up, 0 down)
+    pub link_up: bool,
+}
+
+/// One interface: the NIC, its smoltcp `Interface`, its polling state.
+pub struct IfNet {
+    /// The driver.
+    pub nic: Box<dyn Nic>,
+    /// smoltcp's per-interface state (addresses, neighbor cache).
+    pub iface: Interface,
+    /// `dev.<if>.polling`.
+    pub polling: bool,
+    /// `dev.<if>.rx_ring`: frames one interrupt may move.
+    pub rx_ring: usize,
+    /// Counters.
+    pub counters: IfCounters,
+}
+
+/// What the scheduler did. Each doc line is the sysctl description.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedStats {
+    /// Clock interrupts (hardclock) taken
+    pub ticks: u64,
+    /// Units of netisr work (one frame or one polling chunk)
+    pub netisr_runs: u64,
+    /// User steps run
+    pub user_steps: u64,
+    /// Times user work was cut short by an interrupt or a tick
+    pub preemptions: u64,
+    /// Idle-loop polls (kern.polling.idle_poll)
+    pub idle_polls: u64,
+}
+
+/// The kernel's state. Fields are public to the crate's engines and to the
+/// MIB; every change goes through the methods below or a sysctl handler.
+pub struct Kernel {
+    /// `kern.hz`.
+    pub hz: Hz,
+    /// Interfaces, in attach order.
+    pub ifs: Vec<IfNet>,
+    /// Interfaces registered for polling, in registration order.
+    pub poll_list: Vec<usize>,
+    /// kern_poll.c.
+    pub poll: PollEngine,
+    /// `ipintrq`.
+    pub ipintrq: IpIntrQ,
+    /// The protocol stack and its accounting.
+    pub netisr: Netisr,
+    /// Socket readiness for the apps.
+    pub reactor: Reactor,
+    /// The user processes.
+    pub apps: Apps,
+    /// CPU accounting.
+    pub cpu: Cpu,
+    /// Scheduler counters.
+    pub sched: SchedStats,
+    runq: VecDeque<Token>,
+    burn_left: Nanos,
+    events: Vec<Event>,
+    egress_pending: bool,
+}
+
+/// How to build a kernel.
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    /// `kern.hz`.
+    pub hz: Hz,
+    /// The address of the stack (198.18.0.2/24).
+    pub addr: Ipv4Cidr,
+    /// Initial `dev.<if>.polling` of every interface.
+    pub mode: Mode,
+    /// Apps to start.
+    pub apps: Vec<AppKind>,
+    /// Seed of smoltcp's randomness (ISNs, ports).
+    pub seed: u64,
+}
+
+impl Kernel {
+    /// A kernel with no interface yet, its apps started, idle at `now`.
+    pub fn new(cfg: &KernelConfig, now: Nanos) -> Kernel {
+        let mut k = Kernel {
+            hz: cfg.hz,
+            ifs: Vec::new(),
+            poll_list: Vec::new(),
+            poll: PollEngine::new(cfg.hz),
+            ipintrq: IpIntrQ::new(intr::IPINTRQ_MAXLEN_DEFAULT),
+            netisr: Netisr::new(),
+            reactor: Reactor::new(),
+            apps: Apps::new(&cfg.apps),
+            cpu: Cpu::new(now),
+            sched: SchedStats::default(),
+            runq: VecDeque::new(),
+            burn_left: Nanos::ZERO,
+            events: Vec::with_capacity(EVENT_BATCH),
+            egress_pending: false,
+        };
+        k.apps.start(&mut k.netisr, &mut k.reactor);
+        k
+    }
+
+    /// Attach `nic` with address `addr`, in `mode`. Returns its index.
+    pub fn attach(&mut self, nic: Box<dyn Nic>, cfg: &KernelConfig, now: Nanos) -> usize {
+        let mac = nic.mac();
+        let mut ic = IfConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        ic.random_seed = cfg.seed;
+        let mut iface =
+            Interface::new(ic, &mut netisr::capabilities_device(), netisr::instant(now));
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::Ipv4(cfg.addr));
+        });
+        self.ifs.push(IfNet {
+            nic,
+            iface,
+            polling: false,
+            rx_ring: intr::RX_RING_DEFAULT,
+            counters: IfCounters::default(),
+        });
+        let i = self.ifs.len() - 1;
+        self.set_polling(i, cfg.mode == Mode::Polling);
+        self.ifs[i]
+            .nic
+            .set_intr_enabled(cfg.mode == Mode::Interrupt);
+        i
+    }
+
+    /// `dev.<if>.polling`: register with kern_poll and mask the NIC's
+    /// interrupts, or deregister and unmask, as `ifconfig polling` does.
+    pub fn set_polling(&mut self, i: usize, on: bool) {
+        let ifn = &mut self.ifs[i];
+        if ifn.polling == on {
+            return;
+        }
+        if on {
+            if self.poll.register().is_err() {
+                return;
+            }
+            ifn.nic.set_intr_enabled(false);
+            self.poll_list.push(i);
+        } else {
+            if let Some(pos) = self.poll_list.iter().position(|&x| x == i) {
+                // As ether_poll_deregister: the last entry takes the slot.
+                let _ = self.poll.deregister(pos);
+                self.poll_list.swap_remove(pos);
+            }
+            ifn.nic.set_intr_enabled(true);
+        }
+        ifn.polling = on;
+    }
+
+    /// The clock interrupt: `hardclock` → `hardclock_device_poll`, and the
+    /// protocol timers (softclock), which need an egress pass.
+    pub fn hardclock(&mut self, now: Nanos) {
+        self.sched.ticks += 1;
+        self.poll.hardclock(now);
+        self.egress_pending = true;
+    }
+
+    /// The ISR of interface `i`: move up to `rx_ring` frames to `ipintrq`,
+    /// dropping (and counting) what does not fit. Bound: `rx_ring` frames.
+    pub fn isr(&mut self, i: usize) {
+        let ipintrq = &mut self.ipintrq;
+        let ifn = &mut self.ifs[i];
+        ifn.counters.interrupts += 1;
+        ifn.nic.rx(ifn.rx_ring, &mut |frame| {
+            ipintrq.enqueue(i, frame);
+        });
+    }
+
+    /// Whether any interface's interrupt line is unmasked.
+    pub fn any_intr_enabled(&self) -> bool {
+        self.ifs.iter().any(|f| f.nic.intr_enabled())
+    }
+
+    /// Whether the netisr has work.
+    pub fn netisr_pending(&self) -> bool {
+        self.poll.is_scheduled() || !self.ipintrq.is_empty() || self.egress_pending
+    }
+
+    /// One unit of netisr work, highest first: a polling chunk (then
+    /// `netisr_pollmore`), one `ipintrq` frame, or an egress pass.
+    pub fn netisr_step(&mut self, now: Nanos) {
+        self.sched.netisr_runs += 1;
+        if self.poll.is_scheduled() {
+            self.netisr_poll(now);
+            if self.egress_pending {
+                self.egress(now);
+            }
+            self.poll.netisr_pollmore(now);
+        } else if !self.ipintrq.is_empty() {
+            let (ifs, netisr) = (&mut self.ifs, &mut self.netisr);
+            self.ipintrq.dequeue_with(|i, frame| {
+                netisr.ingress(&mut ifs[i].iface, now, frame);
+                netisr.flush(ifs[i].nic.as_mut());
+            });
+        } else if self.egress_pending {
+            self.egress(now);
+        }
+    }
+
+    fn egress(&mut self, now: Nanos) {
+        self.egress_pending = false;
+        for ifn in &mut self.ifs {
+            self.netisr.egress(&mut ifn.iface, now);
+            self.netisr.flush(ifn.nic.as_mut());
+        }
+    }
+
+    /// `netisr_poll`: every registered handler gets the same chunk. A
+    /// handler takes frames straight into the stack (direct dispatch, as
+    /// FreeBSD does since 5.x), so polling never touches `ipintrq`.
+    fn netisr_poll(&mut self, now: Nanos) {
+        let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
+        self.poll.netisr_poll(now, |h, cmd, count| {
+            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
+        });
+    }
+
+    /// `ether_poll` from the idle loop (`kern.polling.idle_poll`). Returns
+    /// the frames taken.
+    pub fn idle_poll(&mut self, now: Nanos) -> u32 {
+        self.sched.idle_polls += 1;
+        let count = self.poll.each_burst();
+        let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
+        self.poll.ether_poll(count, |h, cmd, count| {
+            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
+        })
+    }
+
+    /// Whether a user process has work.
+    pub fn user_runnable(&self) -> bool {
+        self.burn_left > Nanos::ZERO || !self.runq.is_empty() || self.reactor.has_events()
+    }
+
+    /// Whether user work is half done (a burn in progress).
+    pub fn user_mid_work(&self) -> bool {
+        self.burn_left > Nanos::ZERO
+    }
+
+    /// One unit of user work: a slice of CPU burn, or one app step.
+    pub fn user_step(&mut self, now: Nanos, clock: &mut dyn Clock) {
+        self.sched.user_steps += 1;
+        if self.burn_left > Nanos::ZERO {
+            let slice = Nanos(self.burn_left.0.min(USER_SLICE.0));
+            clock.burn(slice);
+            self.burn_left = Nanos(self.burn_left.0 - slice.0);
+            return;
+        }
+        if self.runq.is_empty() {
+            self.reactor.poll(&mut self.events, EVENT_BATCH);
+            self.runq.extend(self.events.iter().map(|e| e.token));
+        }
+        let Some(token) = self.runq.pop_front() else {
+            return;
+        };
+        let mut cx = UserCx {
+            sockets: &mut self.netisr.sockets,
+            reactor: &mut self.reactor,
+            wrote: false,
+            now,
+        };
+        let step = self.apps.step(&mut cx, token);
+        if cx.wrote {
+            self.egress_pending = true;
+        }
+        if step.more {
+            self.runq.push_front(token);
+        }
+        self.burn_left = step.work;
+    }
+
+    /// Refresh every NIC's status (link, `rx_missed`), as a status interrupt.
+    pub fn check_status(&mut self) {
+        for ifn in &mut self.ifs {
+            let st = ifn.nic.check_status();
+            ifn.counters.status_checks += 1;
+            ifn.counters.link_up = st.link_up;
+        }
+    }
+}
+
+/// The poll handler of one interface (a driver's `*_poll`): status check
+/// if asked, then up to `count` frames straight into the stack.
+fn poll_handler(ifn: &mut IfNet, netisr: &mut Netisr, now: Nanos, cmd: PollCmd, count: u32) -> u32 {
+    ifn.counters.polls += 1;
+    if cmd == PollCmd::PollAndCheckStatus {
+        let st = ifn.nic.check_status();
+        ifn.counters.status_checks += 1;
+        ifn.counters.link_up = st.link_up;
+    }
+    let IfNet { nic, iface, .. } = ifn;
+    let taken = nic.rx(count as usize, &mut |frame| {
+        netisr.ingress(iface, now, frame)
+    });
+    netisr.flush(nic.as_mut());
+    u32::try_from(taken).unwrap_or(u32::MAX)
+}

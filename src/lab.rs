@@ -1,0 +1,165 @@
+//! The lab bench for tests and benchmarks: private network namespaces, tap
+//! set-up inside them, and a bounded UDP sender from a kernel socket.
+//!
+//! Safety by construction (DESIGN.md, principle 6): every namespace is a
+//! fresh one made by `unshare(CLONE_NEWNET)` on a dedicated thread (it
+//! vanishes with that thread and its children), and every address must lie
+//! in 198.18.0.0/15, the RFC 2544 benchmarking range.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Whether `ip` is in 198.18.0.0/15.
+pub fn is_bench_addr(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 198 && (o[1] == 18 || o[1] == 19)
+}
+
+/// `ip`, or a panic if it is outside 198.18.0.0/15.
+#[track_caller]
+pub fn bench_addr(ip: &str) -> Ipv4Addr {
+    let a: Ipv4Addr = ip.parse().expect("an IPv4 address");
+    assert!(is_bench_addr(a), "{a} is outside 198.18.0.0/15: refused");
+    a
+}
+
+/// Whether this process is root (and so may make namespaces and taps).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Run `f` on a new thread inside a fresh, private network namespace. The
+/// thread's children (pollsim, `ip`) inherit it; it vanishes when they and
+/// the thread are gone.
+pub fn in_new_netns<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Run a command to completion, failing with its stderr.
+pub fn sh(cmd: &str, args: &[&str]) -> io::Result<()> {
+    let out = Command::new(cmd).args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Create tap `name` in the current (private) namespace with the kernel
+/// side at `kernel_cidr` (198.18.x.y/len), IPv6 off so that only the
+/// frames a test sends cross it, and bring it and `lo` up.
+pub fn setup_tap(name: &str, kernel_cidr: &str) -> io::Result<()> {
+    let ip = kernel_cidr.split('/').next().unwrap_or_default();
+    bench_addr(ip);
+    sh("ip", &["link", "set", "lo", "up"])?;
+    sh("ip", &["tuntap", "add", "dev", name, "mode", "tap"])?;
+    sh(
+        "sysctl",
+        &["-qw", &format!("net.ipv6.conf.{name}.disable_ipv6=1")],
+    )?;
+    sh("ip", &["addr", "add", kernel_cidr, "dev", name])?;
+    sh("ip", &["link", "set", name, "up"])
+}
+
+/// A permanent neighbour entry on the kernel side, so no ARP frame crosses
+/// the tap during a measurement.
+pub fn static_neigh(dev: &str, ip: &str, mac: [u8; 6]) -> io::Result<()> {
+    bench_addr(ip);
+    let mac = mac.map(|b| format!("{b:02x}")).join(":");
+    sh(
+        "ip",
+        &[
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            &mac,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ],
+    )
+}
+
+/// What a UDP blast did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Blast {
+    /// Datagrams the kernel accepted.
+    pub sent: u64,
+    /// Send calls that failed (ENOBUFS and the like).
+    pub failed: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Send up to `count` UDP datagrams of `payload` bytes to `dst` from a
+/// kernel socket, as fast as possible or at `pps`, stopping after `limit`
+/// in any case. Bounded in count and time; `dst` must be a bench address.
+pub fn udp_blast(
+    dst: SocketAddrV4,
+    payload: usize,
+    count: u64,
+    pps: Option<u64>,
+    limit: Duration,
+) -> io::Result<Blast> {
+    assert!(
+        is_bench_addr(*dst.ip()),
+        "{dst} is outside 198.18.0.0/15: refused"
+    );
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    let buf = vec![0x5a; payload];
+    let start = Instant::now();
+    let mut b = Blast::default();
+    let gap = pps.map(|p| Duration::from_secs_f64(1.0 / p.max(1) as f64));
+    for i in 0..count {
+        if i % 256 == 0 && start.elapsed() >= limit {
+            break;
+        }
+        if let Some(gap) = gap {
+            let due = start + gap.mul_f64(i as f64);
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+        }
+        match sock.send_to(&buf, dst) {
+            Ok(_) => b.sent += 1,
+            Err(_) => b.failed += 1,
+        }
+    }
+    b.elapsed = start.elapsed();
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_benchmarking_range_is_accepted() {
+        assert!(is_bench_addr("198.18.0.1".parse().unwrap()));
+        assert!(is_bench_addr("198.19.255.254".parse().unwrap()));
+        assert!(!is_bench_addr("198.20.0.1".parse().unwrap()));
+        assert!(!is_bench_addr("198.17.255.255".parse().unwrap()));
+        assert!(!is_bench_addr("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    #[should_panic(expected = "outside 198.18.0.0/15")]
+    fn other_addresses_are_refused() {
+        bench_addr("192.168.1.1");
+    }
+}

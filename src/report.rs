@@ -1,0 +1,202 @@
+//! What `pollsim run` prints: the `-w` line (netstat -w style, rates over
+//! the interval) and the final summary (every MIB node, then the frame
+//! accounting: where every offered frame ended).
+
+use std::fmt::Write as _;
+
+use pollsim_sysctl::{Mib, format_line};
+
+use crate::kernel::Kernel;
+use crate::kernel::cpu::CpTime;
+use crate::kernel::time::Nanos;
+
+/// Totals at one instant; two of them make a `-w` line.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// When.
+    pub at: Nanos,
+    /// Frames taken from the NICs' rings.
+    pub input: u64,
+    /// Frames the NICs dropped (ring full).
+    pub rx_missed: u64,
+    /// `ipintrq` drops.
+    pub ipintrq_drops: u64,
+    /// UDP datagrams queued on app sockets.
+    pub delivered: u64,
+    /// Datagrams read by udp-sink.
+    pub app_datagrams: u64,
+    /// CPU time per state.
+    pub cp_time: CpTime,
+    /// `kern.polling.burst`.
+    pub burst: u32,
+    /// `kern.polling.lost_polls`.
+    pub lost_polls: u64,
+}
+
+impl Snapshot {
+    /// Read the totals of `k` at `now` (refreshing the NICs' status first,
+    /// so `rx_missed` is current).
+    pub fn take(k: &mut Kernel, now: Nanos) -> Snapshot {
+        k.check_status();
+        let mut s = Snapshot {
+            at: now,
+            ipintrq_drops: k.ipintrq.drops,
+            delivered: k.netisr.stats.udp_delivered,
+            app_datagrams: k.apps.udp_sink.as_ref().map_or(0, |a| a.datagrams),
+            cp_time: k.cpu.cp_time(now),
+            burst: k.poll.burst(),
+            lost_polls: k.poll.lost_polls(),
+            ..Snapshot::default()
+        };
+        for ifn in &k.ifs {
+            let st = ifn.nic.stats();
+            s.input += st.rx_packets;
+            s.rx_missed += st.rx_missed;
+        }
+        s
+    }
+}
+
+/// The header of the `-w` lines.
+pub fn header() -> String {
+    format!(
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>5} {:>5} {:>5} {:>5}",
+        "input/s",
+        "missed/s",
+        "ipdrop/s",
+        "deliver/s",
+        "app/s",
+        "user",
+        "sys",
+        "intr",
+        "idle",
+        "burst"
+    )
+}
+
+/// One `-w` line: rates over the interval from `a` to `b`, CPU shares in %.
+pub fn line(a: &Snapshot, b: &Snapshot) -> String {
+    let secs = b.at.since(a.at).as_secs_f64().max(1e-9);
+    let rate = |x: u64, y: u64| (y.saturating_sub(x) as f64 / secs).round();
+    let p = b.cp_time.delta(&a.cp_time).percent();
+    format!(
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5}",
+        rate(a.input, b.input),
+        rate(a.rx_missed, b.rx_missed),
+        rate(a.ipintrq_drops, b.ipintrq_drops),
+        rate(a.delivered, b.delivered),
+        rate(a.app_datagrams, b.app_datagrams),
+        p[0],
+        p[2],
+        p[3],
+        p[4],
+        b.burst
+    )
+}
+
+/// Where every frame offered to the NICs ended, by stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accounting {
+    /// Frames offered: received by the NICs plus missed by them.
+    pub offered: u64,
+    /// Dropped by the NICs (ring full).
+    pub rx_missed: u64,
+    /// Received by the NICs.
+    pub received: u64,
+    /// Dropped at `ipintrq`.
+    pub ipintrq_drops: u64,
+    /// Still in `ipintrq` at the end.
+    pub ipintrq_queued: u64,
+    /// Handed to the stack.
+    pub stack: u64,
+    /// UDP datagrams for apps dropped at a full socket buffer.
+    pub socket_drops: u64,
+    /// UDP datagrams queued on app sockets.
+    pub socket_queued: u64,
+    /// UDP datagrams read by udp-sink.
+    pub app_read: u64,
+    /// Frames the stack consumed otherwise (TCP, ARP, ICMP, UDP to other
+    /// ports, other protocols).
+    pub stack_other: u64,
+}
+
+impl Accounting {
+    /// The account of `k` (call after a final status check).
+    pub fn of(k: &Kernel) -> Accounting {
+        let mut a = Accounting::default();
+        for ifn in &k.ifs {
+            let st = ifn.nic.stats();
+            a.received += st.rx_packets;
+            a.rx_missed += st.rx_missed;
+        }
+        a.offered = a.received + a.rx_missed;
+        a.ipintrq_drops = k.ipintrq.drops;
+        a.ipintrq_queued = k.ipintrq.len() as u64;
+        let n = &k.netisr.stats;
+        a.stack = n.frames;
+        a.socket_drops = n.udp_sockbuf_drops;
+        a.socket_queued = n.udp_delivered;
+        a.app_read = k.apps.udp_sink.as_ref().map_or(0, |s| s.datagrams);
+        a.stack_other = n.frames - n.udp_delivered - n.udp_sockbuf_drops;
+        a
+    }
+
+    /// Whether every stage adds up: offered = missed + received, received
+    /// = ipintrq drops + queued + stack, stack = socket drops + socket
+    /// queued + other.
+    pub fn balanced(&self) -> bool {
+        self.offered == self.rx_missed + self.received
+            && self.received == self.ipintrq_drops + self.ipintrq_queued + self.stack
+            && self.stack == self.socket_drops + self.socket_queued + self.stack_other
+            && self.app_read <= self.socket_queued
+    }
+}
+
+/// The final summary: every node of the MIB, then the accounting.
+pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
+    k.check_status();
+    let mut out = String::new();
+    if let Ok(nodes) = mib.dump(k, "") {
+        for (name, value) in nodes {
+            let _ = writeln!(out, "{}", format_line(&name, &value));
+        }
+    }
+    let a = Accounting::of(k);
+    let pct = |x: u64| {
+        if a.offered == 0 {
+            0.0
+        } else {
+            x as f64 * 100.0 / a.offered as f64
+        }
+    };
+    let rows = [
+        ("offered to the NICs", a.offered),
+        ("  dropped: rx_missed (NIC ring full)", a.rx_missed),
+        ("  dropped: ipintrq full", a.ipintrq_drops),
+        ("  dropped: socket buffer full", a.socket_drops),
+        ("  left in ipintrq", a.ipintrq_queued),
+        (
+            "  left in app sockets",
+            a.socket_queued - a.app_read.min(a.socket_queued),
+        ),
+        ("  delivered: read by udp-sink", a.app_read),
+        (
+            "  consumed by the stack (tcp, arp, icmp, other)",
+            a.stack_other,
+        ),
+    ];
+    let _ = writeln!(out, "\nframe accounting:");
+    for (label, v) in rows {
+        let _ = writeln!(out, "  {label:<48} {v:>12} {:>6.2}%", pct(v));
+    }
+    let _ = writeln!(
+        out,
+        "  balance: {}",
+        if a.balanced() {
+            "ok (every frame accounted for)"
+        } else {
+            "MISMATCH"
+        }
+    );
+    out
+}
