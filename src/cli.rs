@@ -14,6 +14,7 @@ use crate::kernel::clock::{Clock, RealClock};
 use crate::kernel::sched::{RunOptions, run_real};
 use crate::kernel::time::{Hz, Nanos};
 use crate::kernel::{Kernel, KernelConfig, Mode, mib};
+use crate::lab;
 use crate::report::{self, Snapshot};
 use pollsim_drivers::TapNic;
 
@@ -65,6 +66,10 @@ pub struct RunArgs {
     /// kern.polling.user_frac=30 or user.udp_sink.work_ns=20000.
     #[arg(long = "sysctl", value_name = "NAME=VALUE")]
     pub sysctls: Vec<String>,
+    /// Make a private network namespace and the tap in it (kernel side
+    /// 198.18.x.1), instead of attaching to an existing tap. Root only.
+    #[arg(long)]
+    pub private_netns: bool,
     /// Seed of the stack's randomness (TCP initial sequence numbers).
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
@@ -100,6 +105,36 @@ fn parse_hz(s: &str) -> Result<u32, String> {
 
 fn parse_app(s: &str) -> Result<AppKind, String> {
     s.parse()
+}
+
+/// `--private-netns`: unshare the network namespace (before any other
+/// thread exists, so all later threads inherit it) and create the tap in it.
+fn enter_private_netns(args: &RunArgs) -> anyhow::Result<()> {
+    if !lab::is_root() {
+        bail!("--private-netns needs root (to create a network namespace and a tap)");
+    }
+    let ip = args.addr.address();
+    if !lab::is_bench_addr(ip) {
+        bail!(
+            "--private-netns: --addr {} is outside 198.18.0.0/15, the benchmarking range",
+            args.addr
+        );
+    }
+    let o = ip.octets();
+    let kernel_ip = std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 });
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+    lab::setup_tap(
+        &args.ifname,
+        &format!("{kernel_ip}/{}", args.addr.prefix_len()),
+    )
+    .context("creating the tap in the private namespace")?;
+    eprintln!(
+        "pollsim: private network namespace with {} (kernel side {kernel_ip}); from another shell:\n\
+         pollsim:   nsenter --net=/proc/{}/ns/net curl http://{ip}/",
+        args.ifname,
+        std::process::id()
+    );
+    Ok(())
 }
 
 /// The MAC of the simulated NIC: locally administered, from the address.
@@ -157,6 +192,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         duration: secs("--duration", args.duration)?,
         report_every: secs("-w", args.wait)?,
     };
+    if args.private_netns {
+        enter_private_netns(args)?;
+    }
     let nic = TapNic::open(&args.ifname, mac_for(&args.addr))?;
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
@@ -167,8 +205,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .split_once('=')
             .with_context(|| format!("--sysctl {kv}: expected NAME=VALUE"))?;
         mib.set(&mut k, name, value)
-            .map_err(|e| anyhow::anyhow!("--sysctl {kv}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
     }
+    k.start_apps();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = Arc::clone(&stop);
     ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
@@ -184,7 +223,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         args.hz,
         args.apps
             .iter()
-            .map(|a| format!("{a:?}"))
+            .map(|a| a.to_string())
             .collect::<Vec<_>>()
             .join(",")
     );

@@ -1,8 +1,8 @@
 //! `http`: a small web server on TCP port 80, the responsiveness probe.
 //!
 //! Serves one page per connection (`Connection: close`) showing a request
-//! counter. The server lets the client close first, so its sockets never
-//! sit in TIME-WAIT and the fixed pool stays available.
+//! counter, then closes. Sockets reaching TIME-WAIT are reclaimed at once
+//! (see `tcp_echo::relisten`), so the fixed pool stays available.
 
 use std::fmt::Write as _;
 
@@ -121,6 +121,8 @@ impl App for Http {
             render(&mut self.page, ok, self.requests);
             // The page is far smaller than the send buffer.
             let _ = s.send_slice(self.page.as_bytes());
+            // Connection: close. The FIN follows the page.
+            s.close();
             conn.answered = true;
             cx.wrote = true;
         }
@@ -129,6 +131,7 @@ impl App for Http {
             cx.wrote = true;
         }
         if relisten(s, PORT) {
+            cx.wrote = true;
             conn.req.clear();
             conn.answered = false;
         }

@@ -66,13 +66,15 @@ pub(super) fn listener(port: u16) -> tcp::Socket<'static> {
     s
 }
 
-/// Put a closed pool socket back to listening. Returns true if it was closed.
+/// Put a finished pool socket back to listening. A socket in TIME-WAIT
+/// (we closed first and the peer has closed too) is aborted at once: its
+/// peer is gone, and 10 s of TIME-WAIT per connection would drain a fixed
+/// pool. Returns true if the socket listens again.
 pub(super) fn relisten(s: &mut tcp::Socket<'static>, port: u16) -> bool {
-    if s.state() == tcp::State::Closed {
-        s.listen(port).is_ok()
-    } else {
-        false
+    if s.state() == tcp::State::TimeWait {
+        s.abort();
     }
+    s.state() == tcp::State::Closed && s.listen(port).is_ok()
 }
 
 impl App for TcpEcho {
@@ -118,6 +120,7 @@ impl App for TcpEcho {
             cx.wrote = true;
         }
         if relisten(s, PORT) {
+            cx.wrote = true;
             *counted = false;
         }
         let interest = if s.can_recv() {

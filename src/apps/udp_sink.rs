@@ -19,16 +19,21 @@ pub const PORT: u16 = 9;
 pub const WORK_NS_DEFAULT: u64 = 2_000;
 /// Largest accepted `work_ns` (10 ms: beyond that one datagram spans ticks).
 pub const WORK_NS_MAX: u64 = 10_000_000;
-/// Datagrams the socket buffer holds (FreeBSD's udp recvspace is ~41 KB).
-pub const RCVBUF_DATAGRAMS: usize = 64;
-/// Payload bytes the socket buffer holds.
-pub const RCVBUF_BYTES: usize = 64 * 1024;
+/// Default datagrams the socket buffer holds: about what FreeBSD's 42 KB
+/// `net.inet.udp.recvspace` holds of small datagrams, counting mbufs.
+pub const RCVBUF_DEFAULT: u64 = 256;
+/// Largest accepted `user.udp_sink.rcvbuf`.
+pub const RCVBUF_MAX: u64 = 16_384;
+/// Payload bytes reserved per datagram of `rcvbuf` (a full-size one fits).
+const RCVBUF_BYTES_PER_DATAGRAM: usize = 1500;
 
 /// The discard service.
 #[derive(Debug)]
 pub struct UdpSink {
     /// CPU time spent per datagram.
     pub work_ns: u64,
+    /// Socket buffer size in datagrams (set before start).
+    pub rcvbuf: u64,
     /// Datagrams received by the app
     pub datagrams: u64,
     /// Payload bytes received by the app
@@ -43,6 +48,7 @@ impl UdpSink {
     pub fn new() -> UdpSink {
         UdpSink {
             work_ns: WORK_NS_DEFAULT,
+            rcvbuf: RCVBUF_DEFAULT,
             datagrams: 0,
             bytes: 0,
             handle: None,
@@ -64,9 +70,10 @@ impl App for UdpSink {
     }
 
     fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize {
+        let n = usize::try_from(self.rcvbuf).unwrap_or(usize::MAX);
         let rx = udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; RCVBUF_DATAGRAMS],
-            vec![0; RCVBUF_BYTES],
+            vec![udp::PacketMetadata::EMPTY; n],
+            vec![0; n * RCVBUF_BYTES_PER_DATAGRAM],
         );
         let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]);
         let mut sock = udp::Socket::new(rx, tx);
@@ -124,6 +131,23 @@ pub(super) fn register_sysctl<C: 'static>(
                 a.work_ns = v.unsigned_abs();
             }
             Ok(())
+        },
+    );
+    let rmax = sat(RCVBUF_MAX);
+    mib.add_rw(
+        "user.udp_sink.rcvbuf",
+        "Socket buffer of the sink, in datagrams (a tunable: set it with run --sysctl)",
+        (1, rmax),
+        move |_| (1, rmax),
+        move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.rcvbuf)),
+        move |c, v| match get_mut(c).udp_sink.as_mut() {
+            Some(a) if a.handle.is_none() => {
+                a.rcvbuf = v.unsigned_abs();
+                Ok(())
+            }
+            _ => {
+                Err("read-only once the app has started (set it with pollsim run --sysctl)".into())
+            }
         },
     );
     mib.add_ro(

@@ -135,9 +135,9 @@ pub struct KernelConfig {
 }
 
 impl Kernel {
-    /// A kernel with no interface yet, its apps started, idle at `now`.
+    /// A kernel with no interface yet and its apps not started, idle at `now`.
     pub fn new(cfg: &KernelConfig, now: Nanos) -> Kernel {
-        let mut k = Kernel {
+        Kernel {
             hz: cfg.hz,
             ifs: Vec::new(),
             poll_list: Vec::new(),
@@ -152,9 +152,12 @@ impl Kernel {
             burn_left: Nanos::ZERO,
             events: Vec::with_capacity(EVENT_BATCH),
             egress_pending: false,
-        };
-        k.apps.start(&mut k.netisr, &mut k.reactor);
-        k
+        }
+    }
+
+    /// Start the apps (after start-time tunables are set).
+    pub fn start_apps(&mut self) {
+        self.apps.start(&mut self.netisr, &mut self.reactor);
     }
 
     /// Attach `nic` with address `addr`, in `mode`. Returns its index.

@@ -175,8 +175,14 @@ impl Reactor {
                 if w {
                     s.register_send_waker(&reg.waker);
                 }
-                (r && (s.can_recv() || !s.may_recv() && s.state() != tcp::State::Listen))
-                    || (w && s.can_send())
+                // The app must act on data, or on a close it has to answer
+                // (CLOSE-WAIT) or reclaim (TIME-WAIT, CLOSED); other
+                // states wait for the peer, and the waker.
+                let act = matches!(
+                    s.state(),
+                    tcp::State::CloseWait | tcp::State::TimeWait | tcp::State::Closed
+                );
+                (r && (s.can_recv() || act)) || (w && s.can_send())
             }
             SockKind::Udp => {
                 let s = sockets.get_mut::<udp::Socket>(reg.handle);

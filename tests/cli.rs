@@ -1,0 +1,58 @@
+//! Bad input: one clear line on stderr, exit status 2, no panic.
+
+mod util;
+
+use util::run_pollsim;
+
+#[track_caller]
+fn refused(args: &[&str], needle: &str) {
+    let (code, out, err) = run_pollsim(args);
+    assert_eq!(code, 2, "args {args:?}: stdout {out} stderr {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected, got: {err}");
+    assert!(err.starts_with("pollsim: "), "{err}");
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_mode_is_refused() {
+    refused(&["run", "--mode", "napi"], "unknown mode 'napi'");
+}
+
+#[test]
+fn bad_cidr_is_refused() {
+    refused(&["run", "--addr", "198.18.0.2"], "not an IPv4 CIDR");
+    refused(&["run", "--addr", "198.18.0.300/24"], "not an IPv4 address");
+    refused(&["run", "--addr", "198.18.0.2/33"], "prefix length");
+}
+
+#[test]
+fn hz_out_of_range_is_refused() {
+    refused(&["run", "--hz", "99"], "100..10000");
+    refused(&["run", "--hz", "10001"], "100..10000");
+}
+
+#[test]
+fn unknown_app_is_refused() {
+    refused(&["run", "--apps", "udp-sink,ftp"], "unknown app 'ftp'");
+}
+
+#[test]
+fn bad_sysctl_is_refused_before_running() {
+    if !util::lab::is_root() {
+        // Without root the tap cannot be opened, which is refused first.
+        refused(&["run", "--if", "tap0"], "tap0");
+        return;
+    }
+    util::with_tap(|| {
+        refused(
+            &["run", "--sysctl", "kern.polling.user_frac=150"],
+            "kern.polling.user_frac=150: Invalid argument (0..99)",
+        );
+        refused(&["run", "--sysctl", "kern.polling.burst=3"], "read only");
+        refused(&["run", "--if", "nosuch0"], "no interface nosuch0");
+    });
+}
