@@ -27,7 +27,15 @@ fn main() {
     let bin = env!("CARGO_BIN_EXE_pollsim");
     for (mode, extra) in [
         ("interrupt", vec![]),
-        ("polling", vec!["--sysctl", "kern.polling.user_frac=50"]),
+        (
+            "polling",
+            vec![
+                "--sysctl",
+                "kern.polling.user_frac=50",
+                "--sysctl",
+                "kern.polling.burst_max=1000",
+            ],
+        ),
     ] {
         println!(
             "== mode {mode}, flood {}s at {} pps, work_ns={work_ns}",

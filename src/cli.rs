@@ -53,9 +53,6 @@ pub struct RunArgs {
     /// Apps to run, comma separated: udp-sink, tcp-echo, http.
     #[arg(long, default_value = "udp-sink,tcp-echo,http", value_delimiter = ',', value_parser = parse_app)]
     pub apps: Vec<AppKind>,
-    /// Instance name (for the control socket of `pollsim sysctl`).
-    #[arg(long, default_value = "default")]
-    pub name: String,
     /// Print a stats line every SECONDS.
     #[arg(short = 'w', value_name = "SECONDS")]
     pub wait: Option<f64>,
