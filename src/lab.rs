@@ -144,6 +144,57 @@ pub fn udp_blast(
     Ok(b)
 }
 
+/// An Ethernet/IPv4/UDP frame with valid checksums, as a client on the
+/// kernel side would send it (for `VirtNic` and tests). Both addresses must
+/// be bench addresses.
+pub fn udp_frame(
+    src: ([u8; 6], SocketAddrV4),
+    dst: ([u8; 6], SocketAddrV4),
+    payload: &[u8],
+) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
+        Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    };
+    assert!(
+        is_bench_addr(*src.1.ip()) && is_bench_addr(*dst.1.ip()),
+        "outside 198.18.0.0/15: refused"
+    );
+    let udp = UdpRepr {
+        src_port: src.1.port(),
+        dst_port: dst.1.port(),
+    };
+    let ip = Ipv4Repr {
+        src_addr: *src.1.ip(),
+        dst_addr: *dst.1.ip(),
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(src.0),
+        dst_addr: EthernetAddress(dst.0),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0; eth.buffer_len() + ip.buffer_len() + ip.payload_len];
+    let caps = ChecksumCapabilities::default();
+    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut f);
+    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
+    ip.emit(&mut p, &caps);
+    let mut u = UdpPacket::new_unchecked(p.payload_mut());
+    udp.emit(
+        &mut u,
+        &IpAddress::Ipv4(ip.src_addr),
+        &IpAddress::Ipv4(ip.dst_addr),
+        payload.len(),
+        |b| b.copy_from_slice(payload),
+        &caps,
+    );
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,9 @@ pub mod reactor;
 pub mod sched;
 pub mod time;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::VecDeque;
 
 use pollsim_drivers::{Nic, PollCmd};
