@@ -25,18 +25,26 @@ fn main() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_pollsim");
-    for (mode, extra) in [
-        ("interrupt", vec![]),
+    // Extra `--sysctl` settings per mode, e.g.
+    // LIVELOCK_POLLING="kern.polling.user_frac=10 user.udp_sink.rcvbuf=4096".
+    let extra_for = |mode: &str, default: &str| -> Vec<String> {
+        let var = format!("LIVELOCK_{}", mode.to_uppercase());
+        let text = std::env::var(var).unwrap_or_else(|_| default.to_string());
+        text.split_whitespace()
+            .flat_map(|kv| ["--sysctl".to_string(), kv.to_string()])
+            .collect()
+    };
+    let modes = [
+        ("interrupt", extra_for("interrupt", "")),
         (
             "polling",
-            vec![
-                "--sysctl",
-                "kern.polling.user_frac=50",
-                "--sysctl",
-                "kern.polling.burst_max=1000",
-            ],
+            extra_for(
+                "polling",
+                "kern.polling.user_frac=50 kern.polling.burst_max=1000",
+            ),
         ),
-    ] {
+    ];
+    for (mode, extra) in modes {
         println!(
             "== mode {mode}, flood {}s at {} pps, work_ns={work_ns}",
             secs,

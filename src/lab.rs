@@ -106,9 +106,13 @@ pub struct Blast {
     pub elapsed: Duration,
 }
 
+/// Datagrams per `sendmmsg` call of an unpaced blast.
+const BLAST_BATCH: usize = 64;
+
 /// Send up to `count` UDP datagrams of `payload` bytes to `dst` from a
-/// kernel socket, as fast as possible or at `pps`, stopping after `limit`
-/// in any case. Bounded in count and time; `dst` must be a bench address.
+/// kernel socket, as fast as possible (batched with `sendmmsg`) or at
+/// `pps`, stopping after `limit` in any case. Bounded in count and time;
+/// `dst` must be a bench address.
 pub fn udp_blast(
     dst: SocketAddrV4,
     payload: usize,
@@ -121,27 +125,63 @@ pub fn udp_blast(
         "{dst} is outside 198.18.0.0/15: refused"
     );
     let sock = UdpSocket::bind("0.0.0.0:0")?;
+    sock.connect(dst)?;
     let buf = vec![0x5a; payload];
     let start = Instant::now();
+    let mut b = match pps {
+        None => blast_batched(&sock, &buf, count, start + limit),
+        Some(pps) => blast_paced(&sock, &buf, count, pps, start + limit),
+    };
+    b.elapsed = start.elapsed();
+    Ok(b)
+}
+
+fn blast_batched(sock: &UdpSocket, buf: &[u8], count: u64, end: Instant) -> Blast {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let slices = vec![[IoSlice::new(buf)]; BLAST_BATCH];
+    let addrs: Vec<Option<SockaddrIn>> = vec![None; BLAST_BATCH];
+    let mut hdrs = MultiHeaders::<SockaddrIn>::preallocate(BLAST_BATCH, None);
     let mut b = Blast::default();
-    let gap = pps.map(|p| Duration::from_secs_f64(1.0 / p.max(1) as f64));
+    while b.sent < count && Instant::now() < end {
+        let n = usize::try_from(count - b.sent)
+            .unwrap_or(usize::MAX)
+            .min(BLAST_BATCH);
+        let cmsgs: [nix::sys::socket::ControlMessage<'_>; 0] = [];
+        match sendmmsg(
+            sock.as_raw_fd(),
+            &mut hdrs,
+            &slices[..n],
+            &addrs[..n],
+            cmsgs,
+            MsgFlags::empty(),
+        ) {
+            Ok(res) => b.sent += res.count() as u64,
+            Err(_) => b.failed += 1,
+        }
+    }
+    b
+}
+
+fn blast_paced(sock: &UdpSocket, buf: &[u8], count: u64, pps: u64, end: Instant) -> Blast {
+    let start = Instant::now();
+    let gap = Duration::from_secs_f64(1.0 / pps.max(1) as f64);
+    let mut b = Blast::default();
     for i in 0..count {
-        if i % 256 == 0 && start.elapsed() >= limit {
+        if i % 256 == 0 && Instant::now() >= end {
             break;
         }
-        if let Some(gap) = gap {
-            let due = start + gap.mul_f64(i as f64);
-            while Instant::now() < due {
-                std::hint::spin_loop();
-            }
+        let due = start + gap.mul_f64(i as f64);
+        while Instant::now() < due {
+            std::hint::spin_loop();
         }
-        match sock.send_to(&buf, dst) {
+        match sock.send(buf) {
             Ok(_) => b.sent += 1,
             Err(_) => b.failed += 1,
         }
     }
-    b.elapsed = start.elapsed();
-    Ok(b)
+    b
 }
 
 /// An Ethernet/IPv4/UDP frame with valid checksums, as a client on the
