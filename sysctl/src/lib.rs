@@ -10,12 +10,22 @@
 //! and a node's getter and setter are closures over `C` instead of pointers
 //! into kernel memory, so one MIB can serve any number of kernels.
 //!
+//! Around the MIB: [`proto`], the versioned newline-delimited JSON protocol
+//! of an instance's control socket; [`serve`], its server side without I/O
+//! (a request line in, a reply line out, never a panic); [`client`], a
+//! blocking client and the [`client::Transport`] seam; and [`cmd`], the
+//! sysctl(8) front end with FreeBSD's flags, output and exit status.
+//!
 //! This crate knows nothing of networking.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod cmd;
 mod mib;
 mod name;
+pub mod proto;
+pub mod serve;
 
 pub use mib::Mib;
 
@@ -179,5 +189,7 @@ pub fn parse_int(text: &str) -> Result<i64, SysctlError> {
     i64::try_from(signed).map_err(|_| invalid())
 }
 
+#[cfg(test)]
+mod testmib;
 #[cfg(test)]
 mod tests;
