@@ -8,6 +8,8 @@
 
 pub mod apps;
 pub mod cli;
+pub mod ctl;
+pub mod flood;
 pub mod kernel;
 pub mod lab;
 pub mod report;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use pollsim_sysctl::{Mib, format_line};
+use pollsim_sysctl::{Mib, Value, format_line};
 
 use crate::kernel::Kernel;
 use crate::kernel::cpu::CpTime;
@@ -34,24 +34,40 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Read the totals of `k` at `now` (refreshing the NICs' status first,
-    /// so `rx_missed` is current).
-    pub fn take(k: &mut Kernel, now: Nanos) -> Snapshot {
-        k.check_status();
+    /// Read the totals of `k` at `now` through its MIB, as `pollsim stat`
+    /// reads them through the control socket.
+    pub fn take(k: &Kernel, mib: &Mib<Kernel>, now: Nanos) -> Snapshot {
+        Snapshot::from_dump(now, &mib.dump(k, "").unwrap_or_default())
+    }
+
+    /// The totals in a MIB dump (`name`, value), summed over interfaces.
+    pub fn from_dump(at: Nanos, nodes: &[(String, Value)]) -> Snapshot {
+        let int = |v: &Value| match v {
+            Value::Int(i) => u64::try_from(*i).unwrap_or(0),
+            _ => 0,
+        };
         let mut s = Snapshot {
-            at: now,
-            ipintrq_drops: k.ipintrq.drops,
-            delivered: k.netisr.stats.udp_delivered,
-            app_datagrams: k.apps.udp_sink.as_ref().map_or(0, |a| a.datagrams),
-            cp_time: k.cpu.cp_time(now),
-            burst: k.poll.burst(),
-            lost_polls: k.poll.lost_polls(),
+            at,
             ..Snapshot::default()
         };
-        for ifn in &k.ifs {
-            let st = ifn.nic.stats();
-            s.input += st.rx_packets;
-            s.rx_missed += st.rx_missed;
+        for (name, v) in nodes {
+            match name.as_str() {
+                "net.inet.ip.intr_queue_drops" => s.ipintrq_drops = int(v),
+                "net.netisr.udp_delivered" => s.delivered = int(v),
+                "user.udp_sink.datagrams" => s.app_datagrams = int(v),
+                "kern.polling.burst" => s.burst = u32::try_from(int(v)).unwrap_or(u32::MAX),
+                "kern.polling.lost_polls" => s.lost_polls = int(v),
+                "kern.cp_time" => {
+                    if let Value::List(l) = v {
+                        for (i, t) in l.iter().take(5).enumerate() {
+                            s.cp_time.0[i] = *t;
+                        }
+                    }
+                }
+                n if n.starts_with("dev.") && n.ends_with(".rx_packets") => s.input += int(v),
+                n if n.starts_with("dev.") && n.ends_with(".rx_missed") => s.rx_missed += int(v),
+                _ => {}
+            }
         }
         s
     }
@@ -60,7 +76,7 @@ impl Snapshot {
 /// The header of the `-w` lines.
 pub fn header() -> String {
     format!(
-        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>5} {:>5} {:>5} {:>5}",
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5}",
         "input/s",
         "missed/s",
         "ipdrop/s",
@@ -70,7 +86,8 @@ pub fn header() -> String {
         "sys",
         "intr",
         "idle",
-        "burst"
+        "burst",
+        "lost"
     )
 }
 
@@ -80,7 +97,7 @@ pub fn line(a: &Snapshot, b: &Snapshot) -> String {
     let rate = |x: u64, y: u64| (y.saturating_sub(x) as f64 / secs).round();
     let p = b.cp_time.delta(&a.cp_time).percent();
     format!(
-        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5}",
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5} {:>5}",
         rate(a.input, b.input),
         rate(a.rx_missed, b.rx_missed),
         rate(a.ipintrq_drops, b.ipintrq_drops),
@@ -90,7 +107,8 @@ pub fn line(a: &Snapshot, b: &Snapshot) -> String {
         p[2],
         p[3],
         p[4],
-        b.burst
+        b.burst,
+        b.lost_polls.saturating_sub(a.lost_polls)
     )
 }
 

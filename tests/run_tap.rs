@@ -100,6 +100,7 @@ fn echo_http_and_udp_in_polling_mode() {
 /// Offered = delivered + drops by stage, for a bounded burst sent faster
 /// than the sink can take it.
 fn account_burst(mode: &str) {
+    let _serial = util::serial();
     lab::static_neigh("tap0", ADDR, MAC).expect("neighbour");
     let run = Running::start(&[
         "--mode",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use pollsim::apps::AppKind;
 use pollsim::kernel::clock::{Clock, RealClock};
-use pollsim::kernel::sched::{RunOptions, run_real};
+use pollsim::kernel::sched::{Hooks, RunOptions, run_real};
 use pollsim::kernel::time::{Hz, Nanos};
 use pollsim::kernel::{Kernel, KernelConfig, Mode, mib};
 use pollsim_drivers::TapNic;
@@ -41,7 +41,7 @@ fn flipping_kernel(stop: &AtomicBool) -> (u64, u64, u32, u64) {
         duration: Some(Nanos::from_secs(30)),
         report_every: Some(Nanos::from_millis(50)),
     };
-    run_real(&mut k, &mut clock, stop, opts, &mut |k, _| {
+    let mut observe = |k: &mut Kernel, _: Nanos| {
         let on = mib.get(k, "dev.tap0.polling").expect("node").to_string() == "1";
         mib.set(k, "dev.tap0.polling", if on { "0" } else { "1" })
             .expect("flip");
@@ -51,8 +51,12 @@ fn flipping_kernel(stop: &AtomicBool) -> (u64, u64, u32, u64) {
             "interrupts must follow the switch"
         );
         flips += 1;
-    })
-    .expect("scheduler");
+    };
+    let hooks = Hooks {
+        observe: &mut observe,
+        on_tick: &mut |_| {},
+    };
+    run_real(&mut k, &mut clock, stop, opts, hooks).expect("scheduler");
     let c = k.ifs[0].counters;
     (
         c.interrupts,

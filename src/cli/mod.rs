@@ -1,5 +1,9 @@
-//! The command line: `pollsim run` (the other commands of DESIGN.md come
-//! with their issues). Errors are one line on stderr and exit status 2.
+//! The command line (DESIGN.md's CLI contract): `pollsim run`, and the
+//! commands that talk to a running instance (`sysctl`, `ifconfig`, `stat`,
+//! in `admin`). Errors are one line on stderr; exit status 2 for bad
+//! input, except `sysctl`, which keeps sysctl(8)'s exit codes.
+
+mod admin;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,8 +14,9 @@ use clap::{Parser, Subcommand};
 use smoltcp::wire::Ipv4Cidr;
 
 use crate::apps::AppKind;
+use crate::ctl::Control;
 use crate::kernel::clock::{Clock, RealClock};
-use crate::kernel::sched::{RunOptions, run_real};
+use crate::kernel::sched::{Hooks, RunOptions, run_real};
 use crate::kernel::time::{Hz, Nanos};
 use crate::kernel::{Kernel, KernelConfig, Mode, mib};
 use crate::lab;
@@ -33,6 +38,41 @@ struct Cli {
 enum Cmd {
     /// Run the simulated kernel against a tap device.
     Run(RunArgs),
+    /// Read and set knobs of a running instance, in FreeBSD sysctl(8) syntax:
+    /// [--name NAME] [-adeNnqtw] [-f FILE] [--json] [name[=value] ...]
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Sysctl {
+        /// sysctl(8) arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Show an interface of a running instance, or switch its polling on or
+    /// off (sugar for dev.IF.polling).
+    Ifconfig {
+        /// Instance name.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// The interface.
+        ifname: String,
+        /// `polling` or `-polling`.
+        #[arg(allow_hyphen_values = true)]
+        action: Option<String>,
+    },
+    /// Inject a bounded flood of Ethernet frames into the kernel side of a
+    /// tap (AF_PACKET), only to 198.18.0.0/15.
+    Flood(crate::flood::FloodArgs),
+    /// netstat -w style view of a running instance.
+    Stat {
+        /// Instance name.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Seconds between lines.
+        #[arg(short = 'w', default_value_t = 1.0)]
+        wait: f64,
+        /// Stop after N lines.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 /// Arguments of `pollsim run`.
@@ -53,6 +93,10 @@ pub struct RunArgs {
     /// Apps to run, comma separated: udp-sink, tcp-echo, http.
     #[arg(long, default_value = "udp-sink,tcp-echo,http", value_delimiter = ',', value_parser = parse_app)]
     pub apps: Vec<AppKind>,
+    /// Instance name: its MIB is served on /run/pollsim/NAME.sock for
+    /// `pollsim sysctl`, `ifconfig` and `stat`.
+    #[arg(long, default_value = "default")]
+    pub name: String,
     /// Print a stats line every SECONDS.
     #[arg(short = 'w', value_name = "SECONDS")]
     pub wait: Option<f64>,
@@ -157,6 +201,14 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.cmd {
         Cmd::Run(args) => run(&args),
+        Cmd::Sysctl { args } => return admin::sysctl(&args),
+        Cmd::Ifconfig {
+            name,
+            ifname,
+            action,
+        } => admin::ifconfig(&name, &ifname, action.as_deref()),
+        Cmd::Stat { name, wait, count } => admin::stat(&name, wait, count),
+        Cmd::Flood(args) => flood(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,6 +217,16 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `pollsim flood`: Ctrl-C stops it early; the summary is printed anyway.
+fn flood(args: &crate::flood::FloodArgs) -> anyhow::Result<()> {
+    args.check()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    crate::flood::main(args, &stop).map(|_| ())
 }
 
 /// `pollsim run`.
@@ -189,6 +251,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         duration: secs("--duration", args.duration)?,
         report_every: secs("-w", args.wait)?,
     };
+    // The name is checked first: a second instance must not get any further.
+    let mut control = Control::bind(&args.name)?;
     if args.private_netns {
         enter_private_netns(args)?;
     }
@@ -224,18 +288,26 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut prev = Snapshot::take(&mut k, clock.now());
+    k.check_status();
+    let mut prev = Snapshot::take(&k, &mib, clock.now());
     let mut lines = 0u32;
-    run_real(&mut k, &mut clock, &stop, opts, &mut |k, now| {
+    let mut observe = |k: &mut Kernel, now: Nanos| {
         if lines.is_multiple_of(20) {
             println!("{}", report::header());
         }
         lines += 1;
-        let snap = Snapshot::take(k, now);
+        k.check_status();
+        let snap = Snapshot::take(k, &mib, now);
         println!("{}", report::line(&prev, &snap));
         prev = snap;
-    })
-    .context("the scheduler's clock or epoll failed")?;
+    };
+    let mut on_tick = |k: &mut Kernel| control.serve(&mib, k);
+    let hooks = Hooks {
+        observe: &mut observe,
+        on_tick: &mut on_tick,
+    };
+    run_real(&mut k, &mut clock, &stop, opts, hooks)
+        .context("the scheduler's clock or epoll failed")?;
     print!("{}", report::summary(&mut k, &mib));
     Ok(())
 }

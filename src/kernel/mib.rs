@@ -79,6 +79,22 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
             Ok(())
         },
     );
+    mib.add_ro_str(&format!("{p}.ether"), "The NIC's MAC address", move |k| {
+        k.ifs[i].nic.mac().map(|b| format!("{b:02x}")).join(":")
+    });
+    mib.add_ro_str(
+        &format!("{p}.inet"),
+        "The stack's IPv4 address on it",
+        move |k| {
+            k.ifs[i]
+                .iface
+                .ip_addrs()
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    );
     let ring_max = sat(RX_RING_MAX as u64);
     mib.add_rw(
         &format!("{p}.rx_ring"),

@@ -28,15 +28,24 @@ pub struct RunOptions {
     pub report_every: Option<Nanos>,
 }
 
+/// What the scheduler calls besides the kernel's own work.
+pub struct Hooks<'a> {
+    /// Every `report_every`, as a user process (its time is charged to user).
+    pub observe: &'a mut dyn FnMut(&mut Kernel, Nanos),
+    /// After every clock tick, in the kernel (sys): the control socket. It
+    /// must bound its own work per call.
+    pub on_tick: &'a mut dyn FnMut(&mut Kernel),
+}
+
 /// Run `k` on the real clock until `stop` is set or the duration passes.
-/// `observe` is called every `report_every` as a user process would be
-/// (its time is charged to user), and once more at the end.
+/// Once a second (every `kern.hz` ticks) the NICs' status is read, as a
+/// status interrupt would, so `rx_missed` stays current in every mode.
 pub fn run_real(
     k: &mut Kernel,
     clock: &mut RealClock,
     stop: &AtomicBool,
     opts: RunOptions,
-    observe: &mut dyn FnMut(&mut Kernel, Nanos),
+    hooks: Hooks<'_>,
 ) -> nix::Result<()> {
     let start = clock.now();
     let mut timer = TickTimer::start(k.hz, start)?;
@@ -61,6 +70,13 @@ pub fn run_real(
                 for _ in 0..n {
                     k.hardclock(now);
                 }
+                if k.sched.ticks / u64::from(k.hz.get())
+                    != (k.sched.ticks - n) / u64::from(k.hz.get())
+                {
+                    k.check_status();
+                }
+                k.cpu.switch(clock.now(), CpuState::Sys);
+                (hooks.on_tick)(k);
                 continue;
             }
         }
@@ -80,7 +96,7 @@ pub fn run_real(
             && now >= r
         {
             k.cpu.switch(now, CpuState::User);
-            observe(k, now);
+            (hooks.observe)(k, now);
             next_report = opts.report_every.map(|p| r + p);
             continue;
         }

@@ -30,6 +30,14 @@ pub fn require_root_or_skip(test: &str) -> bool {
     false
 }
 
+/// Serialise the tests of one test binary that measure CPU shares or rates:
+/// on a 2-core machine, parallel floods would measure each other. (Cargo
+/// runs test binaries one after another, so a per-binary lock suffices.)
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Run `f` in a fresh private network namespace with tap0 set up
 /// (kernel side 198.18.0.1/24, IPv6 off).
 #[track_caller]
@@ -57,6 +65,15 @@ pub fn run_pollsim(args: &[&str]) -> (i32, String, String) {
 /// A `pollsim run` in the background, started on tap0.
 pub struct Running {
     child: Child,
+    /// Its instance name (unique per test, since /run/pollsim is shared).
+    pub name: String,
+}
+
+/// An instance name no other test of this run uses.
+pub fn unique_name(tag: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("test-{}-{tag}-{n}", std::process::id())
 }
 
 impl Running {
@@ -64,16 +81,18 @@ impl Running {
     /// 60 s `--duration`) and wait until it says it is running.
     #[track_caller]
     pub fn start(extra: &[&str]) -> Running {
+        Running::start_named(&unique_name("run"), extra)
+    }
+
+    /// As [`Running::start`], with instance name `name`.
+    #[track_caller]
+    pub fn start_named(name: &str, extra: &[&str]) -> Running {
+        let mut args = vec!["run", "--duration", "60", "--name", name];
+        if !extra.contains(&"--if") {
+            args.extend(["--if", "tap0", "--addr", "198.18.0.2/24"]);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_pollsim"))
-            .args([
-                "run",
-                "--if",
-                "tap0",
-                "--addr",
-                "198.18.0.2/24",
-                "--duration",
-                "60",
-            ])
+            .args(&args)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -82,14 +101,41 @@ impl Running {
         let mut err = BufReader::new(child.stderr.take().expect("stderr"));
         let mut line = String::new();
         err.read_line(&mut line).expect("read pollsim's first line");
-        assert!(
-            line.contains("running on tap0"),
-            "pollsim did not start: {line}"
-        );
+        assert!(line.contains("running on"), "pollsim did not start: {line}");
         std::thread::spawn(move || {
             let _ = err.read_to_string(&mut String::new());
         });
-        Running { child }
+        Running {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// `pollsim sysctl --name <this instance> ARGS`: (exit code, stdout, stderr).
+    pub fn sysctl(&self, args: &[&str]) -> (i32, String, String) {
+        let mut all = vec!["sysctl", "--name", &self.name];
+        all.extend_from_slice(args);
+        run_pollsim(&all)
+    }
+
+    /// The integer value of node `name`, read through `pollsim sysctl -n`.
+    #[track_caller]
+    pub fn int(&self, name: &str) -> u64 {
+        let (code, out, err) = self.sysctl(&["-n", name]);
+        assert_eq!(code, 0, "sysctl -n {name}: {err}");
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: not an integer: {out}"))
+    }
+
+    /// `kern.cp_time` through `pollsim sysctl -n`.
+    #[track_caller]
+    pub fn cp_time(&self) -> Vec<u64> {
+        let (code, out, err) = self.sysctl(&["-n", "kern.cp_time"]);
+        assert_eq!(code, 0, "{err}");
+        out.split_whitespace()
+            .map(|v| v.parse().expect("cp_time number"))
+            .collect()
     }
 
     /// Ctrl-C it and return its stdout, which must end in a summary.

@@ -1,0 +1,249 @@
+//! The control socket of a running instance: its MIB served on
+//! `/run/pollsim/NAME.sock` to `pollsim sysctl`, `ifconfig` and `stat`.
+//!
+//! Mirrors sysctl(2) as a service of the kernel: requests are answered from
+//! the kernel's own event loop (no lock around the data path), on the clock
+//! tick, with a budget of requests per tick so that control traffic can
+//! never take more than a bounded slice of the CPU, whatever the load.
+//! The protocol (versioned, newline-delimited JSON) is `pollsim_sysctl::proto`.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use pollsim_sysctl::Mib;
+use pollsim_sysctl::serve::{LineBuffer, handle_frame};
+
+use crate::kernel::Kernel;
+
+pub use pollsim_sysctl::client::{SOCKET_DIR as RUN_DIR, socket_path};
+
+/// Requests answered per clock tick at most (1000 Hz: 8000/s).
+pub const REQUESTS_PER_TICK: usize = 8;
+/// Clients served at once; more are refused.
+pub const MAX_CLIENTS: usize = 32;
+/// Bytes read from one client per tick at most.
+const READ_PER_TICK: usize = 64 * 1024;
+/// Replies buffered for a client that does not read; beyond, it is dropped.
+const MAX_PENDING_OUT: usize = 4 * 1024 * 1024;
+
+/// Whether `name` is a valid instance name (it becomes a file name).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// The name cannot be a file name.
+    #[error("invalid instance name '{0}' (letters, digits, '-' and '_', at most 64)")]
+    BadName(String),
+    /// Another live instance has the name.
+    #[error("an instance named '{name}' is already running (socket {path}); pick another --name")]
+    InUse {
+        /// Instance name.
+        name: String,
+        /// Its socket.
+        path: String,
+    },
+    /// Any other failure, with what was attempted.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was attempted.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+struct Client {
+    stream: UnixStream,
+    lines: LineBuffer,
+    out: Vec<u8>,
+    /// The peer has shut its side: answer what it sent, then close.
+    eof: bool,
+    /// The connection failed or misbehaved: drop it.
+    broken: bool,
+}
+
+/// Counters of the control service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtlStats {
+    /// Requests answered
+    pub requests: u64,
+    /// Requests answered with an error
+    pub errors: u64,
+    /// Clients accepted
+    pub clients: u64,
+    /// Clients refused or dropped (too many, or not reading replies)
+    pub refused: u64,
+}
+
+/// The listening socket and its clients. Removes the socket file on drop.
+pub struct Control {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: Vec<Client>,
+    /// Counters.
+    pub stats: CtlStats,
+}
+
+impl Control {
+    /// Bind `/run/pollsim/NAME.sock` (mode 0600). A socket left by a crashed
+    /// run is replaced; one with a live instance behind it is refused.
+    pub fn bind(name: &str) -> Result<Control, CtlError> {
+        if !valid_name(name) {
+            return Err(CtlError::BadName(name.to_string()));
+        }
+        let path = socket_path(name);
+        let shown = path.display().to_string();
+        let io = |what, source| CtlError::Io {
+            what,
+            path: shown.clone(),
+            source,
+        };
+        std::fs::create_dir_all(RUN_DIR).map_err(|e| io("creating", e))?;
+        if path.exists() {
+            match UnixStream::connect(&path) {
+                Ok(_) => {
+                    return Err(CtlError::InUse {
+                        name: name.to_string(),
+                        path: shown,
+                    });
+                }
+                // Nobody listens: a stale socket from a run that crashed.
+                Err(_) => std::fs::remove_file(&path).map_err(|e| io("removing stale", e))?,
+            }
+        }
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(&path);
+        nix::sys::stat::umask(old);
+        let listener = bound.map_err(|e| io("binding", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| io("configuring", e))?;
+        Ok(Control {
+            listener,
+            path,
+            clients: Vec::new(),
+            stats: CtlStats::default(),
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serve: accept waiting clients, answer up to `REQUESTS_PER_TICK`
+    /// requests, flush replies. Never blocks. Bound: `MAX_CLIENTS` accepts,
+    /// `READ_PER_TICK` bytes per client, `REQUESTS_PER_TICK` requests.
+    pub fn serve(&mut self, mib: &Mib<Kernel>, k: &mut Kernel) {
+        self.accept();
+        let mut budget = REQUESTS_PER_TICK;
+        for c in &mut self.clients {
+            read_some(c);
+            let mut idle = true;
+            while budget > 0 {
+                let frame = match c.lines.next_frame() {
+                    Some(f) => f,
+                    None if c.eof => match c.lines.finish() {
+                        Some(f) => f,
+                        None => break,
+                    },
+                    None => break,
+                };
+                idle = false;
+                budget -= 1;
+                let reply = handle_frame(mib, k, &frame);
+                self.stats.requests += 1;
+                if reply.contains("\"ok\":false") {
+                    self.stats.errors += 1;
+                }
+                c.out.extend_from_slice(reply.as_bytes());
+            }
+            flush(c);
+            if c.out.len() > MAX_PENDING_OUT {
+                c.broken = true;
+                self.stats.refused += 1;
+            }
+            if c.eof && idle && c.out.is_empty() {
+                c.broken = true; // done: every request answered
+            }
+        }
+        self.clients.retain(|c| !c.broken);
+    }
+
+    fn accept(&mut self) {
+        for _ in 0..MAX_CLIENTS {
+            match self.listener.accept() {
+                Ok((stream, _)) if self.clients.len() < MAX_CLIENTS => {
+                    if stream.set_nonblocking(true).is_ok() {
+                        self.stats.clients += 1;
+                        self.clients.push(Client {
+                            stream,
+                            lines: LineBuffer::new(),
+                            out: Vec::new(),
+                            eof: false,
+                            broken: false,
+                        });
+                    }
+                }
+                Ok(_) => self.stats.refused += 1, // dropped: closes at once
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn read_some(c: &mut Client) {
+    let mut buf = [0u8; 4096];
+    let mut got = 0;
+    while got < READ_PER_TICK && !c.eof {
+        match c.stream.read(&mut buf) {
+            Ok(0) => {
+                c.eof = true;
+                return;
+            }
+            Ok(n) => {
+                got += n;
+                c.lines.push(&buf[..n]);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(_) => {
+                c.broken = true;
+                return;
+            }
+        }
+    }
+}
+
+fn flush(c: &mut Client) {
+    while !c.out.is_empty() {
+        match c.stream.write(&c.out) {
+            Ok(0) => break,
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => {
+                c.broken = true;
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
