@@ -166,3 +166,61 @@ fn every_counter_moves_in_a_scripted_run() {
         assert_ne!(a, b, "{name} did not move");
     }
 }
+
+#[test]
+fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
+    let (mut k, _) = kernel(Mode::Polling, &[]);
+    let mib = mib::build(&k);
+    let rw: Vec<String> = mib
+        .list("")
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.access == pollsim_sysctl::Access::ReadWrite)
+        .map(|i| i.name)
+        .collect();
+    assert!(rw.len() >= 10, "{rw:?}");
+    for name in &rw {
+        if name == "user.udp_sink.rcvbuf" {
+            continue; // a start-time tunable: refused once the app runs
+        }
+        let (lo, hi) = mib.bounds(&k, name).unwrap().unwrap();
+        for v in [lo, hi] {
+            mib.set(&mut k, name, &v.to_string())
+                .unwrap_or_else(|e| panic!("{name}={v} refused: {e}"));
+            assert_eq!(
+                mib.get(&k, name).unwrap().to_string(),
+                v.to_string(),
+                "{name}"
+            );
+        }
+        let before = mib.get(&k, name).unwrap();
+        for v in [lo - 1, hi + 1] {
+            assert!(
+                matches!(
+                    mib.set(&mut k, name, &v.to_string()),
+                    Err(pollsim_sysctl::SysctlError::OutOfRange { .. })
+                ),
+                "{name}={v} accepted"
+            );
+            assert_eq!(
+                mib.get(&k, name).unwrap(),
+                before,
+                "{name} changed by a refused write"
+            );
+        }
+    }
+    // The FreeBSD quirk: lowering burst_max below each_burst sets it to 10.
+    mib.set(&mut k, "kern.polling.burst_max", "500").unwrap();
+    mib.set(&mut k, "kern.polling.each_burst", "300").unwrap();
+    mib.set(&mut k, "kern.polling.burst_max", "200").unwrap();
+    assert_eq!(k.poll.each_burst(), 10);
+    // Read-only nodes refuse writes.
+    assert!(matches!(
+        mib.set(&mut k, "kern.polling.burst", "7"),
+        Err(pollsim_sysctl::SysctlError::ReadOnly(_))
+    ));
+    assert!(matches!(
+        mib.set(&mut k, "user.udp_sink.rcvbuf", "16"),
+        Err(pollsim_sysctl::SysctlError::Rejected { .. })
+    ));
+}

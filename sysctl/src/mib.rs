@@ -266,6 +266,13 @@ impl<C> Mib<C> {
         self.leaf(name).map(|node| node.info(name))
     }
 
+    /// The inclusive range a write to `name` accepts right now (bounds may
+    /// depend on other knobs); `None` for a read-only node.
+    pub fn bounds(&self, ctx: &C, name: &str) -> Result<Option<(i64, i64)>, SysctlError> {
+        self.leaf(name)
+            .map(|node| node.write.as_ref().map(|w| (w.bounds)(ctx)))
+    }
+
     /// Reads the leaf `name`. An interior node gives
     /// [`SysctlError::NotALeaf`], anything else [`SysctlError::UnknownOid`].
     pub fn get(&self, ctx: &C, name: &str) -> Result<Value, SysctlError> {
