@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod cli;
+pub mod compare;
 pub mod ctl;
 pub mod flood;
 pub mod kernel;

@@ -4,6 +4,7 @@
 //! input, except `sysctl`, which keeps sysctl(8)'s exit codes.
 
 mod admin;
+mod compare;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,6 +62,9 @@ enum Cmd {
     /// Inject a bounded flood of Ethernet frames into the kernel side of a
     /// tap (AF_PACKET), only to 198.18.0.0/15.
     Flood(crate::flood::FloodArgs),
+    /// The livelock experiment: sweep offered load over every mode, in a
+    /// private network namespace; a table, results.csv/json, livelock.svg.
+    Compare(crate::compare::experiment::CompareArgs),
     /// netstat -w style view of a running instance.
     Stat {
         /// Instance name.
@@ -209,6 +213,7 @@ pub fn main() -> ExitCode {
         } => admin::ifconfig(&name, &ifname, action.as_deref()),
         Cmd::Stat { name, wait, count } => admin::stat(&name, wait, count),
         Cmd::Flood(args) => flood(&args),
+        Cmd::Compare(args) => compare::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,53 @@
+//! `pollsim compare`: run the experiment, print the table (or JSON), write
+//! results.csv, results.json and livelock.svg.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+
+use crate::compare::experiment::{self, CompareArgs};
+use crate::compare::{output, sweep};
+use crate::lab;
+
+/// The default output directory: ./pollsim-results/<UTC timestamp>.
+fn default_out() -> PathBuf {
+    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "-");
+    PathBuf::from("pollsim-results").join(ts)
+}
+
+/// Entry point of `pollsim compare`.
+pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
+    if !lab::is_root() {
+        bail!(
+            "compare needs root: it creates a private network namespace and a tap device \
+             (run it as root; a virtual-time mode for non-root users is planned)"
+        );
+    }
+    // Before any thread exists, so that every later thread and child is inside.
+    sweep::enter_lab()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    eprintln!("pollsim compare: calibrating (polling mode at the flood's maximum rate)...");
+    let mut results = experiment::run(args, &stop, &mut |run| {
+        eprintln!("{}", output::progress_line(run))
+    })?;
+    results.summary = output::summarize(&results.runs);
+    let dir = args.out.clone().unwrap_or_else(default_out);
+    output::write_all(&results, &dir)?;
+    if args.json {
+        println!("{}", output::json(&results));
+    } else {
+        print!("{}", output::table(&results));
+    }
+    eprintln!(
+        "pollsim compare: wrote {0}/results.csv, {0}/results.json, {0}/livelock.svg",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The experiment of `pollsim compare`: calibrate, then sweep every mode
+//! over the offered rates, and collect [`Results`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use super::model::{Results, Run};
+use super::sweep::{Instance, measure};
+
+/// The default user work per datagram to start calibrating from (ns).
+const WORK_NS_START: u64 = 2_000;
+/// The largest work_ns calibration will go to.
+const WORK_NS_MAX: u64 = 1_000_000;
+
+/// Arguments of `pollsim compare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Modes to compare: interrupt, polling, or variants such as
+    /// polling:user_frac=20,burst_max=300 (comma-separated list; use ';' between
+    /// modes when variants have commas).
+    #[arg(long, default_value = "interrupt,polling")]
+    pub modes: String,
+    /// Offered rates (pps, k/M suffixes, or max), comma separated. Default:
+    /// log-spaced from a quarter of the measured capacity to the flood's maximum.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<String>,
+    /// Measurement window per point, e.g. 3s or 1500ms.
+    #[arg(long, default_value = "3s")]
+    pub duration: String,
+    /// Output directory (default ./pollsim-results/<timestamp>).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Reduced sweep (5 rates x 1 s per mode) for a first look and for CI.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the JSON results on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// User work per datagram (ns); default: calibrated so that the highest
+    /// offered rate is at least 4x polling mode's capacity.
+    #[arg(long)]
+    pub work_ns: Option<u64>,
+}
+
+/// One mode to run: its label, `--mode`, and `--sysctl` settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModeSpec {
+    /// As given (`polling:user_frac=20`).
+    pub label: String,
+    /// `polling` or `interrupt`.
+    pub base: String,
+    /// Full sysctl assignments.
+    pub sysctls: Vec<String>,
+}
+
+/// Parse `--modes`: `interrupt`, `polling`, `polling:user_frac=20,burst_max=300`.
+/// Short knob names are `kern.polling.*`; `work_ns` is the sink's.
+pub fn parse_modes(text: &str) -> anyhow::Result<Vec<ModeSpec>> {
+    let sep = if text.contains(';') { ';' } else { ',' };
+    let mut out = Vec::new();
+    let mut pieces: Vec<String> = Vec::new();
+    // With ',' as separator, `polling:a=1,b=2` keeps its own commas: a piece
+    // with '=' and no ':' continues the previous mode.
+    for p in text.split(sep).map(str::trim).filter(|p| !p.is_empty()) {
+        match pieces.last_mut() {
+            Some(last) if sep == ',' && p.contains('=') && !p.contains(':') => {
+                last.push(',');
+                last.push_str(p);
+            }
+            _ => pieces.push(p.to_string()),
+        }
+    }
+    for p in pieces {
+        let (base, knobs) = p.split_once(':').unwrap_or((&p, ""));
+        if base != "polling" && base != "interrupt" {
+            bail!("unknown mode '{base}' (interrupt or polling)");
+        }
+        let mut sysctls = Vec::new();
+        for kv in knobs.split(',').filter(|k| !k.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("'{kv}': expected name=value"))?;
+            let name = match k {
+                "work_ns" => "user.udp_sink.work_ns".to_string(),
+                k if k.contains('.') => k.to_string(),
+                k => format!("kern.polling.{k}"),
+            };
+            sysctls.push(format!("{name}={v}"));
+        }
+        out.push(ModeSpec {
+            label: p.clone(),
+            base: base.to_string(),
+            sysctls,
+        });
+    }
+    if out.is_empty() {
+        bail!("--modes is empty");
+    }
+    Ok(out)
+}
+
+/// Parse a rate: `max`, `250000`, `250k`, `1.2M`.
+pub fn parse_rate(text: &str) -> anyhow::Result<String> {
+    let t = text.trim();
+    if t == "max" {
+        return Ok(t.to_string());
+    }
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1e6),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("rate '{t}': not a number"))?;
+    if v.is_nan() || v * mult < 1.0 {
+        bail!("rate '{t}': must be at least 1 pps");
+    }
+    Ok(format!("{}", (v * mult).round()))
+}
+
+/// Parse a duration such as `3s`, `1500ms`.
+pub fn parse_secs(text: &str) -> anyhow::Result<f64> {
+    let d: Duration =
+        humantime::parse_duration(text).map_err(|e| anyhow::anyhow!("duration '{text}': {e}"))?;
+    if d.is_zero() || d > Duration::from_secs(600) {
+        bail!("duration '{text}': must be between 1 ms and 600 s");
+    }
+    Ok(d.as_secs_f64())
+}
+
+/// `n` rates spaced geometrically from `lo` to `hi` pps, the last one `max`.
+pub fn log_rates(lo: f64, hi: f64, n: usize) -> Vec<String> {
+    let n = n.max(2);
+    let mut v: Vec<String> = (0..n - 1)
+        .map(|i| {
+            let r = lo * (hi / lo).powf(i as f64 / (n - 1) as f64);
+            format!("{}", r.round().max(1.0))
+        })
+        .collect();
+    v.push("max".to_string());
+    v
+}
+
+/// Calibrate: polling mode's capacity at the flood's maximum rate, raising
+/// work_ns until the flood offers at least 4x that capacity. Returns
+/// (work_ns, capacity pps, flood max pps).
+fn calibrate(secs: f64, fixed: Option<u64>, name: &str) -> anyhow::Result<(u64, f64, f64)> {
+    let mut work = fixed.unwrap_or(WORK_NS_START);
+    loop {
+        let mut inst =
+            Instance::start(name, "polling", &[format!("user.udp_sink.work_ns={work}")])?;
+        let run = measure(&mut inst, "calibration", "max", 0.5, secs);
+        inst.stop();
+        let run = run?;
+        let (cap, max) = (run.delivered_pps, run.offered_pps);
+        if fixed.is_some() || max >= 4.0 * cap || work >= WORK_NS_MAX {
+            return Ok((work, cap, max));
+        }
+        let factor = (4.0 * cap / max.max(1.0) * 1.25).ceil().max(2.0);
+        #[expect(clippy::cast_sign_loss, reason = "factor is finite and at least 2")]
+        let factor = factor as u64;
+        work = work.saturating_mul(factor);
+    }
+}
+
+/// Run the whole experiment. `progress` gets one line per point.
+pub fn run(
+    args: &CompareArgs,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Run),
+) -> anyhow::Result<Results> {
+    let modes = parse_modes(&args.modes)?;
+    let (secs, warmup) = if args.quick {
+        (1.0, 0.5)
+    } else {
+        (parse_secs(&args.duration)?, 1.0)
+    };
+    let base = format!("compare-{}", std::process::id());
+    let (work, cap, max) = calibrate(secs.min(1.5), args.work_ns, &format!("{base}-cal"))?;
+    let rates: Vec<String> = if args.rates.is_empty() {
+        log_rates((cap / 4.0).max(1000.0), max, if args.quick { 5 } else { 8 })
+    } else {
+        args.rates
+            .iter()
+            .map(|r| parse_rate(r))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut results = Results::default();
+    for (i, m) in modes.iter().enumerate() {
+        let mut sysctls = vec![format!("user.udp_sink.work_ns={work}")];
+        sysctls.extend(m.sysctls.iter().cloned());
+        let mut inst = Instance::start(&format!("{base}-{i}"), &m.base, &sysctls)?;
+        for rate in &rates {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let run = measure(&mut inst, &m.label, rate, warmup, secs);
+            std::thread::sleep(Duration::from_millis(300)); // queues drain
+            let run = run?;
+            progress(&run);
+            results.runs.push(run);
+        }
+        inst.stop();
+    }
+    let meta = &mut results.meta;
+    meta.insert("work_ns".into(), work.into());
+    meta.insert(
+        "work_ns_reason".into(),
+        "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),
+    );
+    meta.insert("polling_capacity_pps".into(), cap.round().into());
+    meta.insert("flood_max_pps".into(), max.round().into());
+    meta.insert("seconds_per_point".into(), secs.into());
+    meta.insert("warmup_seconds".into(), warmup.into());
+    meta.insert("machine".into(), machine().into());
+    meta.insert(
+        "date".into(),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .into(),
+    );
+    Ok(results)
+}
+
+/// A one-line description of this machine.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
+        })
+        .unwrap_or_default();
+    format!("{n} x {cpu}, {kernel}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_variants_parse() {
+        let m = parse_modes("interrupt,polling:user_frac=20,burst_max=300,polling").unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[1].label, "polling:user_frac=20,burst_max=300");
+        assert_eq!(
+            m[1].sysctls,
+            ["kern.polling.user_frac=20", "kern.polling.burst_max=300"]
+        );
+        assert_eq!(m[2].base, "polling");
+        assert!(parse_modes("napi").is_err());
+        let m = parse_modes("polling:work_ns=5000;interrupt").unwrap();
+        assert_eq!(m[0].sysctls, ["user.udp_sink.work_ns=5000"]);
+    }
+
+    #[test]
+    fn rates_parse_and_space() {
+        assert_eq!(parse_rate("250k").unwrap(), "250000");
+        assert_eq!(parse_rate("1.5M").unwrap(), "1500000");
+        assert_eq!(parse_rate("max").unwrap(), "max");
+        assert!(parse_rate("0").is_err() && parse_rate("fast").is_err());
+        let r = log_rates(1000.0, 16000.0, 5);
+        assert_eq!(r, ["1000", "2000", "4000", "8000", "max"]);
+    }
+}

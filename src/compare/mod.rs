@@ -1,0 +1,8 @@
+//! `pollsim compare`: the livelock experiment.
+
+pub mod experiment;
+pub mod model;
+pub mod output;
+pub mod plot;
+pub mod summary;
+pub mod sweep;

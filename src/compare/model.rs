@@ -1,0 +1,132 @@
+//! The results of a `pollsim compare` sweep, in the JSON schema of the
+//! CLI contract (`runs`, `summary`; fields may be added, never renamed).
+
+use serde::{Deserialize, Serialize};
+
+/// Drops by stage, in frames per second over the measurement window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drops {
+    /// Dropped by the NIC: its receive ring (the tap queue) was full.
+    pub rx_missed: f64,
+    /// Dropped at a full `ipintrq`.
+    pub ipintrq: f64,
+    /// Dropped at a full app socket buffer.
+    pub socket: f64,
+    /// Left unread by the app (still queued at the end of the window).
+    pub app: f64,
+}
+
+/// CPU share per state over the window, in percent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuPct {
+    /// User processes (the apps).
+    pub user: f64,
+    /// Kernel: netisr and polling.
+    pub sys: f64,
+    /// Interrupt handlers.
+    pub intr: f64,
+    /// Idle.
+    pub idle: f64,
+}
+
+/// Latency of the HTTP probe made every 100 ms during the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Median latency of the answered probes, ms (None if none answered).
+    pub p50: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99: Option<f64>,
+    /// Probes that got no answer within the timeout.
+    pub timeouts: u32,
+    /// Probes made.
+    pub sent: u32,
+}
+
+/// Frame counts over the measurement window, from pollsim's own counters.
+/// They balance exactly: `received = ipintrq_drops + ipintrq_queued +
+/// socket_drops + socket_queued + delivered + other`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Frames {
+    /// Taken from the NIC's ring.
+    pub received: i64,
+    /// Dropped by the NIC (ring full).
+    pub rx_missed: i64,
+    /// Dropped at `ipintrq`.
+    pub ipintrq_drops: i64,
+    /// Change of `ipintrq`'s length over the window.
+    pub ipintrq_queued: i64,
+    /// Dropped at the app's socket buffer.
+    pub socket_drops: i64,
+    /// Change of the datagrams waiting on the app's socket over the window.
+    pub socket_queued: i64,
+    /// Read by the app.
+    pub delivered: i64,
+    /// Consumed by the stack otherwise (the probe's TCP, ARP).
+    pub other: i64,
+}
+
+impl Frames {
+    /// Whether the counts balance.
+    pub fn balanced(&self) -> bool {
+        self.received
+            == self.ipintrq_drops
+                + self.ipintrq_queued
+                + self.socket_drops
+                + self.socket_queued
+                + self.delivered
+                + self.other
+    }
+}
+
+/// One point of the sweep: one mode at one offered rate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Mode label: `interrupt`, `polling`, or a variant such as
+    /// `polling:user_frac=20,burst_max=300`.
+    pub mode: String,
+    /// Knobs that ran (name → value, as read back from the instance).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Offered load the flood actually sent, frames/s.
+    pub offered_pps: f64,
+    /// Frames the NIC took (received + missed = offered, within the tap).
+    pub received_pps: f64,
+    /// UDP datagrams the app read, per second.
+    pub delivered_pps: f64,
+    /// Drops by stage.
+    pub drops: Drops,
+    /// CPU shares.
+    pub cp_time_pct: CpuPct,
+    /// Probe latency.
+    pub probe_ms: Probe,
+    /// Length of the measurement window, s.
+    pub seconds: f64,
+    /// Whether the numbers come from the virtual-time simulation.
+    pub simulated: bool,
+    /// Exact frame counts over the window.
+    #[serde(default)]
+    pub frames: Frames,
+}
+
+/// Per mode: where it stops being loss-free, and how it holds under load.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Mode label.
+    pub mode: String,
+    /// Highest offered rate with loss under 0.1 % (MLFRR), frames/s.
+    pub mlfrr_pps: f64,
+    /// Highest delivered rate seen.
+    pub peak_delivered_pps: f64,
+    /// Delivered rate at the highest offered rate.
+    pub delivered_at_max_offered_pps: f64,
+}
+
+/// A whole sweep.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Every point, in sweep order (mode by mode, rates ascending).
+    pub runs: Vec<Run>,
+    /// One entry per mode.
+    pub summary: Vec<Summary>,
+    /// How the sweep was made: machine, date, duration, work_ns and why.
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}

@@ -1,0 +1,368 @@
+//! `livelock.svg`: the plot of a sweep, drawn with plotters' SVG backend.
+//!
+//! plotters is built without its `ttf` feature, so it uses its built-in
+//! "naive" font metrics (an estimate from the character count) and the SVG
+//! backend writes text as `<text>` elements the viewer renders with its own
+//! fonts: no font files, fontconfig or freetype at build or run time.
+
+use std::ops::Range;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::model::{Results, Run};
+use super::output::human;
+
+/// Size of the whole figure, px.
+const SIZE: (u32, u32) = (1200, 540);
+/// Font family of all text (resolved by the SVG viewer).
+const FONT: &str = "sans-serif";
+/// Okabe–Ito colour-blind-safe colours, one per mode in order.
+const COLORS: [RGBColor; 7] = [
+    RGBColor(213, 94, 0),
+    RGBColor(0, 114, 178),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+];
+/// Colour of the y = x reference line.
+const REFERENCE: RGBColor = RGBColor(120, 120, 120);
+
+/// The colour of the `i`-th mode.
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+/// One mode's points, `(offered, value)` sorted by offered load.
+struct Series {
+    mode: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Per mode in order of first appearance, the points `(offered, f(run))`
+/// that can be drawn on a log axis (offered > 0, both finite).
+fn series(runs: &[Run], f: impl Fn(&Run) -> f64) -> Vec<Series> {
+    let mut out: Vec<Series> = Vec::new();
+    for r in runs {
+        let i = match out.iter().position(|s| s.mode == r.mode) {
+            Some(i) => i,
+            None => {
+                out.push(Series {
+                    mode: r.mode.clone(),
+                    points: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        let (x, y) = (r.offered_pps, f(r));
+        if x.is_finite() && x > 0.0 && y.is_finite() {
+            out[i].points.push((x, y));
+        }
+    }
+    for s in &mut out {
+        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+/// Upper-left or upper-right for the legend: the side with fewer points in
+/// the top 40 % of the panel.
+fn legend_corner(all: &[Series], x: &Range<f64>, y: &Range<f64>) -> SeriesLabelPosition {
+    let mid = (x.start.ln() + x.end.ln()) / 2.0;
+    let high = y.start + 0.6 * (y.end - y.start);
+    let (mut left, mut right) = (0, 0);
+    for &(px, py) in all.iter().flat_map(|s| &s.points) {
+        if py >= high {
+            if px.ln() < mid { left += 1 } else { right += 1 }
+        }
+    }
+    if left <= right {
+        SeriesLabelPosition::UpperLeft
+    } else {
+        SeriesLabelPosition::UpperRight
+    }
+}
+
+/// An axis tick label: [`human`] without a trailing `.0` (`10k`, `2.5k`).
+fn tick(v: f64) -> String {
+    let h = human(v);
+    for (long, short) in [(".0k", "k"), (".00M", "M"), (".0", "")] {
+        if let Some(stem) = h.strip_suffix(long) {
+            return format!("{stem}{short}");
+        }
+    }
+    h
+}
+
+/// The values `m × 10^k` for the given mantissas that fall in `x`.
+fn decades(x: &Range<f64>, mantissas: &[f64]) -> Vec<f64> {
+    let (lo, hi) = (x.start.log10().floor(), x.end.log10().ceil());
+    if !(lo.is_finite() && hi.is_finite()) || hi - lo > 12.0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut e = lo;
+    while e <= hi {
+        for m in mantissas {
+            let v = m * 10_f64.powf(e);
+            if x.contains(&v) {
+                out.push(v);
+            }
+        }
+        e += 1.0;
+    }
+    out
+}
+
+/// Labelled ticks of a log axis: 1-2-5 per decade, or 1..9 when that
+/// gives fewer than three, or else the ends of the range.
+fn log_ticks(x: &Range<f64>) -> Vec<f64> {
+    let ticks = decades(x, &[1.0, 2.0, 5.0]);
+    if ticks.len() >= 3 {
+        return ticks;
+    }
+    let ticks = log_ticks_dense(x);
+    if ticks.len() >= 3 {
+        ticks
+    } else {
+        vec![x.start, x.end]
+    }
+}
+
+/// Grid lines of a log axis: 1..9 per decade.
+fn log_ticks_dense(x: &Range<f64>) -> Vec<f64> {
+    decades(x, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// One panel: each mode's series as a line with markers over a log x axis.
+fn panel(
+    area: &Area<'_>,
+    caption: &str,
+    y_desc: &str,
+    x: Range<f64>,
+    y: Range<f64>,
+    all: &[Series],
+    diagonal: bool,
+) -> anyhow::Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 17))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            x.clone()
+                .log_scale()
+                .with_key_points(log_ticks(&x))
+                .with_light_points(log_ticks_dense(&x)),
+            y.clone(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("offered load (frames/s, log scale)")
+        .y_desc(y_desc)
+        .y_labels(8)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+
+    if diagonal {
+        // y = x, clipped to the panel; curved on the log x axis, so sampled.
+        let end = x.end.min(y.end);
+        if end > x.start {
+            let n = 96_i32;
+            let (a, b) = (x.start.ln(), end.ln());
+            let pts = (0..=n).map(|k| {
+                let v = (a + (b - a) * f64::from(k) / f64::from(n)).exp();
+                (v, v)
+            });
+            chart
+                .draw_series(DashedLineSeries::new(pts, 6, 5, REFERENCE.stroke_width(1)))?
+                .label("y = x (no loss)")
+                .legend(|(px, py)| {
+                    let dash = |a: i32| {
+                        PathElement::new(vec![(a, 0), (a + 5, 0)], REFERENCE.stroke_width(1))
+                    };
+                    EmptyElement::at((px, py)) + dash(0) + dash(8) + dash(16)
+                });
+        }
+    }
+
+    for (i, s) in all.iter().enumerate() {
+        let c = color(i);
+        let line = c.stroke_width(2);
+        let fill = c.filled();
+        let pts = || s.points.iter().copied();
+        let anno = chart
+            .draw_series(LineSeries::new(pts(), line))?
+            .label(s.mode.as_str());
+        // Markers differ by mode as well as colours (circle, triangle, cross),
+        // in the plot and in the legend sample.
+        let sample = move |(px, py): (i32, i32)| {
+            EmptyElement::at((px + 10, py)) + PathElement::new(vec![(-10, 0), (10, 0)], line)
+        };
+        match i % 3 {
+            0 => {
+                anno.legend(move |p| sample(p) + Circle::new((0, 0), 4, fill));
+                chart.draw_series(pts().map(|p| Circle::new(p, 4, fill)))?;
+            }
+            1 => {
+                anno.legend(move |p| sample(p) + TriangleMarker::new((0, 0), 5, fill));
+                chart.draw_series(pts().map(|p| TriangleMarker::new(p, 5, fill)))?;
+            }
+            _ => {
+                anno.legend(move |p| sample(p) + Cross::new((0, 0), 4, line));
+                chart.draw_series(pts().map(|p| Cross::new(p, 4, line)))?;
+            }
+        }
+    }
+
+    chart
+        .configure_series_labels()
+        .position(legend_corner(all, &x, &y))
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .margin(10)
+        .draw()?;
+    Ok(())
+}
+
+/// The sweep as an SVG figure with two panels over the offered load (log
+/// scale): (a) the rate delivered to the app per mode, with the y = x line
+/// of a loss-free system; (b) the user CPU share per mode. One line with
+/// markers per mode, in the same colour in both panels, and a legend in
+/// each. The title says "(simulated)" when the runs are.
+pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
+    let runs = &results.runs;
+    let sim = if runs.is_empty() || !runs.iter().any(|r| r.simulated) {
+        ""
+    } else if runs.iter().all(|r| r.simulated) {
+        " (simulated)"
+    } else {
+        " (partly simulated)"
+    };
+    let title = format!("Receive livelock: delivered rate and user CPU vs offered load{sim}");
+    let delivered = series(runs, |r| r.delivered_pps);
+    let user = series(runs, |r| r.cp_time_pct.user);
+
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(&title, (FONT, 22))?;
+
+        let xs = || delivered.iter().flat_map(|s| &s.points).map(|p| p.0);
+        let (lo, hi) = (xs().reduce(f64::min), xs().reduce(f64::max));
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            // Pad the log axis by a fraction of a decade on each side.
+            let x = lo / 1.25..hi * 1.25;
+            let peak = delivered
+                .iter()
+                .flat_map(|s| &s.points)
+                .map(|p| p.1)
+                .fold(0.0_f64, f64::max);
+            let y_rate = 0.0..if peak > 0.0 { peak * 1.12 } else { 1.0 };
+            let (left, right) = root.split_horizontally(SIZE.0 / 2);
+            panel(
+                &left,
+                "(a) delivered to the app vs offered",
+                "delivered to app (datagrams/s)",
+                x.clone(),
+                y_rate,
+                &delivered,
+                true,
+            )?;
+            panel(
+                &right,
+                "(b) user CPU share vs offered",
+                "user CPU share (%)",
+                x,
+                0.0..105.0,
+                &user,
+                false,
+            )?;
+        } else {
+            root.draw(&Text::new("no data", (40, 60), (FONT, 18)))?;
+        }
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::output::tests::sample;
+
+    #[test]
+    fn svg_is_valid_with_a_series_per_mode() {
+        let res = sample(true);
+        let svg = livelock_svg(&res).unwrap();
+        std::fs::write(std::env::temp_dir().join("livelock-example.svg"), &svg).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        assert!(texts.iter().any(|t| t.contains("(simulated)")));
+        assert!(texts.contains(&"offered load (frames/s, log scale)"));
+        assert!(texts.contains(&"delivered to app (datagrams/s)"));
+        assert!(texts.contains(&"user CPU share (%)"));
+        assert_eq!(texts.iter().filter(|t| **t == "y = x (no loss)").count(), 1);
+        // One line per mode in each panel, in the mode's colour, and its legend entry.
+        for (i, s) in res.summary.iter().enumerate() {
+            let RGBColor(r, g, b) = color(i);
+            let stroke = format!("#{r:02X}{g:02X}{b:02X}");
+            let lines = doc
+                .descendants()
+                .filter(|n| n.has_tag_name("polyline"))
+                .filter(|n| {
+                    n.attribute("stroke")
+                        .is_some_and(|c| c.eq_ignore_ascii_case(&stroke))
+                })
+                .filter(|n| {
+                    n.attribute("points")
+                        .is_some_and(|p| p.split_whitespace().count() == 6)
+                })
+                .count();
+            assert_eq!(lines, 2, "{}: {stroke}", s.mode);
+            assert_eq!(
+                texts.iter().filter(|t| **t == s.mode).count(),
+                2,
+                "{}",
+                s.mode
+            );
+        }
+    }
+
+    #[test]
+    fn svg_edge_cases() {
+        // No runs: still a valid SVG.
+        let svg = livelock_svg(&Results::default()).unwrap();
+        assert!(roxmltree::Document::parse(&svg).is_ok());
+        assert!(svg.contains("no data") && !svg.contains("simulated"));
+        // One point, zero delivered, a zero offered rate (not drawable on a log axis).
+        let mut res = sample(false);
+        res.runs.truncate(1);
+        res.runs[0].delivered_pps = 0.0;
+        let mut zero = res.runs[0].clone();
+        zero.offered_pps = 0.0;
+        res.runs.push(zero);
+        let svg = livelock_svg(&res).unwrap();
+        assert!(roxmltree::Document::parse(&svg).is_ok());
+        assert!(!svg.contains("simulated"));
+    }
+}

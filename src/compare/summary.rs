@@ -1,0 +1,132 @@
+//! Per-mode summary of a sweep: MLFRR, peak and delivered rate at the
+//! highest offered load.
+
+use super::model::{Run, Summary};
+
+/// Loss under which a point counts as loss-free (0.1 %).
+pub const LOSS_FREE: f64 = 0.001;
+
+/// Fraction of the offered load that was not delivered to the app
+/// (`1 - delivered/offered`); `None` when nothing was offered.
+pub fn loss(run: &Run) -> Option<f64> {
+    (run.offered_pps.is_finite() && run.offered_pps > 0.0 && run.delivered_pps.is_finite())
+        .then(|| 1.0 - run.delivered_pps / run.offered_pps)
+}
+
+/// One [`Summary`] per mode, modes in order of first appearance in `runs`.
+///
+/// - `mlfrr_pps`: the highest offered rate whose loss is under 0.1 %
+///   (0 if no point is loss-free);
+/// - `peak_delivered_pps`: the highest delivered rate;
+/// - `delivered_at_max_offered_pps`: the delivered rate of the point with
+///   the highest offered rate (the later point on a tie).
+///
+/// Points with a non-finite offered or delivered rate are ignored.
+pub fn summarize(runs: &[Run]) -> Vec<Summary> {
+    let mut modes: Vec<&str> = Vec::new();
+    for run in runs {
+        if !modes.contains(&run.mode.as_str()) {
+            modes.push(&run.mode);
+        }
+    }
+    modes
+        .into_iter()
+        .map(|mode| {
+            let points = runs.iter().filter(|r| {
+                r.mode == mode && r.offered_pps.is_finite() && r.delivered_pps.is_finite()
+            });
+            let mut s = Summary {
+                mode: mode.to_owned(),
+                ..Summary::default()
+            };
+            let mut max_offered = f64::NEG_INFINITY;
+            for r in points {
+                if loss(r).is_some_and(|l| l < LOSS_FREE) && r.offered_pps > s.mlfrr_pps {
+                    s.mlfrr_pps = r.offered_pps;
+                }
+                s.peak_delivered_pps = s.peak_delivered_pps.max(r.delivered_pps);
+                if r.offered_pps >= max_offered {
+                    max_offered = r.offered_pps;
+                    s.delivered_at_max_offered_pps = r.delivered_pps;
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(mode: &str, offered: f64, delivered: f64) -> Run {
+        Run {
+            mode: mode.into(),
+            offered_pps: offered,
+            delivered_pps: delivered,
+            ..Run::default()
+        }
+    }
+
+    /// Interrupt rises, peaks at 40k, collapses; polling plateaus at 60k.
+    fn livelock() -> Vec<Run> {
+        let mut runs = Vec::new();
+        for (o, d) in [
+            (10e3, 10e3),
+            (20e3, 19_995.0),
+            (40e3, 39_000.0),
+            (80e3, 20e3),
+            (160e3, 5e3),
+            (320e3, 500.0),
+        ] {
+            runs.push(run("interrupt", o, d));
+        }
+        for (o, d) in [
+            (10e3, 10e3),
+            (20e3, 20e3),
+            (40e3, 39_990.0),
+            (80e3, 60e3),
+            (160e3, 59e3),
+            (320e3, 58e3),
+        ] {
+            runs.push(run("polling", o, d));
+        }
+        runs.push(run("polling:user_frac=20,burst_max=300", 10e3, 9_000.0));
+        runs
+    }
+
+    #[test]
+    fn livelock_shape() {
+        let s = summarize(&livelock());
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].mode, "interrupt");
+        // 20k lost 0.025 %: loss-free; 40k lost 2.5 %.
+        assert_eq!(s[0].mlfrr_pps, 20e3);
+        assert_eq!(s[0].peak_delivered_pps, 39e3);
+        assert_eq!(s[0].delivered_at_max_offered_pps, 500.0);
+        assert_eq!(s[1].mode, "polling");
+        // 40k lost exactly 0.025 %.
+        assert_eq!(s[1].mlfrr_pps, 40e3);
+        assert_eq!(s[1].peak_delivered_pps, 60e3);
+        assert_eq!(s[1].delivered_at_max_offered_pps, 58e3);
+        assert_eq!(s[2].mode, "polling:user_frac=20,burst_max=300");
+        assert_eq!(s[2].mlfrr_pps, 0.0);
+        assert_eq!(s[2].peak_delivered_pps, 9e3);
+        assert_eq!(s[2].delivered_at_max_offered_pps, 9e3);
+    }
+
+    #[test]
+    fn order_independent_and_threshold() {
+        let mut runs = livelock();
+        runs.reverse();
+        let s = summarize(&runs);
+        // First appearance after reversing.
+        assert_eq!(s[0].mode, "polling:user_frac=20,burst_max=300");
+        assert_eq!(s[2].delivered_at_max_offered_pps, 500.0);
+        assert_eq!(s[2].mlfrr_pps, 20e3);
+        // Exactly 0.1 % loss is not loss-free.
+        let s = summarize(&[run("m", 100e3, 99_900.0)]);
+        assert_eq!(s[0].mlfrr_pps, 0.0);
+        assert!(summarize(&[]).is_empty());
+    }
+}

@@ -1,0 +1,358 @@
+//! The real-clock sweep of `pollsim compare`, as root: a private network
+//! namespace, a tap, a `pollsim run` per mode pinned to one CPU, the pnet
+//! flood pinned to the other, and an HTTP probe, point by point.
+//!
+//! Mirrors the method of Mogul & Ramakrishnan's measurements: offered load
+//! swept from below to several times the maximum loss-free receive rate,
+//! delivered rate and CPU share recorded per point. All traffic stays in
+//! the namespace this process made, to 198.18.0.0/15, bounded in time.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddrV4, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use pollsim_sysctl::client::Client;
+use pollsim_sysctl::proto::Request;
+
+use super::model::{CpuPct, Drops, Frames, Probe, Run};
+use crate::flood::{self, FloodArgs};
+use crate::lab;
+
+/// pollsim's address in the namespace.
+pub const ADDR: &str = "198.18.0.2";
+/// The kernel side of the tap.
+pub const KERNEL_CIDR: &str = "198.18.0.1/24";
+/// pollsim's MAC (as `pollsim run` derives it from its address).
+pub const MAC: [u8; 6] = [2, 0, 198, 18, 0, 2];
+/// Interval of the HTTP probe.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// A probe unanswered after this long is a timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Enter a fresh network namespace (the calling thread, before any other
+/// thread exists, so everything started later is inside) and set up tap0.
+pub fn enter_lab() -> anyhow::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+    lab::setup_tap("tap0", KERNEL_CIDR).context("creating tap0 in the private namespace")?;
+    lab::static_neigh("tap0", ADDR, MAC).context("neighbour entry")?;
+    Ok(())
+}
+
+/// Pin the calling thread (pid 0) or process `pid` to `cpu`, if it exists.
+fn pin(pid: i32, cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if cpu < nix::sched::CpuSet::count() && set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set);
+    }
+}
+
+/// The CPUs of the kernel and of the flood: different ones if there are two.
+fn cpus() -> (usize, usize) {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n >= 2 { (0, 1) } else { (0, 0) }
+}
+
+/// A `pollsim run` for one mode, pinned to the kernel's CPU.
+pub struct Instance {
+    child: Child,
+    client: Client,
+}
+
+impl Instance {
+    /// Start it with the given `--mode` and `--sysctl` settings.
+    pub fn start(name: &str, mode: &str, sysctls: &[String]) -> anyhow::Result<Instance> {
+        let exe = std::env::current_exe().context("finding the pollsim binary")?;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "run",
+            "--if",
+            "tap0",
+            "--addr",
+            "198.18.0.2/24",
+            "--apps",
+            "udp-sink,http",
+        ])
+        .args(["--name", name, "--mode", mode, "--duration", "3600"]);
+        for s in sysctls {
+            cmd.args(["--sysctl", s]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting pollsim run")?;
+        pin(i32::try_from(child.id()).unwrap_or(0), cpus().0);
+        let mut err = BufReader::new(child.stderr.take().context("stderr")?);
+        let mut line = String::new();
+        err.read_line(&mut line)
+            .context("reading pollsim run's first line")?;
+        if !line.contains("running on") {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            let _ = child.wait();
+            bail!(
+                "pollsim run did not start: {}",
+                line.trim_start_matches("pollsim: ").trim()
+            );
+        }
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let client = Client::connect(&crate::ctl::socket_path(name))
+            .map_err(|e| anyhow::anyhow!("connecting to pollsim run: {e}"))?;
+        Ok(Instance { child, client })
+    }
+
+    /// Every node of the instance, integers and lists.
+    pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+        let reply = self
+            .client
+            .call(&Request::get(""))
+            .map_err(|e| anyhow::anyhow!("reading the instance's MIB: {e}"))?;
+        let mut s = Snapshot::default();
+        for n in reply.nodes {
+            match &n.value {
+                serde_json::Value::Number(v) => {
+                    s.ints.insert(n.name, v.as_i64().unwrap_or(0));
+                }
+                serde_json::Value::Array(a) => {
+                    s.lists
+                        .insert(n.name, a.iter().filter_map(|x| x.as_i64()).collect());
+                }
+                _ => {}
+            }
+        }
+        s.at = Instant::now();
+        Ok(s)
+    }
+
+    /// Set a knob of the running instance.
+    pub fn set(&mut self, name: &str, value: &str) -> anyhow::Result<()> {
+        let reply = self
+            .client
+            .call(&Request::set(name, value))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match reply.error {
+            Some(e) if !reply.ok => bail!("{name}={value}: {}", e.message),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stop it (Ctrl-C) and wait.
+    pub fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGINT);
+        let _ = self.child.wait();
+    }
+}
+
+/// The nodes of an instance at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    at: Instant,
+    ints: BTreeMap<String, i64>,
+    lists: BTreeMap<String, Vec<i64>>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            at: Instant::now(),
+            ints: BTreeMap::new(),
+            lists: BTreeMap::new(),
+        }
+    }
+}
+
+impl Snapshot {
+    /// An integer node (0 if absent).
+    pub fn int(&self, name: &str) -> i64 {
+        self.ints.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Run a bounded flood at `rate` ("max" or pps) for `secs` on the flood's
+/// CPU. Returns (frames sent, seconds).
+pub fn flood_for(rate: &str, secs: f64, stop: &AtomicBool) -> anyhow::Result<(u64, f64)> {
+    let dur = format!("{}ms", (secs * 1000.0).round());
+    let args = FloodArgs::from_args(&[
+        "--if",
+        "tap0",
+        "--rate",
+        rate,
+        "--duration",
+        &dur,
+        "--dst",
+        "198.18.0.2:9",
+        "--dst-mac",
+        "02:00:c6:12:00:02",
+    ])
+    .map_err(|e| anyhow::anyhow!("flood arguments: {e}"))?;
+    pin(0, cpus().1);
+    let r = flood::run(&args, stop, &mut std::io::sink())?;
+    Ok((r.sent, r.elapsed.as_secs_f64()))
+}
+
+/// HTTP probes every 100 ms until `stop`: latencies (ms) and timeouts.
+fn probe_until(stop: &AtomicBool) -> (Vec<f64>, u32) {
+    let dst = SocketAddrV4::new(lab::bench_addr(ADDR), 80);
+    let (mut lat, mut timeouts) = (Vec::new(), 0);
+    let start = Instant::now();
+    let mut n = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        match http_get(dst) {
+            Some(()) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+            None => timeouts += 1,
+        }
+        n += 1;
+        let next = start + PROBE_EVERY * n;
+        while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    (lat, timeouts)
+}
+
+/// One GET; `None` on timeout or a bad answer.
+fn http_get(dst: SocketAddrV4) -> Option<()> {
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let mut s = TcpStream::connect_timeout(&dst.into(), PROBE_TIMEOUT).ok()?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    s.set_read_timeout(Some(left)).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: 198.18.0.2\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    buf.starts_with(b"HTTP/1.1 200").then_some(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    #[expect(clippy::cast_sign_loss, reason = "p is clamped to 0..=1")]
+    let i = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(i).copied()
+}
+
+/// Measure one point: flood at `rate` for `warmup + secs`, recording over
+/// the last `secs` seconds.
+pub fn measure(
+    inst: &mut Instance,
+    mode: &str,
+    rate: &str,
+    warmup: f64,
+    secs: f64,
+) -> anyhow::Result<Run> {
+    let stop_flood = AtomicBool::new(false);
+    let stop_probe = AtomicBool::new(false);
+    std::thread::scope(|s| -> anyhow::Result<Run> {
+        let flood = s.spawn(|| flood_for(rate, warmup + secs + 0.2, &stop_flood));
+        std::thread::sleep(Duration::from_secs_f64(warmup));
+        let a = inst.snapshot()?;
+        let probe = s.spawn(|| probe_until(&stop_probe));
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let b = inst.snapshot()?;
+        stop_probe.store(true, Ordering::Relaxed);
+        let (mut lat, timeouts) = probe
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe panicked"))?;
+        let (sent, elapsed) = flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        lat.sort_by(f64::total_cmp);
+        let probe_ms = Probe {
+            p50: percentile(&lat, 0.5),
+            p99: percentile(&lat, 0.99),
+            timeouts,
+            sent: u32::try_from(lat.len()).unwrap_or(u32::MAX) + timeouts,
+        };
+        Ok(point(
+            mode,
+            &a,
+            &b,
+            sent as f64 / elapsed.max(1e-9),
+            probe_ms,
+        ))
+    })
+}
+
+/// A point from two snapshots.
+fn point(mode: &str, a: &Snapshot, b: &Snapshot, offered_pps: f64, probe_ms: Probe) -> Run {
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let d = |n: &str| b.int(n) - a.int(n);
+    let sum = |suffix: &str| -> i64 {
+        b.ints
+            .iter()
+            .filter(|(k, _)| k.starts_with("dev.") && k.ends_with(suffix))
+            .map(|(k, v)| v - a.int(k))
+            .sum()
+    };
+    let delivered_q = d("net.netisr.udp_delivered");
+    let read = d("user.udp_sink.datagrams");
+    let frames = Frames {
+        received: sum(".rx_packets"),
+        rx_missed: sum(".rx_missed"),
+        ipintrq_drops: d("net.inet.ip.intr_queue_drops"),
+        ipintrq_queued: d("net.inet.ip.intr_queue_len"),
+        socket_drops: d("net.netisr.udp_sockbuf_drops"),
+        socket_queued: delivered_q - read,
+        delivered: read,
+        other: d("net.netisr.frames") - delivered_q - d("net.netisr.udp_sockbuf_drops"),
+    };
+    let rate = |v: i64| v as f64 / secs;
+    let cp = |i: usize| {
+        let (x, y) = (a.lists.get("kern.cp_time"), b.lists.get("kern.cp_time"));
+        match (x, y) {
+            (Some(x), Some(y)) if x.len() == 5 && y.len() == 5 => {
+                let tot: i64 = (0..5).map(|j| y[j] - x[j]).sum();
+                (y[i] - x[i]) as f64 * 100.0 / tot.max(1) as f64
+            }
+            _ => 0.0,
+        }
+    };
+    let mut params = serde_json::Map::new();
+    for k in [
+        "kern.hz",
+        "kern.polling.user_frac",
+        "kern.polling.burst_max",
+        "kern.polling.each_burst",
+        "kern.polling.reg_frac",
+        "kern.polling.idle_poll",
+        "dev.tap0.polling",
+        "dev.tap0.rx_ring",
+        "net.inet.ip.intr_queue_maxlen",
+        "user.udp_sink.work_ns",
+        "user.udp_sink.rcvbuf",
+    ] {
+        params.insert(k.to_string(), serde_json::Value::from(b.int(k)));
+    }
+    Run {
+        mode: mode.to_string(),
+        params,
+        offered_pps,
+        received_pps: rate(frames.received),
+        delivered_pps: rate(frames.delivered),
+        drops: Drops {
+            rx_missed: rate(frames.rx_missed),
+            ipintrq: rate(frames.ipintrq_drops),
+            socket: rate(frames.socket_drops),
+            app: rate(frames.socket_queued.max(0)),
+        },
+        cp_time_pct: CpuPct {
+            user: cp(0),
+            sys: cp(2),
+            intr: cp(3),
+            idle: cp(4),
+        },
+        probe_ms,
+        seconds: secs,
+        simulated: false,
+        frames,
+    }
+}
