@@ -143,10 +143,16 @@ impl Control {
 
     /// Serve: accept waiting clients, answer up to `REQUESTS_PER_TICK`
     /// requests, flush replies. Never blocks. Bound: `MAX_CLIENTS` accepts,
-    /// `READ_PER_TICK` bytes per client, `REQUESTS_PER_TICK` requests.
+    /// `READ_PER_TICK` bytes per client, `REQUESTS_PER_TICK` requests, one
+    /// status read.
+    ///
+    /// Before the first request of a call, the NICs' status is read, so that
+    /// what a client sees of `rx_missed` is current, not as old as the last
+    /// status check (up to a second in interrupt mode).
     pub fn serve(&mut self, mib: &Mib<Kernel>, k: &mut Kernel) {
         self.accept();
         let mut budget = REQUESTS_PER_TICK;
+        let mut fresh = false;
         for c in &mut self.clients {
             read_some(c);
             let mut idle = true;
@@ -161,6 +167,10 @@ impl Control {
                 };
                 idle = false;
                 budget -= 1;
+                if !fresh {
+                    k.check_status();
+                    fresh = true;
+                }
                 let reply = handle_frame(mib, k, &frame);
                 self.stats.requests += 1;
                 if reply.contains("\"ok\":false") {

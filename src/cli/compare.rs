@@ -21,6 +21,7 @@ fn default_out() -> PathBuf {
 
 /// Entry point of `pollsim compare`.
 pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
+    args.check()?;
     if !lab::is_root() {
         bail!(
             "compare needs root: it creates a private network namespace and a tap device \

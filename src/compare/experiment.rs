@@ -44,6 +44,19 @@ pub struct CompareArgs {
     pub work_ns: Option<u64>,
 }
 
+impl CompareArgs {
+    /// Refuse bad arguments before anything is set up: unknown modes or
+    /// knobs, rates that are not rates, a duration out of range.
+    pub fn check(&self) -> anyhow::Result<()> {
+        parse_modes(&self.modes)?;
+        for r in &self.rates {
+            parse_rate(r)?;
+        }
+        parse_secs(&self.duration)?;
+        Ok(())
+    }
+}
+
 /// One mode to run: its label, `--mode`, and `--sysctl` settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModeSpec {

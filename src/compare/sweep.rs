@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -174,8 +174,13 @@ impl Snapshot {
 }
 
 /// Run a bounded flood at `rate` ("max" or pps) for `secs` on the flood's
-/// CPU. Returns (frames sent, seconds).
-pub fn flood_for(rate: &str, secs: f64, stop: &AtomicBool) -> anyhow::Result<(u64, f64)> {
+/// CPU, keeping `sent` current. Returns (frames sent, seconds).
+pub fn flood_for(
+    rate: &str,
+    secs: f64,
+    stop: &AtomicBool,
+    sent: &AtomicU64,
+) -> anyhow::Result<(u64, f64)> {
     let dur = format!("{}ms", (secs * 1000.0).round());
     let args = FloodArgs::from_args(&[
         "--if",
@@ -191,29 +196,40 @@ pub fn flood_for(rate: &str, secs: f64, stop: &AtomicBool) -> anyhow::Result<(u6
     ])
     .map_err(|e| anyhow::anyhow!("flood arguments: {e}"))?;
     pin(0, cpus().1);
-    let r = flood::run(&args, stop, &mut std::io::sink())?;
+    let r = flood::run_counted(&args, stop, &mut std::io::sink(), sent)?;
     Ok((r.sent, r.elapsed.as_secs_f64()))
 }
 
-/// HTTP probes every 100 ms until `stop`: latencies (ms) and timeouts.
+/// HTTP probes started every 100 ms until `stop`, each in its own thread so
+/// that a slow or lost one does not delay the next; returns when every probe
+/// has answered or timed out: latencies (ms) and timeouts. Bound: one probe
+/// per [`PROBE_EVERY`], each at most [`PROBE_TIMEOUT`].
 fn probe_until(stop: &AtomicBool) -> (Vec<f64>, u32) {
     let dst = SocketAddrV4::new(lab::bench_addr(ADDR), 80);
-    let (mut lat, mut timeouts) = (Vec::new(), 0);
     let start = Instant::now();
-    let mut n = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        let t = Instant::now();
-        match http_get(dst) {
-            Some(()) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
-            None => timeouts += 1,
+    std::thread::scope(|s| {
+        let mut probes = Vec::new();
+        let mut n = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            probes.push(s.spawn(move || {
+                let t = Instant::now();
+                http_get(dst).map(|()| t.elapsed().as_secs_f64() * 1000.0)
+            }));
+            n += 1;
+            let next = start + PROBE_EVERY * n;
+            while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
-        n += 1;
-        let next = start + PROBE_EVERY * n;
-        while Instant::now() < next && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(5));
+        let (mut lat, mut timeouts) = (Vec::new(), 0);
+        for p in probes {
+            match p.join().ok().flatten() {
+                Some(ms) => lat.push(ms),
+                None => timeouts += 1,
+            }
         }
-    }
-    (lat, timeouts)
+        (lat, timeouts)
+    })
 }
 
 /// One GET; `None` on timeout or a bad answer.
@@ -241,7 +257,8 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Measure one point: flood at `rate` for `warmup + secs`, recording over
-/// the last `secs` seconds.
+/// the last `secs` seconds. The offered rate is what the flood sent between
+/// the two snapshots, so it covers the same window as the counters.
 pub fn measure(
     inst: &mut Instance,
     mode: &str,
@@ -251,20 +268,30 @@ pub fn measure(
 ) -> anyhow::Result<Run> {
     let stop_flood = AtomicBool::new(false);
     let stop_probe = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
     std::thread::scope(|s| -> anyhow::Result<Run> {
-        let flood = s.spawn(|| flood_for(rate, warmup + secs + 0.2, &stop_flood));
+        // The flood outlasts the window by the probe timeout, so that every
+        // probe started in the window runs under load until it ends.
+        let total = warmup + secs + PROBE_TIMEOUT.as_secs_f64() + 0.1;
+        let (stop_f, sent_f) = (&stop_flood, &sent);
+        let flood = s.spawn(move || flood_for(rate, total, stop_f, sent_f));
         std::thread::sleep(Duration::from_secs_f64(warmup));
-        let a = inst.snapshot()?;
+        let sent_a = sent.load(Ordering::Relaxed);
+        let a = inst.snapshot();
         let probe = s.spawn(|| probe_until(&stop_probe));
         std::thread::sleep(Duration::from_secs_f64(secs));
-        let b = inst.snapshot()?;
+        let sent_b = sent.load(Ordering::Relaxed);
+        let b = inst.snapshot();
         stop_probe.store(true, Ordering::Relaxed);
         let (mut lat, timeouts) = probe
             .join()
             .map_err(|_| anyhow::anyhow!("probe panicked"))?;
-        let (sent, elapsed) = flood
+        stop_flood.store(true, Ordering::Relaxed);
+        let flood = flood
             .join()
-            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+            .map_err(|_| anyhow::anyhow!("flood panicked"))?;
+        let (a, b) = (a?, b?);
+        flood?;
         lat.sort_by(f64::total_cmp);
         let probe_ms = Probe {
             p50: percentile(&lat, 0.5),
@@ -272,13 +299,9 @@ pub fn measure(
             timeouts,
             sent: u32::try_from(lat.len()).unwrap_or(u32::MAX) + timeouts,
         };
-        Ok(point(
-            mode,
-            &a,
-            &b,
-            sent as f64 / elapsed.max(1e-9),
-            probe_ms,
-        ))
+        let window = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+        let offered = (sent_b - sent_a) as f64 / window;
+        Ok(point(mode, &a, &b, offered, probe_ms))
     })
 }
 

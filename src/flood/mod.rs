@@ -24,7 +24,7 @@ pub mod parse;
 
 use std::io::Write;
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -163,6 +163,17 @@ pub fn run(
     stop: &AtomicBool,
     out: &mut dyn Write,
 ) -> anyhow::Result<FloodReport> {
+    run_counted(args, stop, out, &AtomicU64::new(0))
+}
+
+/// [`run`], keeping `sent` current (frames sent so far) while it floods, so
+/// that an experiment can measure the offered rate over its own window.
+pub fn run_counted(
+    args: &FloodArgs,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+    sent: &AtomicU64,
+) -> anyhow::Result<FloodReport> {
     args.check()?;
     let link = link::wait_running(&args.ifname, CARRIER_WAIT)?;
     let dst_mac = match args.dst_mac {
@@ -200,7 +211,7 @@ pub fn run(
     };
     let pacer = Pacer::new(args.rate, args.burst);
     let meter = Meter::new(spec.size);
-    let (t, elapsed) = flood_loop(&mut tx, pacer, limit, stop, meter, out)?;
+    let (t, elapsed) = flood_loop(&mut tx, pacer, limit, (stop, sent), meter, out)?;
     let report = FloodReport {
         sent: t.sent,
         elapsed,
@@ -247,7 +258,7 @@ fn flood_loop(
     tx: &mut Sender<'_>,
     pacer: Pacer,
     limit: Limit,
-    stop: &AtomicBool,
+    (stop, sent): (&AtomicBool, &AtomicU64),
     mut meter: Meter,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Totals, Duration)> {
@@ -269,6 +280,7 @@ fn flood_loop(
             continue;
         }
         send(tx, n, &mut t)?;
+        sent.store(t.sent, Ordering::Relaxed);
     }
 }
 
