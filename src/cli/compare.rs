@@ -46,6 +46,12 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", output::table(&results));
     }
+    if stop.load(Ordering::Relaxed) {
+        eprintln!(
+            "pollsim compare: interrupted; the {} points measured are kept",
+            results.runs.len()
+        );
+    }
     eprintln!(
         "pollsim compare: wrote {0}/results.csv, {0}/results.json, {0}/livelock.svg",
         dir.display()

@@ -203,6 +203,9 @@ pub fn run(
     };
     let mut results = Results::default();
     for (i, m) in modes.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let mut sysctls = vec![format!("user.udp_sink.work_ns={work}")];
         sysctls.extend(m.sysctls.iter().cloned());
         let mut inst = Instance::start(&format!("{base}-{i}"), &m.base, &sysctls)?;
@@ -219,6 +222,9 @@ pub fn run(
         inst.stop();
     }
     let meta = &mut results.meta;
+    if stop.load(Ordering::Relaxed) {
+        meta.insert("interrupted".into(), true.into());
+    }
     meta.insert("work_ns".into(), work.into());
     meta.insert(
         "work_ns_reason".into(),

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -80,7 +81,11 @@ impl Instance {
         for s in sysctls {
             cmd.args(["--sysctl", s]);
         }
+        // A process group of its own: Ctrl-C in the terminal reaches only
+        // compare, which stops its instances itself and still writes what
+        // it measured.
         let mut child = cmd
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -140,8 +145,15 @@ impl Instance {
         }
     }
 
-    /// Stop it (Ctrl-C) and wait.
-    pub fn stop(mut self) {
+    /// Stop it (as Ctrl-C would) and wait for it to exit.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Instance {
+    /// An instance never outlives its experiment, on any path out.
+    fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0));
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGINT);
         let _ = self.child.wait();
