@@ -50,15 +50,23 @@ pub enum CtlError {
         /// Its socket.
         path: String,
     },
+    /// No permission to make the socket under /run/pollsim.
+    #[error("{what} {path}: permission denied (run pollsim as root)")]
+    PermissionDenied {
+        /// What was attempted.
+        what: &'static str,
+        /// The path.
+        path: String,
+    },
     /// Any other failure, with what was attempted.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {err}")]
     Io {
         /// What was attempted.
         what: &'static str,
         /// The path.
         path: String,
-        /// The error.
-        source: io::Error,
+        /// The error (in the message, not a `source`, so that it is shown once).
+        err: io::Error,
     },
 }
 
@@ -103,10 +111,16 @@ impl Control {
         }
         let path = socket_path(name);
         let shown = path.display().to_string();
-        let io = |what, source| CtlError::Io {
-            what,
-            path: shown.clone(),
-            source,
+        let io = |what, err: io::Error| match err.kind() {
+            io::ErrorKind::PermissionDenied => CtlError::PermissionDenied {
+                what,
+                path: shown.clone(),
+            },
+            _ => CtlError::Io {
+                what,
+                path: shown.clone(),
+                err,
+            },
         };
         std::fs::create_dir_all(RUN_DIR).map_err(|e| io("creating", e))?;
         if path.exists() {

@@ -56,3 +56,21 @@ fn bad_sysctl_is_refused_before_running() {
         refused(&["run", "--if", "nosuch0"], "no interface nosuch0");
     });
 }
+
+#[test]
+fn an_unprivileged_run_says_to_run_as_root() {
+    // Needs root only to become someone else (nobody) for the run.
+    if !util::require_root_or_skip("an_unprivileged_run_says_to_run_as_root") {
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_pollsim"))
+        .args(["run", "--if", "tap0", "--addr", "198.18.0.2/24"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run pollsim as root"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
