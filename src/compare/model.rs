@@ -107,6 +107,29 @@ pub struct Run {
     pub frames: Frames,
 }
 
+impl Run {
+    /// The rates of a row, in column order: offered, received, delivered,
+    /// then the drops (rx_missed, ipintrq, socket, app), frames/s.
+    pub fn rate_columns(&self) -> [f64; 7] {
+        let d = &self.drops;
+        [
+            self.offered_pps,
+            self.received_pps,
+            self.delivered_pps,
+            d.rx_missed,
+            d.ipintrq,
+            d.socket,
+            d.app,
+        ]
+    }
+
+    /// The CPU shares of a row, in column order: user, sys, intr, idle.
+    pub fn cpu_columns(&self) -> [f64; 4] {
+        let c = &self.cp_time_pct;
+        [c.user, c.sys, c.intr, c.idle]
+    }
+}
+
 /// Per mode: where it stops being loss-free, and how it holds under load.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

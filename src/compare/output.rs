@@ -158,18 +158,7 @@ pub fn table(results: &Results) -> String {
         }
         prev = Some(&r.mode);
         let p = &r.probe_ms;
-        let cells = [
-            human(r.offered_pps),
-            human(r.received_pps),
-            human(r.delivered_pps),
-            human(r.drops.rx_missed),
-            human(r.drops.ipintrq),
-            human(r.drops.socket),
-            human(r.drops.app),
-            pct(r.cp_time_pct.user),
-            pct(r.cp_time_pct.sys),
-            pct(r.cp_time_pct.intr),
-            pct(r.cp_time_pct.idle),
+        let probe = [
             ms(p.p50),
             ms(p.p99),
             if p.sent == 0 {
@@ -178,8 +167,11 @@ pub fn table(results: &Results) -> String {
                 format!("{}/{}", p.timeouts, p.sent)
             },
         ];
+        let cells = (r.rate_columns().into_iter().map(human))
+            .chain(r.cpu_columns().into_iter().map(pct))
+            .chain(probe);
         let mut line = format!("{:<mode_w$}", format!("{}{}", r.mode, star(r)));
-        for (cell, (_, width)) in cells.iter().zip(COLS) {
+        for (cell, (_, width)) in cells.zip(COLS) {
             let _ = write!(line, "  {cell:>width$}");
         }
         out.push_str(&line);
@@ -267,26 +259,19 @@ pub fn csv(results: &Results) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     for r in &results.runs {
-        let row = [
-            csv_field(&r.mode),
-            csv_num(r.offered_pps),
-            csv_num(r.received_pps),
-            csv_num(r.delivered_pps),
-            csv_num(r.drops.rx_missed),
-            csv_num(r.drops.ipintrq),
-            csv_num(r.drops.socket),
-            csv_num(r.drops.app),
-            csv_num(r.cp_time_pct.user),
-            csv_num(r.cp_time_pct.sys),
-            csv_num(r.cp_time_pct.intr),
-            csv_num(r.cp_time_pct.idle),
-            r.probe_ms.p50.map(csv_num).unwrap_or_default(),
-            r.probe_ms.p99.map(csv_num).unwrap_or_default(),
-            r.probe_ms.timeouts.to_string(),
-            r.probe_ms.sent.to_string(),
-            csv_num(r.seconds),
-            r.simulated.to_string(),
-        ];
+        let p = &r.probe_ms;
+        let row: Vec<String> = std::iter::once(csv_field(&r.mode))
+            .chain(r.rate_columns().into_iter().map(csv_num))
+            .chain(r.cpu_columns().into_iter().map(csv_num))
+            .chain([
+                p.p50.map(csv_num).unwrap_or_default(),
+                p.p99.map(csv_num).unwrap_or_default(),
+                p.timeouts.to_string(),
+                p.sent.to_string(),
+                csv_num(r.seconds),
+                r.simulated.to_string(),
+            ])
+            .collect();
         out.push_str(&row.join(","));
         out.push('\n');
     }
