@@ -212,10 +212,23 @@ impl Kernel {
         ifn.polling = on;
     }
 
-    /// The clock interrupt: `hardclock` → `hardclock_device_poll`, and the
-    /// protocol timers (softclock), which need an egress pass.
+    /// The clock interrupt for one tick: [`Kernel::hardclock_cnt`] with 1.
     pub fn hardclock(&mut self, now: Nanos) {
-        self.sched.ticks += 1;
+        self.hardclock_cnt(now, 1);
+    }
+
+    /// The clock interrupt, standing for `cnt` ticks (FreeBSD's
+    /// `hardclock(cnt, usermode)`, formerly `hardclock_cnt`): `ticks`
+    /// advances by `cnt`, `hardclock_device_poll` runs once, and the
+    /// protocol timers (softclock) need an egress pass.
+    ///
+    /// When the timer is delivered late (the host was busy, or woke this
+    /// process late from idle), several expirations are read at once; as in
+    /// FreeBSD, they are one interrupt, not `cnt` interrupts back to back,
+    /// which would count a lost poll per extra tick and cut `burst` although
+    /// the kernel never overran a tick.
+    pub fn hardclock_cnt(&mut self, now: Nanos, cnt: u64) {
+        self.sched.ticks += cnt;
         self.poll.hardclock(now);
         self.egress_pending = true;
     }

@@ -67,9 +67,7 @@ pub fn run_real(
             let n = timer.take_expired();
             if n > 0 {
                 preempting(k, now, CpuState::Intr);
-                for _ in 0..n {
-                    k.hardclock(now);
-                }
+                k.hardclock_cnt(now, n);
                 if k.sched.ticks / u64::from(k.hz.get())
                     != (k.sched.ticks - n) / u64::from(k.hz.get())
                 {

@@ -114,6 +114,30 @@ fn polling_takes_burst_frames_per_tick_and_burst_grows() {
 }
 
 #[test]
+fn late_ticks_read_at_once_are_one_clock_interrupt() {
+    // As FreeBSD's hardclock(cnt, ...): three expirations read at once
+    // advance ticks by three and run hardclock_device_poll once, so no
+    // poll is lost and burst keeps climbing.
+    let (mut k, mut clock) = kernel(Mode::Polling, &frames(100));
+    clock.burn(Nanos(Hz::DEFAULT.tick().0 * 3));
+    k.hardclock_cnt(clock.now(), 3);
+    assert_eq!(k.sched.ticks, 3);
+    assert_eq!(k.poll.pending_polls(), 1);
+    while step(&mut k, &mut clock, &mut 0) {}
+    assert_eq!((k.poll.lost_polls(), k.poll.pending_polls()), (0, 0));
+    assert_eq!(k.poll.burst(), 6, "a light tick: burst + 1");
+    // The same three ticks as three interrupts back to back, with no
+    // netisr between them: two of them find the first still pending.
+    let (mut k, mut clock) = kernel(Mode::Polling, &frames(100));
+    clock.burn(Nanos(Hz::DEFAULT.tick().0 * 3));
+    for _ in 0..3 {
+        k.hardclock(clock.now());
+    }
+    while step(&mut k, &mut clock, &mut 0) {}
+    assert_eq!(k.poll.lost_polls(), 2);
+}
+
+#[test]
 fn every_counter_moves_in_a_scripted_run() {
     let (mut k, mut clock) = kernel(Mode::Interrupt, &frames(300));
     let mib = mib::build(&k);
