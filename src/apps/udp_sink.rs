@@ -9,7 +9,7 @@ use smoltcp::socket::udp;
 
 use super::{App, Apps, Step, UserCx};
 use crate::kernel::netisr::Netisr;
-use crate::kernel::reactor::{Interest, Reactor, SockKind, Token};
+use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
 use crate::kernel::time::Nanos;
 use crate::sat;
 
@@ -69,7 +69,7 @@ impl App for UdpSink {
         "udp-sink"
     }
 
-    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize {
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) {
         let n = usize::try_from(self.rcvbuf).unwrap_or(usize::MAX);
         let rx = udp::PacketBuffer::new(
             vec![udp::PacketMetadata::EMPTY; n],
@@ -82,14 +82,16 @@ impl App for UdpSink {
         netisr.watch_udp_port(PORT, h);
         self.handle = Some(h);
         self.token = Token(first_token);
-        reactor.register(
-            &mut netisr.sockets,
-            h,
-            SockKind::Udp,
-            self.token,
-            Interest::READABLE,
-        );
-        1
+        reactor
+            .register(
+                &mut netisr.sockets,
+                h,
+                SockKind::Udp,
+                self.token,
+                Interest::READABLE,
+                Trigger::Oneshot,
+            )
+            .expect("the app's first token is unused");
     }
 
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
@@ -107,7 +109,9 @@ impl App for UdpSink {
                 }
             }
             Err(_) => {
-                cx.reactor.rearm(cx.sockets, token);
+                cx.reactor
+                    .rearm(cx.sockets, token)
+                    .expect("the sink's token is registered");
                 Step::DONE
             }
         }

@@ -245,6 +245,7 @@ impl Kernel {
     /// `netisr_pollmore`), one `ipintrq` frame, or an egress pass.
     pub fn netisr_step(&mut self, now: Nanos) {
         self.sched.netisr_runs += 1;
+        self.reactor.note_activity();
         if self.poll.is_scheduled() {
             self.netisr_poll(now);
             if self.egress_pending {
@@ -311,7 +312,8 @@ impl Kernel {
             return;
         }
         if self.runq.is_empty() {
-            self.reactor.poll(&mut self.events, EVENT_BATCH);
+            self.reactor
+                .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);
             self.runq.extend(self.events.iter().map(|e| e.token));
         }
         let Some(token) = self.runq.pop_front() else {
