@@ -15,7 +15,6 @@ mod udp_sink;
 use std::str::FromStr;
 
 use pollsim_sysctl::Mib;
-use smoltcp::iface::SocketSet;
 
 use crate::kernel::netisr::Netisr;
 use crate::kernel::reactor::{Reactor, Token};
@@ -28,7 +27,7 @@ pub use udp_sink::UdpSink;
 /// What an app may touch during a step.
 pub struct UserCx<'a> {
     /// The stack's sockets.
-    pub sockets: &'a mut SocketSet<'static>,
+    pub sockets: &'a mut crate::kernel::sockets::Sockets,
     /// Readiness.
     pub reactor: &'a mut Reactor,
     /// Set when the step queued data to send, so the netisr runs egress.

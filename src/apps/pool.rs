@@ -2,24 +2,27 @@
 //!
 //! smoltcp has no `accept`: a listening socket *becomes* the connection
 //! when a SYN arrives, and a SYN finding no listener is answered with a
-//! RST. So a server keeps `backlog` listening sockets on its port (as a
-//! BSD listen queue of that depth), opens a new one each time one of them
-//! takes a connection, and bounds the connections it serves at once by
-//! `max_conns` (`user.<app>.max_conns`): a connection beyond it is aborted
-//! and counted as refused. A finished connection's socket listens again if
-//! the backlog is short, and is otherwise removed from the socket set and
-//! its token freed, so that at rest the pool holds `backlog` sockets, and
-//! sockets never accumulate.
+//! RST. So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its
+//! port in every socket shard (a SYN is demultiplexed in the shard its
+//! 4-tuple hashes to, see `kernel/sockets.rs`; as an `SO_REUSEPORT`
+//! group), opens a new one each time one of them takes a connection, and
+//! bounds the connections it serves at once by `max_conns`
+//! (`user.<app>.max_conns`): a connection beyond it is aborted and counted
+//! as refused. A finished connection's socket listens again if its shard's
+//! backlog is short, and is otherwise removed from the socket set and its
+//! token freed, so that at rest the pool holds its backlog
+//! (`LISTEN_PER_SHARD` × shards) and sockets never accumulate.
 //!
 //! Tokens: the pool's slot `i` is the reactor token `base + i`.
 
-use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 
 use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
+use crate::kernel::sockets::{SockRef, Sockets};
 
-/// Listening sockets kept per port (the listen backlog).
-pub const BACKLOG: usize = 64;
+/// Listening sockets kept per port in each socket shard: two, so that a
+/// second SYN to a shard finds a listener before the app replenishes.
+pub const LISTEN_PER_SHARD: usize = 2;
 /// Default of `user.<app>.max_conns`.
 pub const MAX_CONNS_DEFAULT: u64 = 1024;
 /// Largest accepted `user.<app>.max_conns`.
@@ -56,7 +59,7 @@ pub struct PoolStats {
 
 #[derive(Debug)]
 struct Slot<T> {
-    handle: SocketHandle,
+    handle: SockRef,
     listening: bool,
     data: T,
 }
@@ -71,7 +74,8 @@ pub struct Pool<T> {
     pub max_conns: u64,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<usize>,
-    listening: usize,
+    /// Listening sockets per shard.
+    listening: Vec<usize>,
     active: u64,
     /// Counters.
     pub stats: PoolStats,
@@ -87,16 +91,24 @@ impl<T: Default> Pool<T> {
             max_conns: MAX_CONNS_DEFAULT,
             slots: Vec::new(),
             free: Vec::new(),
-            listening: 0,
+            listening: Vec::new(),
             active: 0,
             stats: PoolStats::default(),
         }
     }
 
-    /// Open the backlog, with tokens from `base`.
-    pub fn start(&mut self, sockets: &mut SocketSet<'static>, reactor: &mut Reactor, base: usize) {
+    /// Open the backlog in every shard, with tokens from `base`.
+    pub fn start(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, base: usize) {
         self.base = base;
-        self.replenish(sockets, reactor);
+        self.listening = vec![0; sockets.shards()];
+        for k in 0..sockets.shards() {
+            self.replenish(sockets, reactor, k);
+        }
+    }
+
+    /// Listening sockets kept (over all shards).
+    pub fn backlog(&self) -> usize {
+        LISTEN_PER_SHARD * self.listening.len()
     }
 
     /// Sockets held (listening and connected).
@@ -110,7 +122,7 @@ impl<T: Default> Pool<T> {
     }
 
     /// The socket and app data of `token`, if it is one of the pool's.
-    pub fn get(&mut self, token: Token) -> Option<(SocketHandle, &mut T)> {
+    pub fn get(&mut self, token: Token) -> Option<(SockRef, &mut T)> {
         let slot = self.slots.get_mut(token.0.checked_sub(self.base)?)?;
         slot.as_mut().map(|s| (s.handle, &mut s.data))
     }
@@ -120,7 +132,7 @@ impl<T: Default> Pool<T> {
     /// Bound: O(1) sockets opened or closed.
     pub fn on_event(
         &mut self,
-        sockets: &mut SocketSet<'static>,
+        sockets: &mut Sockets,
         reactor: &mut Reactor,
         token: Token,
     ) -> Phase {
@@ -136,7 +148,8 @@ impl<T: Default> Pool<T> {
                 return Phase::Listening;
             }
             slot.listening = false;
-            self.listening -= 1;
+            let shard = slot.handle.shard();
+            self.listening[shard] -= 1;
             if self.active >= self.max_conns {
                 s.abort();
                 self.stats.refused += 1;
@@ -146,7 +159,7 @@ impl<T: Default> Pool<T> {
             }
             self.active += 1;
             self.stats.accepted += 1;
-            self.replenish(sockets, reactor);
+            self.replenish(sockets, reactor, shard);
             return Phase::New;
         }
         if s.state() == tcp::State::TimeWait {
@@ -164,7 +177,7 @@ impl<T: Default> Pool<T> {
     /// Re-arm `token` with `interest`, unless its slot was recycled away.
     pub fn rearm(
         &mut self,
-        sockets: &mut SocketSet<'static>,
+        sockets: &mut Sockets,
         reactor: &mut Reactor,
         token: Token,
         interest: Interest,
@@ -176,19 +189,20 @@ impl<T: Default> Pool<T> {
         }
     }
 
-    /// Slot `i` finished a connection: listen again if the backlog is
-    /// short, else remove the socket and free the slot.
-    fn recycle(&mut self, sockets: &mut SocketSet<'static>, reactor: &mut Reactor, i: usize) {
+    /// Slot `i` finished a connection: listen again if its shard's backlog
+    /// is short, else remove the socket and free the slot.
+    fn recycle(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, i: usize) {
         self.active -= 1;
         let Some(slot) = self.slots[i].as_mut() else {
             return;
         };
         slot.data = T::default();
-        if self.listening < BACKLOG {
+        let shard = slot.handle.shard();
+        if self.listening[shard] < LISTEN_PER_SHARD {
             let s = sockets.get_mut::<tcp::Socket>(slot.handle);
             if s.state() == tcp::State::Listen || s.listen(self.port).is_ok() {
                 slot.listening = true;
-                self.listening += 1;
+                self.listening[shard] += 1;
                 return;
             }
         }
@@ -199,20 +213,21 @@ impl<T: Default> Pool<T> {
         self.stats.reclaimed += 1;
     }
 
-    /// Open listeners until the backlog is full. Bound: `BACKLOG` sockets.
-    fn replenish(&mut self, sockets: &mut SocketSet<'static>, reactor: &mut Reactor) {
-        while self.listening < BACKLOG {
+    /// Open listeners in `shard` until its backlog is full. Bound:
+    /// `LISTEN_PER_SHARD` sockets.
+    fn replenish(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, shard: usize) {
+        while self.listening[shard] < LISTEN_PER_SHARD {
             let i = self.free.pop().unwrap_or(self.slots.len());
             if i == self.slots.len() {
                 self.slots.push(None);
             }
-            let handle = sockets.add(listener(self.port, self.buf));
+            let handle = sockets.add(shard, listener(self.port, self.buf));
             self.slots[i] = Some(Slot {
                 handle,
                 listening: true,
                 data: T::default(),
             });
-            self.listening += 1;
+            self.listening[shard] += 1;
             reactor
                 .register(
                     sockets,
@@ -261,7 +276,7 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
         },
     );
     type Get<T> = fn(&Pool<T>) -> u64;
-    let nodes: [(&str, &str, Get<T>); 5] = [
+    let nodes: [(&str, &str, Get<T>); 6] = [
         ("accepted", "Connections accepted", |p| p.stats.accepted),
         (
             "refused",
@@ -274,6 +289,9 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
             |p| p.stats.reclaimed,
         ),
         ("active", "Connections being served", |p| p.active),
+        ("backlog", "Listening sockets kept, over all shards", |p| {
+            p.backlog() as u64
+        }),
         ("sockets", "Sockets held (listening and connected)", |p| {
             p.sockets() as u64
         }),

@@ -38,7 +38,7 @@ pub struct UdpSink {
     pub datagrams: u64,
     /// Payload bytes received by the app
     pub bytes: u64,
-    handle: Option<smoltcp::iface::SocketHandle>,
+    handle: Option<crate::kernel::sockets::SockRef>,
     token: Token,
     buf: Vec<u8>,
 }
@@ -78,7 +78,8 @@ impl App for UdpSink {
         let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]);
         let mut sock = udp::Socket::new(rx, tx);
         sock.bind(PORT).expect("binding a fresh socket cannot fail");
-        let h = netisr.sockets.add(sock);
+        let shard = netisr.sockets.udp_shard(PORT);
+        let h = netisr.sockets.add(shard, sock);
         netisr.watch_udp_port(PORT, h);
         self.handle = Some(h);
         self.token = Token(first_token);

@@ -3,12 +3,13 @@
 
 use std::net::SocketAddrV4;
 
-use smoltcp::iface::{Config as IfConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config as IfConfig, Interface};
 use smoltcp::socket::udp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use crate::kernel::netisr::{self, Netisr};
 use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
+use crate::kernel::sockets::{SockRef, Sockets};
 use crate::kernel::time::Nanos;
 use crate::lab::udp_frame;
 
@@ -30,7 +31,7 @@ pub struct Rig {
     pub netisr: Netisr,
     /// The reactor under test.
     pub reactor: Reactor,
-    handles: Vec<SocketHandle>,
+    handles: Vec<SockRef>,
     buf: Vec<u8>,
 }
 
@@ -59,7 +60,8 @@ impl Rig {
             let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 8]);
             let mut s = udp::Socket::new(rx, tx);
             s.bind(port(i)).expect("a fresh socket binds");
-            let h = netisr.sockets.add(s);
+            let shard = netisr.sockets.udp_shard(port(i));
+            let h = netisr.sockets.add(shard, s);
             reactor
                 .register(
                     &mut netisr.sockets,
@@ -79,6 +81,11 @@ impl Rig {
             handles,
             buf: vec![0; 64],
         }
+    }
+
+    /// The socket of `i`.
+    pub fn handle(&self, i: usize) -> SockRef {
+        self.handles[i]
     }
 
     /// Sockets in the rig.
@@ -120,8 +127,8 @@ impl Rig {
         n
     }
 
-    /// The socket set (for the reactor's calls).
-    pub fn sockets(&mut self) -> &mut SocketSet<'static> {
+    /// The sockets (for the reactor's calls).
+    pub fn sockets(&mut self) -> &mut Sockets {
         &mut self.netisr.sockets
     }
 }

@@ -17,6 +17,7 @@ pub mod os;
 pub mod poll;
 pub mod reactor;
 pub mod sched;
+pub mod sockets;
 pub mod time;
 
 #[cfg(test)]
@@ -266,7 +267,7 @@ impl Kernel {
     fn egress(&mut self, now: Nanos) {
         self.egress_pending = false;
         for ifn in &mut self.ifs {
-            self.netisr.egress(&mut ifn.iface, now);
+            self.netisr.egress(&mut ifn.iface, ifn.nic.as_mut(), now);
             self.netisr.flush(ifn.nic.as_mut());
         }
     }

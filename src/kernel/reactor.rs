@@ -44,8 +44,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 
-use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
+
+use super::sockets::{SockRef, Sockets};
 
 #[cfg(test)]
 #[path = "reactor_tests.rs"]
@@ -142,7 +143,7 @@ pub enum SockKind {
 #[derive(Debug)]
 struct Registration {
     token: Token,
-    handle: SocketHandle,
+    handle: SockRef,
     kind: SockKind,
     interest: Interest,
     trigger: Trigger,
@@ -263,7 +264,7 @@ impl Reactor {
 
     /// Switch backends, keeping every registration and its readiness.
     /// Bound: O(registered) when switching to `ready`, O(1) otherwise.
-    pub fn set_backend(&mut self, sockets: &mut SocketSet<'_>, backend: Backend) {
+    pub fn set_backend(&mut self, sockets: &mut Sockets, backend: Backend) {
         if backend == self.backend {
             return;
         }
@@ -292,8 +293,8 @@ impl Reactor {
     /// Register `handle` under `token` and arm it. An unused token only.
     pub fn register(
         &mut self,
-        sockets: &mut SocketSet<'_>,
-        handle: SocketHandle,
+        sockets: &mut Sockets,
+        handle: SockRef,
         kind: SockKind,
         token: Token,
         interest: Interest,
@@ -329,7 +330,7 @@ impl Reactor {
     /// Re-arm a registration after its event was handled (a oneshot one is
     /// disarmed by its event). If the socket is ready already, the next
     /// poll delivers it. Bound: O(1).
-    pub fn rearm(&mut self, sockets: &mut SocketSet<'_>, token: Token) -> Result<(), ReactorError> {
+    pub fn rearm(&mut self, sockets: &mut Sockets, token: Token) -> Result<(), ReactorError> {
         let slot = self.slot(token)?;
         self.stats.rearms += 1;
         self.arm(sockets, slot);
@@ -339,7 +340,7 @@ impl Reactor {
     /// Change what a registration asks for, and re-arm it. Bound: O(1).
     pub fn reregister(
         &mut self,
-        sockets: &mut SocketSet<'_>,
+        sockets: &mut Sockets,
         token: Token,
         interest: Interest,
     ) -> Result<(), ReactorError> {
@@ -382,7 +383,7 @@ impl Reactor {
     /// Fill `events` (cleared first) with up to `budget` events. Bound:
     /// O(ready) for `ready` (plus the level registrations delivered last
     /// time), O(registered) for `scan`; at most `budget` events either way.
-    pub fn poll(&mut self, sockets: &mut SocketSet<'_>, events: &mut Vec<Event>, budget: usize) {
+    pub fn poll(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
         self.stats.polls += 1;
         self.round += 1;
         events.clear();
@@ -402,7 +403,7 @@ impl Reactor {
 
     /// Arm `slot`: snapshot whether it listens, and for `ready` register
     /// its wakers and queue it if it is ready already (no lost wake-up).
-    fn arm(&mut self, sockets: &mut SocketSet<'_>, slot: usize) {
+    fn arm(&mut self, sockets: &mut Sockets, slot: usize) {
         let Some(reg) = self.slots[slot].as_mut() else {
             return;
         };
@@ -422,7 +423,7 @@ impl Reactor {
 
     /// Examine `slot` for this poll if it is armed and not delivered yet
     /// this poll; deliver it if ready. O(1).
-    fn examine(&mut self, sockets: &mut SocketSet<'_>, slot: usize, events: &mut Vec<Event>) {
+    fn examine(&mut self, sockets: &mut Sockets, slot: usize, events: &mut Vec<Event>) {
         let round = self.round;
         let Some(reg) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -447,7 +448,7 @@ impl Reactor {
         }
     }
 
-    fn poll_ready(&mut self, sockets: &mut SocketSet<'_>, events: &mut Vec<Event>, budget: usize) {
+    fn poll_ready(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
         if let Ok(mut l) = self.shared.0.lock() {
             self.pending.append(&mut l);
         }
@@ -466,7 +467,7 @@ impl Reactor {
         self.pending = work;
     }
 
-    fn poll_scan(&mut self, sockets: &mut SocketSet<'_>, events: &mut Vec<Event>, budget: usize) {
+    fn poll_scan(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
         // select(2) ignores the kernel's ready list; keep it from growing.
         if let Ok(mut l) = self.shared.0.lock() {
             l.clear();
@@ -486,11 +487,11 @@ impl Reactor {
 }
 
 /// Register the wakers `reg` asks for on its socket. O(1).
-fn arm_wakers(sockets: &mut SocketSet<'_>, reg: &Registration) {
+fn arm_wakers(sockets: &mut Sockets, reg: &Registration) {
     let (r, w) = (reg.interest.is_readable(), reg.interest.is_writable());
     match reg.kind {
         SockKind::Tcp => {
-            let s = sockets.get_mut::<tcp::Socket>(reg.handle);
+            let s = sockets.get_mut_quiet::<tcp::Socket>(reg.handle);
             if r {
                 s.register_recv_waker(&reg.waker);
             }
@@ -499,7 +500,7 @@ fn arm_wakers(sockets: &mut SocketSet<'_>, reg: &Registration) {
             }
         }
         SockKind::Udp => {
-            let s = sockets.get_mut::<udp::Socket>(reg.handle);
+            let s = sockets.get_mut_quiet::<udp::Socket>(reg.handle);
             if r {
                 s.register_recv_waker(&reg.waker);
             }
@@ -511,7 +512,7 @@ fn arm_wakers(sockets: &mut SocketSet<'_>, reg: &Registration) {
 }
 
 /// The readiness predicate of the contract above. O(1).
-fn is_ready(sockets: &SocketSet<'_>, reg: &Registration) -> bool {
+fn is_ready(sockets: &Sockets, reg: &Registration) -> bool {
     let (r, w) = (reg.interest.is_readable(), reg.interest.is_writable());
     match reg.kind {
         SockKind::Tcp => {

@@ -106,7 +106,7 @@ fn deregistered_tokens_get_no_events_and_can_be_reused() {
         assert!(poll(&mut r, 64).is_empty(), "{b:?}");
         assert_eq!(r.reactor.registered(), 3);
         // Register socket 1 again under a new token: the data is found.
-        let h = r.netisr.sockets.iter().nth(1).map(|(h, _)| h).unwrap();
+        let h = r.handle(1);
         let err = r.reactor.register(
             &mut r.netisr.sockets,
             h,
