@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 
-use crate::bench::{reactor, reactor_plot};
+use crate::bench::{demux, reactor, reactor_plot};
 
 /// What `pollsim bench` measures.
 #[derive(clap::Subcommand, Debug)]
@@ -12,6 +12,26 @@ pub enum BenchCmd {
     /// Cost per delivered event of the reactor's two backends (kernel
     /// polling `ready` vs user polling `scan`) at 10..10,000 sockets.
     Reactor(ReactorArgs),
+    /// The netisr's cost per TCP frame at 10, 1,000 and 10,000 established
+    /// connections, with smoltcp's linear demux (1 shard) and sharded.
+    Demux(DemuxArgs),
+}
+
+/// Arguments of `pollsim bench demux`.
+#[derive(clap::Args, Debug)]
+pub struct DemuxArgs {
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Frames timed per point.
+    #[arg(long, default_value_t = 20_000)]
+    pub frames: u64,
+    /// Connection counts, comma separated (default 10,1000,10000).
+    #[arg(long, value_delimiter = ',')]
+    pub conns: Vec<usize>,
+    /// Socket shards of the sharded series (default: the kernel's).
+    #[arg(long, default_value_t = crate::kernel::sockets::SHARDS)]
+    pub shards: usize,
 }
 
 /// Arguments of `pollsim bench reactor`.
@@ -35,7 +55,37 @@ pub struct ReactorArgs {
 pub fn main(cmd: &BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Reactor(a) => bench_reactor(a),
+        BenchCmd::Demux(a) => bench_demux(a),
     }
+}
+
+fn bench_demux(a: &DemuxArgs) -> anyhow::Result<()> {
+    let conns = if a.conns.is_empty() {
+        demux::CONNS.to_vec()
+    } else {
+        a.conns.clone()
+    };
+    if let Some(&bad) = conns.iter().find(|&&n| n == 0 || n > demux::MAX_CONNS) {
+        bail!("--conns: {bad} is out of range (1..{})", demux::MAX_CONNS);
+    }
+    if a.frames == 0 || a.frames > 10_000_000 {
+        bail!("--frames {}: out of range (1..10000000)", a.frames);
+    }
+    if a.shards == 0 || a.shards > 65_536 {
+        bail!("--shards {}: out of range (1..65536)", a.shards);
+    }
+    let points = demux::run(&conns, a.shards, a.frames, &mut |p| {
+        eprintln!(
+            "pollsim bench demux: shards={:<4} connections={:<6} {:>10.1} ns/frame",
+            p.shards, p.connections, p.ns_per_frame
+        );
+    });
+    if a.json {
+        println!("{}", demux::json(&points));
+    } else {
+        print!("{}", demux::table(&points));
+    }
+    Ok(())
 }
 
 fn bench_reactor(a: &ReactorArgs) -> anyhow::Result<()> {

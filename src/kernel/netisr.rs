@@ -130,6 +130,7 @@ impl Netisr {
     /// scans the sockets of that shard; replies go to the transmit queue.
     pub fn ingress(&mut self, iface: &mut Interface, now: Nanos, frame: &[u8]) {
         self.stats.frames += 1;
+        let arp_before = self.stats.arp;
         let watched = self.classify(frame);
         let before = watched.map(|h| self.sockets.get::<udp::Socket>(h).recv_queue());
         let mut dev = OneFrame {
@@ -137,6 +138,9 @@ impl Netisr {
             txq: &mut self.txq,
         };
         let shard = self.sockets.shard_of(frame);
+        if self.stats.arp != arp_before {
+            self.sockets.mark_all_dirty();
+        }
         let set = self.sockets.set_for_ingress(shard);
         iface.poll_ingress_single(instant(now), &mut dev, set);
         if let (Some(h), Some(before)) = (watched, before) {
