@@ -46,13 +46,14 @@ pub fn ready_for(n: usize) -> usize {
     (n * READY_PCT / 100).max(1)
 }
 
-/// Measure `backend` with `n` sockets over about `events` delivered events
-/// (at least 20 polls). Panics if a poll delivers other than the sockets
-/// made ready: the bench measures only correct delivery.
-pub fn measure(n: usize, backend: Backend, events: u64) -> Point {
+/// Measure `backend` with `n` sockets, `ready` of them made ready before
+/// each poll (default: [`ready_for`]), over about `events` delivered
+/// events (at least 20 polls). Panics if a poll delivers other than the
+/// sockets made ready: the bench measures only correct delivery.
+pub fn measure(n: usize, backend: Backend, events: u64, ready: Option<usize>) -> Point {
     let mut rig = Rig::new(n, Trigger::Oneshot);
     rig.reactor.set_backend(&mut rig.netisr.sockets, backend);
-    let ready = ready_for(n);
+    let ready = ready.unwrap_or_else(|| ready_for(n)).clamp(1, n);
     let rounds = (events / ready as u64).max(20);
     let warmup = (rounds / 10).max(2);
     let mut buf: Vec<Event> = Vec::with_capacity(ready * 2);
@@ -105,12 +106,18 @@ pub fn measure(n: usize, backend: Backend, events: u64) -> Point {
     }
 }
 
-/// The whole experiment: every size, both backends.
-pub fn run(sizes: &[usize], events: u64, progress: &mut dyn FnMut(&Point)) -> Vec<Point> {
+/// The whole experiment: every size, both backends; `ready` fixes the
+/// sockets ready per poll (default: 1% of N).
+pub fn run(
+    sizes: &[usize],
+    events: u64,
+    ready: Option<usize>,
+    progress: &mut dyn FnMut(&Point),
+) -> Vec<Point> {
     let mut out = Vec::new();
     for &n in sizes {
         for b in [Backend::Ready, Backend::Scan] {
-            let p = measure(n, b, events);
+            let p = measure(n, b, events, ready);
             progress(&p);
             out.push(p);
         }
@@ -163,12 +170,12 @@ mod tests {
     #[test]
     fn scanned_per_event_is_one_for_ready_and_n_over_ready_for_scan() {
         for n in [10, 300] {
-            let r = measure(n, Backend::Ready, 200);
+            let r = measure(n, Backend::Ready, 200, None);
             assert!(
                 (r.scanned_per_event - 1.0).abs() < 1e-9,
                 "ready N={n}: {r:?}"
             );
-            let s = measure(n, Backend::Scan, 200);
+            let s = measure(n, Backend::Scan, 200, None);
             let expect = n as f64 / ready_for(n) as f64;
             assert!(
                 (s.scanned_per_event - expect).abs() < 1e-9,
@@ -176,11 +183,15 @@ mod tests {
             );
             assert_eq!(r.events, s.events);
         }
+        // A fixed count: scan examines all N per poll, ready only those.
+        let s = measure(500, Backend::Scan, 100, Some(5));
+        assert!((s.scanned_per_event - 100.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.ready_per_poll, 5);
     }
 
     #[test]
     fn table_and_json_have_every_point() {
-        let pts = run(&[10, 100], 50, &mut |_| {});
+        let pts = run(&[10, 100], 50, None, &mut |_| {});
         assert_eq!(pts.len(), 4);
         let v: serde_json::Value = serde_json::from_str(&json(&pts)).unwrap();
         let arr = v["reactor"].as_array().unwrap();

@@ -49,6 +49,11 @@ pub struct ReactorArgs {
     /// Socket counts, comma separated (default 10,100,1000,10000).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<usize>,
+    /// Sockets made ready before each poll, the same for every N (default:
+    /// 1% of N, at least one). `--ready 1` is the classic select-vs-epoll
+    /// setting: a fixed number of active connections among N.
+    #[arg(long)]
+    pub ready: Option<usize>,
 }
 
 /// Entry point of `pollsim bench`.
@@ -106,7 +111,12 @@ fn bench_reactor(a: &ReactorArgs) -> anyhow::Result<()> {
     if a.events == 0 || a.events > 100_000_000 {
         bail!("--events {}: out of range (1..100000000)", a.events);
     }
-    let points = reactor::run(&sizes, a.events, &mut |p| {
+    if let Some(r) = a.ready
+        && sizes.iter().any(|&n| r == 0 || r > n)
+    {
+        bail!("--ready {r}: must be 1..N for every N of --sizes");
+    }
+    let points = reactor::run(&sizes, a.events, a.ready, &mut |p| {
         eprintln!(
             "pollsim bench reactor: {:<5} N={:<6} {:>10.1} ns/event {:>10.2} scanned/event",
             p.backend, p.sockets, p.ns_per_event, p.scanned_per_event
