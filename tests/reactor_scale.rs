@@ -152,3 +152,48 @@ fn ten_thousand_connections_echo_their_own_bytes_and_the_pool_returns() {
         assert_eq!(s.int("user.tcp_echo.reclaimed"), CONNS as u64);
     });
 }
+
+/// Beyond `user.tcp_echo.max_conns` a connection is refused and counted;
+/// once one closes, a new one is served.
+#[test]
+fn connections_beyond_max_conns_are_refused_and_counted() {
+    if !require_root_or_skip("connections_beyond_max_conns") {
+        return;
+    }
+    with_tap(|| {
+        lab::static_neigh("tap0", ADDR, MAC).expect("neighbour");
+        let run = Running::start(&[
+            "--apps",
+            "tcp-echo",
+            "--sysctl",
+            "user.tcp_echo.max_conns=2",
+        ]);
+        let echo_once = |s: &mut TcpStream, i: usize| -> std::io::Result<()> {
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(&message(i))?;
+            let mut got = [0u8; 16];
+            s.read_exact(&mut got)?;
+            assert_eq!(got, message(i));
+            Ok(())
+        };
+        let mut a = connect(0);
+        let mut b = connect(1);
+        echo_once(&mut a, 0).expect("first connection served");
+        echo_once(&mut b, 1).expect("second connection served");
+        // The third is aborted by the server: no echo comes back.
+        let third = TcpStream::connect_timeout(&echo_addr().into(), Duration::from_secs(3))
+            .and_then(|mut c| echo_once(&mut c, 2));
+        assert!(third.is_err(), "a third connection was served");
+        assert!(run.int("user.tcp_echo.refused") >= 1);
+        assert_eq!(run.int("user.tcp_echo.active"), 2);
+        drop(a);
+        let freed = eventually(Duration::from_secs(5), || {
+            (run.int("user.tcp_echo.active") == 1).then_some(())
+        });
+        assert!(freed.is_some(), "the closed connection was not reclaimed");
+        let mut d = connect(3);
+        echo_once(&mut d, 3).expect("served after a slot freed");
+        let s = run.stop();
+        assert_eq!(s.int("user.tcp_echo.connections"), 3);
+    });
+}

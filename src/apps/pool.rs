@@ -153,8 +153,7 @@ impl<T: Default> Pool<T> {
             if self.active >= self.max_conns {
                 s.abort();
                 self.stats.refused += 1;
-                self.active += 1; // recycle() takes it back
-                self.recycle(sockets, reactor, i);
+                self.recycle(sockets, reactor, i, false);
                 return Phase::Refused;
             }
             self.active += 1;
@@ -168,7 +167,7 @@ impl<T: Default> Pool<T> {
         }
         // A RST in SYN-RECEIVED takes a socket back to LISTEN by itself.
         if matches!(s.state(), tcp::State::Closed | tcp::State::Listen) {
-            self.recycle(sockets, reactor, i);
+            self.recycle(sockets, reactor, i, true);
             return Phase::Done;
         }
         Phase::Open
@@ -189,10 +188,13 @@ impl<T: Default> Pool<T> {
         }
     }
 
-    /// Slot `i` finished a connection: listen again if its shard's backlog
-    /// is short, else remove the socket and free the slot.
-    fn recycle(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, i: usize) {
-        self.active -= 1;
+    /// Slot `i` finished a connection (`served`: one counted in `active`):
+    /// listen again if its shard's backlog is short, else remove the socket
+    /// and free the slot.
+    fn recycle(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, i: usize, served: bool) {
+        if served {
+            self.active -= 1;
+        }
         let Some(slot) = self.slots[i].as_mut() else {
             return;
         };
