@@ -23,6 +23,21 @@ fn series(points: &[Point], backend: &str) -> Vec<(f64, f64)> {
     v
 }
 
+/// How many sockets were ready per poll: `1% ready` or `K ready per poll`.
+fn ready_label(points: &[Point]) -> String {
+    let first = points.first().map_or(1, |p| p.ready_per_poll);
+    if points
+        .iter()
+        .all(|p| p.ready_per_poll == super::reactor::ready_for(p.sockets))
+    {
+        format!("{}% ready", super::reactor::READY_PCT)
+    } else if points.iter().all(|p| p.ready_per_poll == first) {
+        format!("{first} ready per poll")
+    } else {
+        "ready per poll varies".to_string()
+    }
+}
+
 /// The figure as SVG text.
 pub fn reactor_svg(points: &[Point]) -> anyhow::Result<String> {
     let mut buf = String::new();
@@ -45,7 +60,10 @@ pub fn reactor_svg(points: &[Point]) -> anyhow::Result<String> {
         };
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                "Reactor: cost per delivered event vs registered sockets (1% ready)",
+                format!(
+                    "Reactor: cost per delivered event vs registered sockets ({})",
+                    ready_label(points)
+                ),
                 (FONT, 18),
             )
             .margin(14)
@@ -125,6 +143,15 @@ mod tests {
             .count();
         assert_eq!(lines, 2);
         assert!(svg.contains("registered sockets (log scale)"));
+        assert!(svg.contains("(1% ready)"));
+        let fixed: Vec<Point> = [10, 1000]
+            .iter()
+            .map(|&n| Point {
+                ready_per_poll: 1,
+                ..pt("scan", n, 5.0)
+            })
+            .collect();
+        assert!(reactor_svg(&fixed).unwrap().contains("(1 ready per poll)"));
         assert!(reactor_svg(&[]).unwrap().contains("no data"));
     }
 }
