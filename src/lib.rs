@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod apps;
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod ctl;

@@ -1,31 +1,29 @@
 //! `http`: a small web server on TCP port 80, the responsiveness probe.
 //!
 //! Serves one page per connection (`Connection: close`) showing a request
-//! counter, then closes. Sockets reaching TIME-WAIT are reclaimed at once
-//! (see `tcp_echo::relisten`), so the fixed pool stays available.
+//! counter, then closes. Its [`Pool`] keeps a listen backlog and serves up
+//! to `user.http.max_conns` connections; finished sockets are reclaimed.
 
 use std::fmt::Write as _;
 
 use pollsim_sysctl::Mib;
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
-use super::tcp_echo::{listener, relisten};
+use super::pool::{Phase, Pool};
 use super::{App, Apps, Step, UserCx};
 use crate::kernel::netisr::Netisr;
-use crate::kernel::reactor::{Interest, Reactor, SockKind, Token};
+use crate::kernel::reactor::{Interest, Reactor, Token};
 use crate::sat;
 
 /// The port.
 pub const PORT: u16 = 80;
-/// Concurrent connections served.
-pub const LISTENERS: usize = 16;
+/// Socket buffer sizes (a request head, a page).
+const BUF: usize = 4096;
 /// Longest request head accepted.
 const MAX_REQUEST: usize = 4096;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Conn {
-    handle: SocketHandle,
     req: Vec<u8>,
     answered: bool,
 }
@@ -37,8 +35,7 @@ pub struct Http {
     pub requests: u64,
     /// Requests refused as malformed or too long
     pub bad_requests: u64,
-    conns: Vec<Conn>,
-    first: usize,
+    pool: Pool<Conn>,
     page: String,
 }
 
@@ -48,8 +45,7 @@ impl Http {
         Http {
             requests: 0,
             bad_requests: 0,
-            conns: Vec::new(),
-            first: 0,
+            pool: Pool::new(PORT, BUF),
             page: String::new(),
         }
     }
@@ -70,32 +66,19 @@ impl App for Http {
         "http"
     }
 
-    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize {
-        self.first = first_token;
-        for i in 0..LISTENERS {
-            let handle = netisr.sockets.add(listener(PORT));
-            self.conns.push(Conn {
-                handle,
-                req: Vec::with_capacity(MAX_REQUEST),
-                answered: false,
-            });
-            let t = Token(first_token + i);
-            reactor.register(
-                &mut netisr.sockets,
-                handle,
-                SockKind::Tcp,
-                t,
-                Interest::READABLE,
-            );
-        }
-        LISTENERS
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) {
+        self.pool.start(&mut netisr.sockets, reactor, first_token);
     }
 
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
-        let Some(conn) = self.conns.get_mut(token.0 - self.first) else {
+        let phase = self.pool.on_event(cx.sockets, cx.reactor, token);
+        if matches!(phase, Phase::New | Phase::Refused | Phase::Done) {
+            cx.wrote = true;
+        }
+        let Some((h, conn)) = self.pool.get(token) else {
             return Step::DONE;
         };
-        let s = cx.sockets.get_mut::<tcp::Socket>(conn.handle);
+        let s = cx.sockets.get_mut::<tcp::Socket>(h);
         while s.can_recv() && !conn.answered {
             let room = MAX_REQUEST - conn.req.len();
             let got = s.recv(|data| {
@@ -130,12 +113,8 @@ impl App for Http {
             s.close();
             cx.wrote = true;
         }
-        if relisten(s, PORT) {
-            cx.wrote = true;
-            conn.req.clear();
-            conn.answered = false;
-        }
-        cx.reactor.rearm(cx.sockets, token);
+        self.pool
+            .rearm(cx.sockets, cx.reactor, token, Interest::READABLE);
         Step::DONE
     }
 }
@@ -160,7 +139,17 @@ fn render(out: &mut String, ok: bool, requests: u64) {
     );
 }
 
-pub(super) fn register_sysctl<C: 'static>(mib: &mut Mib<C>, get: fn(&C) -> &Apps) {
+pub(super) fn register_sysctl<C: 'static>(
+    mib: &mut Mib<C>,
+    get: fn(&C) -> &Apps,
+    get_mut: fn(&mut C) -> &mut Apps,
+) {
+    super::pool::register_sysctl(
+        mib,
+        "http",
+        move |c| get(c).http.as_ref().map(|a| &a.pool),
+        move |c| get_mut(c).http.as_mut().map(|a| &mut a.pool),
+    );
     mib.add_ro("user.http.requests", "Requests answered", move |c| {
         get(c).http.as_ref().map_or(0, |a| sat(a.requests))
     });

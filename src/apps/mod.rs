@@ -8,13 +8,13 @@
 //! burn in slices, as an interrupt would.
 
 mod http;
+pub mod pool;
 mod tcp_echo;
 mod udp_sink;
 
 use std::str::FromStr;
 
 use pollsim_sysctl::Mib;
-use smoltcp::iface::SocketSet;
 
 use crate::kernel::netisr::Netisr;
 use crate::kernel::reactor::{Reactor, Token};
@@ -27,7 +27,7 @@ pub use udp_sink::UdpSink;
 /// What an app may touch during a step.
 pub struct UserCx<'a> {
     /// The stack's sockets.
-    pub sockets: &'a mut SocketSet<'static>,
+    pub sockets: &'a mut crate::kernel::sockets::Sockets,
     /// Readiness.
     pub reactor: &'a mut Reactor,
     /// Set when the step queued data to send, so the netisr runs egress.
@@ -57,9 +57,9 @@ impl Step {
 pub trait App {
     /// Its name in `--apps` and `user.<name>.*` (with `-` as `_`).
     fn name(&self) -> &'static str;
-    /// Create and register its sockets, using tokens from `first_token`;
-    /// returns how many tokens it took.
-    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize;
+    /// Create and register its sockets, with tokens from `first_token` up
+    /// to (not including) `first_token + TOKEN_SPACE`.
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize);
     /// Handle readiness of `token` (one of its own), one unit of work.
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step;
 }
@@ -108,8 +108,11 @@ pub struct Apps {
     pub tcp_echo: Option<TcpEcho>,
     /// http, if running.
     pub http: Option<Http>,
-    owner: Vec<u8>,
 }
+
+/// Tokens each app may use: app `i` (in `each` order) owns
+/// `i * TOKEN_SPACE ..`, so the owner of a token is a division away.
+pub const TOKEN_SPACE: usize = 1 << 24;
 
 impl Apps {
     /// The apps named in `kinds`, with their defaults.
@@ -135,24 +138,16 @@ impl Apps {
 
     /// Start every app.
     pub fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor) {
-        let mut next = 0;
-        let mut owner = Vec::new();
         for (i, app) in self.each().into_iter().enumerate() {
             if let Some(app) = app {
-                let n = app.start(netisr, reactor, next);
-                owner.extend(std::iter::repeat_n(i as u8, n));
-                next += n;
+                app.start(netisr, reactor, i * TOKEN_SPACE);
             }
         }
-        self.owner = owner;
     }
 
     /// Step the app that owns `token`.
     pub fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
-        let Some(&i) = self.owner.get(token.0) else {
-            return Step::DONE;
-        };
-        match self.each().into_iter().nth(usize::from(i)).flatten() {
+        match self.each().into_iter().nth(token.0 / TOKEN_SPACE).flatten() {
             Some(app) => app.step(cx, token),
             None => Step::DONE,
         }
@@ -169,10 +164,10 @@ impl Apps {
             udp_sink::register_sysctl(mib, get, get_mut);
         }
         if self.tcp_echo.is_some() {
-            tcp_echo::register_sysctl(mib, get);
+            tcp_echo::register_sysctl(mib, get, get_mut);
         }
         if self.http.is_some() {
-            http::register_sysctl(mib, get);
+            http::register_sysctl(mib, get, get_mut);
         }
     }
 }

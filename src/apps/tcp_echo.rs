@@ -1,37 +1,33 @@
-//! `tcp-echo`: the echo service on TCP port 7 (RFC 862), several
-//! connections at once.
+//! `tcp-echo`: the echo service on TCP port 7 (RFC 862), many connections
+//! at once.
 //!
-//! smoltcp has no listen backlog: one socket per connection. The app keeps
-//! a fixed pool of `LISTENERS` sockets on the port; each serves one
-//! connection and listens again once closed.
+//! smoltcp has no listen backlog: one socket per connection. The app's
+//! [`Pool`] keeps a backlog of listening sockets on the port, replenished
+//! as they connect, and serves up to `user.tcp_echo.max_conns` connections.
 
 use pollsim_sysctl::Mib;
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
+use super::pool::{Phase, Pool};
 use super::{App, Apps, Step, UserCx};
 use crate::kernel::netisr::Netisr;
-use crate::kernel::reactor::{Interest, Reactor, SockKind, Token};
+use crate::kernel::reactor::{Interest, Reactor, Token};
 use crate::sat;
 
 /// The port.
 pub const PORT: u16 = 7;
-/// Concurrent connections served.
-pub const LISTENERS: usize = 16;
-/// Socket buffer sizes.
-const BUF: usize = 16 * 1024;
+/// Socket buffer sizes: small, so that 16384 connections fit in memory.
+const BUF: usize = 4096;
 /// Bytes echoed per step.
 const CHUNK: usize = 4096;
 
 /// The echo service.
 #[derive(Debug)]
 pub struct TcpEcho {
-    /// Connections accepted
-    pub connections: u64,
     /// Bytes echoed
     pub bytes: u64,
-    socks: Vec<(SocketHandle, bool)>,
-    first: usize,
+    /// The port's sockets.
+    pub pool: Pool<()>,
     buf: Vec<u8>,
 }
 
@@ -39,10 +35,8 @@ impl TcpEcho {
     /// A service with no sockets yet.
     pub fn new() -> TcpEcho {
         TcpEcho {
-            connections: 0,
             bytes: 0,
-            socks: Vec::new(),
-            first: 0,
+            pool: Pool::new(PORT, BUF),
             buf: vec![0; CHUNK],
         }
     }
@@ -54,54 +48,24 @@ impl Default for TcpEcho {
     }
 }
 
-/// A fresh listening TCP socket with `BUF`-byte buffers and a timeout, so a
-/// silent peer cannot hold a pool slot for ever.
-pub(super) fn listener(port: u16) -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; BUF]),
-        tcp::SocketBuffer::new(vec![0; BUF]),
-    );
-    s.set_timeout(Some(smoltcp::time::Duration::from_secs(30)));
-    s.listen(port).expect("a fresh socket can listen");
-    s
-}
-
-/// Put a finished pool socket back to listening. A socket in TIME-WAIT
-/// (we closed first and the peer has closed too) is aborted at once: its
-/// peer is gone, and 10 s of TIME-WAIT per connection would drain a fixed
-/// pool. Returns true if the socket listens again.
-pub(super) fn relisten(s: &mut tcp::Socket<'static>, port: u16) -> bool {
-    if s.state() == tcp::State::TimeWait {
-        s.abort();
-    }
-    s.state() == tcp::State::Closed && s.listen(port).is_ok()
-}
-
 impl App for TcpEcho {
     fn name(&self) -> &'static str {
         "tcp-echo"
     }
 
-    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize {
-        self.first = first_token;
-        for i in 0..LISTENERS {
-            let h = netisr.sockets.add(listener(PORT));
-            self.socks.push((h, false));
-            let t = Token(first_token + i);
-            reactor.register(&mut netisr.sockets, h, SockKind::Tcp, t, Interest::READABLE);
-        }
-        LISTENERS
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) {
+        self.pool.start(&mut netisr.sockets, reactor, first_token);
     }
 
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
-        let Some((h, counted)) = self.socks.get_mut(token.0 - self.first) else {
+        let phase = self.pool.on_event(cx.sockets, cx.reactor, token);
+        if matches!(phase, Phase::New | Phase::Refused | Phase::Done) {
+            cx.wrote = true; // a SYN-ACK, a RST or a new listener's state
+        }
+        let Some((h, ())) = self.pool.get(token) else {
             return Step::DONE;
         };
-        let s = cx.sockets.get_mut::<tcp::Socket>(*h);
-        if s.is_active() && !*counted && s.state() != tcp::State::SynReceived {
-            *counted = true;
-            self.connections += 1;
-        }
+        let s = cx.sockets.get_mut::<tcp::Socket>(h);
         let room = s.send_capacity() - s.send_queue();
         if s.can_recv() && room > 0 {
             let want = room.min(CHUNK);
@@ -119,25 +83,36 @@ impl App for TcpEcho {
             s.close();
             cx.wrote = true;
         }
-        if relisten(s, PORT) {
-            cx.wrote = true;
-            *counted = false;
-        }
         let interest = if s.can_recv() {
             Interest::BOTH // blocked on a full send buffer
         } else {
             Interest::READABLE
         };
-        cx.reactor.reregister(cx.sockets, token, interest);
+        self.pool.rearm(cx.sockets, cx.reactor, token, interest);
         Step::DONE
     }
 }
 
-pub(super) fn register_sysctl<C: 'static>(mib: &mut Mib<C>, get: fn(&C) -> &Apps) {
+pub(super) fn register_sysctl<C: 'static>(
+    mib: &mut Mib<C>,
+    get: fn(&C) -> &Apps,
+    get_mut: fn(&mut C) -> &mut Apps,
+) {
+    super::pool::register_sysctl(
+        mib,
+        "tcp_echo",
+        move |c| get(c).tcp_echo.as_ref().map(|a| &a.pool),
+        move |c| get_mut(c).tcp_echo.as_mut().map(|a| &mut a.pool),
+    );
     mib.add_ro(
         "user.tcp_echo.connections",
         "Connections accepted",
-        move |c| get(c).tcp_echo.as_ref().map_or(0, |a| sat(a.connections)),
+        move |c| {
+            get(c)
+                .tcp_echo
+                .as_ref()
+                .map_or(0, |a| sat(a.pool.stats.accepted))
+        },
     );
     mib.add_ro("user.tcp_echo.bytes", "Bytes echoed", move |c| {
         get(c).tcp_echo.as_ref().map_or(0, |a| sat(a.bytes))

@@ -9,7 +9,7 @@ use smoltcp::socket::udp;
 
 use super::{App, Apps, Step, UserCx};
 use crate::kernel::netisr::Netisr;
-use crate::kernel::reactor::{Interest, Reactor, SockKind, Token};
+use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
 use crate::kernel::time::Nanos;
 use crate::sat;
 
@@ -38,7 +38,7 @@ pub struct UdpSink {
     pub datagrams: u64,
     /// Payload bytes received by the app
     pub bytes: u64,
-    handle: Option<smoltcp::iface::SocketHandle>,
+    handle: Option<crate::kernel::sockets::SockRef>,
     token: Token,
     buf: Vec<u8>,
 }
@@ -69,7 +69,7 @@ impl App for UdpSink {
         "udp-sink"
     }
 
-    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) -> usize {
+    fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) {
         let n = usize::try_from(self.rcvbuf).unwrap_or(usize::MAX);
         let rx = udp::PacketBuffer::new(
             vec![udp::PacketMetadata::EMPTY; n],
@@ -78,18 +78,21 @@ impl App for UdpSink {
         let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]);
         let mut sock = udp::Socket::new(rx, tx);
         sock.bind(PORT).expect("binding a fresh socket cannot fail");
-        let h = netisr.sockets.add(sock);
+        let shard = netisr.sockets.udp_shard(PORT);
+        let h = netisr.sockets.add(shard, sock);
         netisr.watch_udp_port(PORT, h);
         self.handle = Some(h);
         self.token = Token(first_token);
-        reactor.register(
-            &mut netisr.sockets,
-            h,
-            SockKind::Udp,
-            self.token,
-            Interest::READABLE,
-        );
-        1
+        reactor
+            .register(
+                &mut netisr.sockets,
+                h,
+                SockKind::Udp,
+                self.token,
+                Interest::READABLE,
+                Trigger::Oneshot,
+            )
+            .expect("the app's first token is unused");
     }
 
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
@@ -107,7 +110,9 @@ impl App for UdpSink {
                 }
             }
             Err(_) => {
-                cx.reactor.rearm(cx.sockets, token);
+                cx.reactor
+                    .rearm(cx.sockets, token)
+                    .expect("the sink's token is registered");
                 Step::DONE
             }
         }

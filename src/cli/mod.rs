@@ -4,6 +4,7 @@
 //! input, except `sysctl`, which keeps sysctl(8)'s exit codes.
 
 mod admin;
+mod bench;
 mod compare;
 
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ enum Cmd {
     /// The livelock experiment: sweep offered load over every mode, in a
     /// private network namespace; a table, results.csv/json, livelock.svg.
     Compare(crate::compare::experiment::CompareArgs),
+    /// In-process benchmarks (no tap, no root): `bench reactor`.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// netstat -w style view of a running instance.
     Stat {
         /// Instance name.
@@ -214,6 +218,7 @@ pub fn main() -> ExitCode {
         Cmd::Stat { name, wait, count } => admin::stat(&name, wait, count),
         Cmd::Flood(args) => flood(&args),
         Cmd::Compare(args) => compare::main(&args),
+        Cmd::Bench(cmd) => bench::main(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

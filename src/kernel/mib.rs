@@ -36,6 +36,7 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         register_if(&mut mib, k, i);
     }
     register_counters(&mut mib);
+    super::reactor::register_sysctl(&mut mib);
     k.apps
         .register_sysctl(&mut mib, |k: &Kernel| &k.apps, |k: &mut Kernel| &mut k.apps);
     mib
@@ -158,7 +159,7 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
 
 fn register_counters(mib: &mut Mib<Kernel>) {
     type Get = fn(&Kernel) -> u64;
-    let nodes: [(&str, &str, Get); 20] = [
+    let nodes: [(&str, &str, Get); 17] = [
         (
             "net.netisr.frames",
             "Frames handed to the protocol stack",
@@ -199,19 +200,6 @@ fn register_counters(mib: &mut Mib<Kernel>) {
             "net.netisr.egress_runs",
             "Egress passes (timers, replies, app writes)",
             |k| k.netisr.stats.egress_runs,
-        ),
-        ("kern.reactor.polls", "Reactor polls", |k| {
-            k.reactor.stats.polls
-        }),
-        (
-            "kern.reactor.events",
-            "Readiness events delivered to apps",
-            |k| k.reactor.stats.events,
-        ),
-        (
-            "kern.reactor.rearms",
-            "Oneshot registrations re-armed",
-            |k| k.reactor.stats.rearms,
         ),
         (
             "kern.sched.ticks",

@@ -17,6 +17,7 @@ pub mod os;
 pub mod poll;
 pub mod reactor;
 pub mod sched;
+pub mod sockets;
 pub mod time;
 
 #[cfg(test)]
@@ -258,6 +259,7 @@ impl Kernel {
     /// `netisr_pollmore`), one `ipintrq` frame, or an egress pass.
     pub fn netisr_step(&mut self, now: Nanos) {
         self.sched.netisr_runs += 1;
+        self.reactor.note_activity();
         if self.poll.is_scheduled() {
             self.netisr_poll(now);
             if self.egress_pending {
@@ -278,7 +280,7 @@ impl Kernel {
     fn egress(&mut self, now: Nanos) {
         self.egress_pending = false;
         for ifn in &mut self.ifs {
-            self.netisr.egress(&mut ifn.iface, now);
+            self.netisr.egress(&mut ifn.iface, ifn.nic.as_mut(), now);
             self.netisr.flush(ifn.nic.as_mut());
         }
     }
@@ -324,7 +326,8 @@ impl Kernel {
             return;
         }
         if self.runq.is_empty() {
-            self.reactor.poll(&mut self.events, EVENT_BATCH);
+            self.reactor
+                .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);
             self.runq.extend(self.events.iter().map(|e| e.token));
         }
         let Some(token) = self.runq.pop_front() else {

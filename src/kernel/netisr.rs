@@ -14,11 +14,12 @@
 use std::collections::VecDeque;
 
 use pollsim_drivers::Nic;
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::Interface;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::udp;
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, UdpPacket};
 
+use super::sockets::{SHARDS, SockRef, Sockets};
 use super::time::Nanos;
 
 /// Largest Ethernet frame the stack sends (1500-byte MTU plus header).
@@ -88,9 +89,9 @@ impl TxQueue {
 
 /// The netisr's state: smoltcp's sockets and where frames went.
 pub struct Netisr {
-    /// Every socket of every app.
-    pub sockets: SocketSet<'static>,
-    udp_ports: Vec<(u16, SocketHandle)>,
+    /// Every socket of every app, sharded by flow.
+    pub sockets: Sockets,
+    udp_ports: Vec<(u16, SockRef)>,
     /// Where frames went.
     pub stats: NetisrStats,
     /// Frames on their way to the NIC.
@@ -104,10 +105,15 @@ impl Default for Netisr {
 }
 
 impl Netisr {
-    /// An empty netisr.
+    /// An empty netisr with [`SHARDS`] socket sets.
     pub fn new() -> Netisr {
+        Netisr::with_shards(SHARDS)
+    }
+
+    /// An empty netisr with `shards` socket sets (1: smoltcp's own demux).
+    pub fn with_shards(shards: usize) -> Netisr {
         Netisr {
-            sockets: SocketSet::new(Vec::new()),
+            sockets: Sockets::new(shards),
             udp_ports: Vec::new(),
             stats: NetisrStats::default(),
             txq: TxQueue::default(),
@@ -115,21 +121,28 @@ impl Netisr {
     }
 
     /// Account datagrams to UDP `port` against the socket `handle`.
-    pub fn watch_udp_port(&mut self, port: u16, handle: SocketHandle) {
+    pub fn watch_udp_port(&mut self, port: u16, handle: SockRef) {
         self.udp_ports.push((port, handle));
     }
 
-    /// Feed one frame to smoltcp. Bound: one frame, through
-    /// `poll_ingress_single`; replies go to the transmit queue.
+    /// Feed one frame to smoltcp, lending it the one socket set its flow
+    /// hashes to. Bound: one frame, through `poll_ingress_single`, which
+    /// scans the sockets of that shard; replies go to the transmit queue.
     pub fn ingress(&mut self, iface: &mut Interface, now: Nanos, frame: &[u8]) {
         self.stats.frames += 1;
+        let arp_before = self.stats.arp;
         let watched = self.classify(frame);
         let before = watched.map(|h| self.sockets.get::<udp::Socket>(h).recv_queue());
         let mut dev = OneFrame {
             rx: Some(frame),
             txq: &mut self.txq,
         };
-        iface.poll_ingress_single(instant(now), &mut dev, &mut self.sockets);
+        let shard = self.sockets.shard_of(frame);
+        if self.stats.arp != arp_before {
+            self.sockets.mark_all_dirty();
+        }
+        let set = self.sockets.set_for_ingress(shard);
+        iface.poll_ingress_single(instant(now), &mut dev, set);
         if let (Some(h), Some(before)) = (watched, before) {
             // A datagram that fits grows the queue by its payload; one that
             // does not is dropped by smoltcp without a trace.
@@ -143,15 +156,19 @@ impl Netisr {
         self.stats.txq_drops = self.txq.drops;
     }
 
-    /// Run smoltcp's egress: replies, app writes, TCP timers. Bound: one
-    /// pass over the sockets, each emitting what its window allows.
-    pub fn egress(&mut self, iface: &mut Interface, now: Nanos) {
+    /// Run smoltcp's egress: replies, app writes, TCP timers, and hand the
+    /// frames to `nic` after each shard, so that a pass over many
+    /// connections does not overflow the transmit queue. Bound: one pass
+    /// over the shards that may send (see [`Sockets::egress_due`]), each
+    /// socket emitting at most one segment.
+    pub fn egress(&mut self, iface: &mut Interface, nic: &mut dyn Nic, now: Nanos) {
         self.stats.egress_runs += 1;
-        let mut dev = OneFrame {
-            rx: None,
-            txq: &mut self.txq,
-        };
-        iface.poll_egress(instant(now), &mut dev, &mut self.sockets);
+        let (txq, stats) = (&mut self.txq, &mut self.stats);
+        self.sockets.egress_due(iface, instant(now), |iface, set| {
+            let mut dev = OneFrame { rx: None, txq };
+            iface.poll_egress(instant(now), &mut dev, set);
+            stats.tx_frames += txq.flush(nic);
+        });
         self.stats.txq_drops = self.txq.drops;
     }
 
@@ -161,7 +178,7 @@ impl Netisr {
     }
 
     /// Count the frame by class; return the watched UDP socket it targets.
-    fn classify(&mut self, frame: &[u8]) -> Option<SocketHandle> {
+    fn classify(&mut self, frame: &[u8]) -> Option<SockRef> {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.stats.other += 1;
             return None;

@@ -1,30 +1,56 @@
-//! The reactor: delivers socket readiness to the apps, as kernel polling
-//! (epoll, kqueue, the Erlang VM's `check_io`) does, rather than having
-//! every app scan every socket (select/poll).
+//! The reactor: delivers socket readiness to the apps, either as kernel
+//! polling does (epoll, kqueue, the Erlang VM's `check_io` with `+K true`)
+//! or as user polling does (select/poll), switchable at run time.
 //!
 //! API shaped like mio: a [`Token`] per registration, an [`Interest`]
-//! bitset, and a caller-owned events buffer filled in O(ready).
+//! bitset, a [`Trigger`], and a caller-owned events buffer that
+//! [`Reactor::poll`] fills up to a budget. Unlike mio, `poll` takes the
+//! socket set, because readiness is a property of smoltcp's sockets and the
+//! reactor reads it there (smoltcp's own entry points take the set the
+//! same way).
+//!
+//! # Backends (`kern.reactor.backend`)
+//! - [`Backend::Ready`] (0, kernel polling): smoltcp's socket wakers
+//!   (`register_recv_waker`, `register_send_waker`) fire while the netisr
+//!   processes a frame and push the registration onto a ready list; a poll
+//!   examines only what is on that list, so it costs O(ready).
+//! - [`Backend::Scan`] (1, user polling): no wakers; every poll examines
+//!   every armed registration, as select/poll hand the whole descriptor set
+//!   to the kernel on each call, so it costs O(registered).
+//!
+//! Switching keeps every registration; a switch to `ready` arms the wakers
+//! of every armed registration and queues those already ready, so no
+//! readiness is lost either way (the switch costs O(registered) once).
 //!
 //! # Readiness contract
-//! - **Oneshot.** Delivering an event disarms its registration; the app
-//!   re-arms it with [`Reactor::rearm`] once it has consumed what it wants
-//!   (as ERTS `check_io` and `EPOLLONESHOT`).
-//! - **No lost wake-up.** [`Reactor::rearm`] checks the socket's state and
-//!   queues an event at once if it is still readable (or writable, when
-//!   asked), so data that arrived while disarmed is never missed.
-//! - **Spurious events can occur.** smoltcp wakes a socket on any change
-//!   that might affect `recv`/`send` (a dropped datagram, a state change),
-//!   so an app must treat "would block" after an event as normal.
-//!
-//! Readiness is recorded by smoltcp's socket wakers (`register_recv_waker`,
-//! `register_send_waker`), which fire while the netisr processes a frame;
-//! the waker pushes its token onto a ready list, so a poll costs O(ready).
+//! - A registration is *ready* when its socket can be read (data, or for a
+//!   TCP socket a close to answer or reclaim: CLOSE-WAIT, TIME-WAIT,
+//!   CLOSED, or a connection arrived on a socket that was listening when
+//!   armed) and [`Interest::READABLE`] was asked, or can be written and
+//!   [`Interest::WRITABLE`] was asked. Both backends use this one
+//!   predicate, checked at poll time, so they deliver the same events.
+//! - **Oneshot** ([`Trigger::Oneshot`], as ERTS `check_io` and
+//!   `EPOLLONESHOT`): delivering an event disarms the registration until
+//!   [`Reactor::rearm`] (or [`Reactor::reregister`]). Re-arming checks the
+//!   socket at once, so readiness that arrived while disarmed is not lost.
+//! - **Level** ([`Trigger::Level`]): the registration stays armed; it is
+//!   delivered again on every poll while it is ready, at most once per poll.
+//! - **Spurious events can occur**, though rarely: an event says the socket
+//!   was ready when polled; by the time the app handles it, another step
+//!   may have consumed or changed it (a timeout may close a connection).
+//!   An app must treat "would block" after an event as normal.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 
-use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
+
+use super::sockets::{SockRef, Sockets};
+
+#[cfg(test)]
+#[path = "reactor_tests.rs"]
+mod tests;
 
 /// Names a registration; chosen by the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,6 +79,51 @@ impl Interest {
     }
 }
 
+/// When a registration fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// One event, then disarmed until re-armed.
+    Oneshot,
+    /// An event on every poll while ready.
+    Level,
+}
+
+/// How readiness is found (`kern.reactor.backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Kernel polling: a ready list fed by smoltcp's wakers, O(ready).
+    Ready,
+    /// User polling: every registration examined on every poll, O(n).
+    Scan,
+}
+
+impl Backend {
+    /// Its sysctl value and name.
+    pub fn code(self) -> i64 {
+        match self {
+            Backend::Ready => 0,
+            Backend::Scan => 1,
+        }
+    }
+
+    /// From its sysctl value.
+    pub fn from_code(v: i64) -> Option<Backend> {
+        match v {
+            0 => Some(Backend::Ready),
+            1 => Some(Backend::Scan),
+            _ => None,
+        }
+    }
+
+    /// Its name (`ready`, `scan`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Ready => "ready",
+            Backend::Scan => "scan",
+        }
+    }
+}
+
 /// One readiness event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -71,177 +142,439 @@ pub enum SockKind {
 
 #[derive(Debug)]
 struct Registration {
-    handle: SocketHandle,
+    token: Token,
+    handle: SockRef,
     kind: SockKind,
     interest: Interest,
+    trigger: Trigger,
     armed: bool,
+    /// The socket was listening when armed: a connection makes it readable.
+    listening: bool,
+    /// The poll that last delivered it (one event per poll at most).
+    delivered: u64,
     waker: Waker,
 }
 
-/// The list wakers push onto; shared with the wakers smoltcp holds.
+/// Slots wakers push onto; shared with the wakers smoltcp holds.
 #[derive(Debug, Default)]
-struct ReadyList(Mutex<Vec<Token>>);
+struct ReadyList(Mutex<Vec<usize>>);
+
+impl ReadyList {
+    fn push(&self, slot: usize) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(slot);
+        }
+    }
+}
 
 #[derive(Debug)]
-struct TokenWaker {
-    token: Token,
+struct SlotWaker {
+    slot: usize,
     ready: Arc<ReadyList>,
 }
 
-impl Wake for TokenWaker {
+impl Wake for SlotWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Ok(mut list) = self.ready.0.lock() {
-            list.push(self.token);
-        }
+        self.ready.push(self.slot);
     }
 }
 
-/// Counters of the reactor.
+/// Counters of the reactor. Each doc line is the sysctl description.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReactorStats {
-    /// Calls to poll
+    /// Reactor polls
     pub polls: u64,
-    /// Events delivered
+    /// Readiness events delivered to apps
     pub events: u64,
-    /// Registrations re-armed
+    /// Sockets examined by polls (about one per event for ready, all for scan)
+    pub scanned: u64,
+    /// Oneshot registrations re-armed
     pub rearms: u64,
 }
 
+/// A misuse of the registration API (a programming error of an app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReactorError {
+    /// The token is registered already.
+    #[error("token {0:?} is registered already")]
+    TokenInUse(Token),
+    /// The token is not registered.
+    #[error("token {0:?} is not registered")]
+    UnknownToken(Token),
+}
+
 /// Socket readiness for the apps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reactor {
-    regs: Vec<Option<Registration>>,
-    ready: Arc<ReadyList>,
-    scratch: Vec<Token>,
+    slots: Vec<Option<Registration>>,
+    free: Vec<usize>,
+    by_token: HashMap<Token, usize>,
+    shared: Arc<ReadyList>,
+    /// Ready backend: slots to examine, in wake order.
+    pending: Vec<usize>,
+    /// Ready backend: level registrations delivered, examined again.
+    level: Vec<usize>,
+    backend: Backend,
+    /// Scan backend: where the next scan starts (fairness under a budget).
+    cursor: usize,
+    /// Scan backend: something may have changed since the last full scan.
+    dirty: bool,
+    round: u64,
     /// Counters.
     pub stats: ReactorStats,
 }
 
+impl Default for Reactor {
+    fn default() -> Self {
+        Reactor::new()
+    }
+}
+
 impl Reactor {
-    /// An empty reactor.
+    /// An empty reactor with the `ready` backend.
     pub fn new() -> Reactor {
-        Reactor::default()
+        Reactor {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_token: HashMap::new(),
+            shared: Arc::default(),
+            pending: Vec::new(),
+            level: Vec::new(),
+            backend: Backend::Ready,
+            cursor: 0,
+            dirty: false,
+            round: 0,
+            stats: ReactorStats::default(),
+        }
     }
 
-    /// Register `handle` under `token` (which must be unused) and arm it.
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Registrations held.
+    pub fn registered(&self) -> usize {
+        self.by_token.len()
+    }
+
+    /// Switch backends, keeping every registration and its readiness.
+    /// Bound: O(registered) when switching to `ready`, O(1) otherwise.
+    pub fn set_backend(&mut self, sockets: &mut Sockets, backend: Backend) {
+        if backend == self.backend {
+            return;
+        }
+        self.backend = backend;
+        self.pending.clear();
+        self.level.clear();
+        if let Ok(mut l) = self.shared.0.lock() {
+            l.clear();
+        }
+        match backend {
+            // A scan finds whatever the ready list held.
+            Backend::Scan => self.dirty = true,
+            Backend::Ready => {
+                for slot in 0..self.slots.len() {
+                    if let Some(reg) = self.slots[slot].as_mut().filter(|r| r.armed) {
+                        arm_wakers(sockets, reg);
+                        if is_ready(sockets, reg) {
+                            self.pending.push(slot);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Register `handle` under `token` and arm it. An unused token only.
     pub fn register(
         &mut self,
-        sockets: &mut SocketSet<'_>,
-        handle: SocketHandle,
+        sockets: &mut Sockets,
+        handle: SockRef,
         kind: SockKind,
         token: Token,
         interest: Interest,
-    ) {
-        let waker = Waker::from(Arc::new(TokenWaker {
-            token,
-            ready: Arc::clone(&self.ready),
-        }));
-        if self.regs.len() <= token.0 {
-            self.regs.resize_with(token.0 + 1, || None);
+        trigger: Trigger,
+    ) -> Result<(), ReactorError> {
+        if self.by_token.contains_key(&token) {
+            return Err(ReactorError::TokenInUse(token));
         }
-        assert!(
-            self.regs[token.0].is_none(),
-            "token {token:?} registered twice"
-        );
-        self.regs[token.0] = Some(Registration {
+        let slot = self.free.pop().unwrap_or(self.slots.len());
+        if slot == self.slots.len() {
+            self.slots.push(None);
+        }
+        let waker = Waker::from(Arc::new(SlotWaker {
+            slot,
+            ready: Arc::clone(&self.shared),
+        }));
+        self.slots[slot] = Some(Registration {
+            token,
             handle,
             kind,
             interest,
+            trigger,
             armed: false,
+            listening: false,
+            delivered: 0,
             waker,
         });
-        self.rearm(sockets, token);
+        self.by_token.insert(token, slot);
+        self.arm(sockets, slot);
+        Ok(())
     }
 
-    /// Re-arm a oneshot registration after its event was handled. If the
-    /// socket is ready already, an event is queued at once.
-    pub fn rearm(&mut self, sockets: &mut SocketSet<'_>, token: Token) {
-        let Some(Some(reg)) = self.regs.get_mut(token.0) else {
-            return;
-        };
+    /// Re-arm a registration after its event was handled (a oneshot one is
+    /// disarmed by its event). If the socket is ready already, the next
+    /// poll delivers it. Bound: O(1).
+    pub fn rearm(&mut self, sockets: &mut Sockets, token: Token) -> Result<(), ReactorError> {
+        let slot = self.slot(token)?;
         self.stats.rearms += 1;
-        reg.armed = true;
-        let (r, w) = (reg.interest.is_readable(), reg.interest.is_writable());
-        let ready_now = match reg.kind {
-            SockKind::Tcp => {
-                let s = sockets.get_mut::<tcp::Socket>(reg.handle);
-                if r {
-                    s.register_recv_waker(&reg.waker);
-                }
-                if w {
-                    s.register_send_waker(&reg.waker);
-                }
-                // The app must act on data, or on a close it has to answer
-                // (CLOSE-WAIT) or reclaim (TIME-WAIT, CLOSED); other
-                // states wait for the peer, and the waker.
-                let act = matches!(
-                    s.state(),
-                    tcp::State::CloseWait | tcp::State::TimeWait | tcp::State::Closed
-                );
-                (r && (s.can_recv() || act)) || (w && s.can_send())
-            }
-            SockKind::Udp => {
-                let s = sockets.get_mut::<udp::Socket>(reg.handle);
-                if r {
-                    s.register_recv_waker(&reg.waker);
-                }
-                if w {
-                    s.register_send_waker(&reg.waker);
-                }
-                (r && s.can_recv()) || (w && s.can_send())
-            }
-        };
-        if ready_now {
-            self.ready.0.lock().map(|mut l| l.push(token)).ok();
-        }
+        self.arm(sockets, slot);
+        Ok(())
     }
 
-    /// Change what a registration asks for, and re-arm it.
-    pub fn reregister(&mut self, sockets: &mut SocketSet<'_>, token: Token, interest: Interest) {
-        if let Some(Some(reg)) = self.regs.get_mut(token.0) {
+    /// Change what a registration asks for, and re-arm it. Bound: O(1).
+    pub fn reregister(
+        &mut self,
+        sockets: &mut Sockets,
+        token: Token,
+        interest: Interest,
+    ) -> Result<(), ReactorError> {
+        let slot = self.slot(token)?;
+        if let Some(reg) = self.slots[slot].as_mut() {
             reg.interest = interest;
         }
-        self.rearm(sockets, token);
+        self.rearm(sockets, token)
     }
 
-    /// Whether any event is waiting (cheap: no socket is examined).
+    /// Forget a registration; its token may be used again. A wake-up the
+    /// socket still holds is ignored (or, if the slot is reused, costs one
+    /// examination). Bound: O(1).
+    pub fn deregister(&mut self, token: Token) -> Result<(), ReactorError> {
+        let slot = self.slot(token)?;
+        self.by_token.remove(&token);
+        self.slots[slot] = None;
+        self.free.push(slot);
+        Ok(())
+    }
+
+    /// Tell a `scan` reactor that sockets may have changed (the netisr ran),
+    /// as `selwakeup` wakes a process blocked in select. O(1).
+    pub fn note_activity(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Whether a poll may find an event (cheap: no socket is examined).
     pub fn has_events(&self) -> bool {
-        self.ready.0.lock().map(|l| !l.is_empty()).unwrap_or(false)
+        match self.backend {
+            Backend::Ready => {
+                !self.pending.is_empty()
+                    || !self.level.is_empty()
+                    || self.shared.0.lock().map(|l| !l.is_empty()).unwrap_or(false)
+            }
+            Backend::Scan => self.dirty,
+        }
     }
 
-    /// Move up to `budget` events into `events` (cleared first), each
-    /// disarming its registration. Duplicate wake-ups of a disarmed
-    /// registration are dropped. Bound: O(ready), at most `budget` events.
-    pub fn poll(&mut self, events: &mut Vec<Event>, budget: usize) {
+    /// Fill `events` (cleared first) with up to `budget` events. Bound:
+    /// O(ready) for `ready` (plus the level registrations delivered last
+    /// time), O(registered) for `scan`; at most `budget` events either way.
+    pub fn poll(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
         self.stats.polls += 1;
+        self.round += 1;
         events.clear();
-        {
-            let Ok(mut list) = self.ready.0.lock() else {
-                return;
-            };
-            std::mem::swap(&mut *list, &mut self.scratch);
-        }
-        let mut rest = Vec::new();
-        for (i, &token) in self.scratch.iter().enumerate() {
-            if events.len() >= budget {
-                rest.extend_from_slice(&self.scratch[i..]);
-                break;
-            }
-            if let Some(Some(reg)) = self.regs.get_mut(token.0)
-                && reg.armed
-            {
-                reg.armed = false;
-                events.push(Event { token });
-            }
-        }
-        self.scratch.clear();
-        if !rest.is_empty() {
-            self.ready.0.lock().map(|mut l| l.extend(rest)).ok();
+        match self.backend {
+            Backend::Ready => self.poll_ready(sockets, events, budget),
+            Backend::Scan => self.poll_scan(sockets, events, budget),
         }
         self.stats.events += events.len() as u64;
+    }
+
+    fn slot(&self, token: Token) -> Result<usize, ReactorError> {
+        self.by_token
+            .get(&token)
+            .copied()
+            .ok_or(ReactorError::UnknownToken(token))
+    }
+
+    /// Arm `slot`: snapshot whether it listens, and for `ready` register
+    /// its wakers and queue it if it is ready already (no lost wake-up).
+    fn arm(&mut self, sockets: &mut Sockets, slot: usize) {
+        let Some(reg) = self.slots[slot].as_mut() else {
+            return;
+        };
+        reg.armed = true;
+        reg.listening = reg.kind == SockKind::Tcp
+            && sockets.get::<tcp::Socket>(reg.handle).state() == tcp::State::Listen;
+        match self.backend {
+            Backend::Ready => {
+                arm_wakers(sockets, reg);
+                if is_ready(sockets, reg) {
+                    self.pending.push(slot);
+                }
+            }
+            Backend::Scan => self.dirty = true,
+        }
+    }
+
+    /// Examine `slot` for this poll if it is armed and not delivered yet
+    /// this poll; deliver it if ready. O(1).
+    fn examine(&mut self, sockets: &mut Sockets, slot: usize, events: &mut Vec<Event>) {
+        let round = self.round;
+        let Some(reg) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if !reg.armed || reg.delivered == round {
+            return;
+        }
+        self.stats.scanned += 1;
+        if !is_ready(sockets, reg) {
+            if self.backend == Backend::Ready {
+                // Wakers are taken when they fire: listen again.
+                arm_wakers(sockets, reg);
+            }
+            return;
+        }
+        reg.delivered = round;
+        events.push(Event { token: reg.token });
+        match reg.trigger {
+            Trigger::Oneshot => reg.armed = false,
+            Trigger::Level if self.backend == Backend::Ready => self.level.push(slot),
+            Trigger::Level => self.dirty = true,
+        }
+    }
+
+    fn poll_ready(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
+        if let Ok(mut l) = self.shared.0.lock() {
+            self.pending.append(&mut l);
+        }
+        let mut work = std::mem::take(&mut self.pending);
+        work.append(&mut self.level);
+        let mut done = 0;
+        for &slot in &work {
+            if events.len() >= budget {
+                break;
+            }
+            self.examine(sockets, slot, events);
+            done += 1;
+        }
+        // What the budget cut off waits for the next poll, first in line.
+        work.drain(..done);
+        self.pending = work;
+    }
+
+    fn poll_scan(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
+        // select(2) ignores the kernel's ready list; keep it from growing.
+        if let Ok(mut l) = self.shared.0.lock() {
+            l.clear();
+        }
+        self.dirty = false;
+        let n = self.slots.len();
+        for i in 0..n {
+            if events.len() >= budget {
+                // Unexamined slots remain: the next poll resumes there.
+                self.cursor = (self.cursor + i) % n;
+                self.dirty = true;
+                return;
+            }
+            self.examine(sockets, (self.cursor + i) % n, events);
+        }
+    }
+}
+
+/// Register the wakers `reg` asks for on its socket. O(1).
+fn arm_wakers(sockets: &mut Sockets, reg: &Registration) {
+    let (r, w) = (reg.interest.is_readable(), reg.interest.is_writable());
+    match reg.kind {
+        SockKind::Tcp => {
+            let s = sockets.get_mut_quiet::<tcp::Socket>(reg.handle);
+            if r {
+                s.register_recv_waker(&reg.waker);
+            }
+            if w {
+                s.register_send_waker(&reg.waker);
+            }
+        }
+        SockKind::Udp => {
+            let s = sockets.get_mut_quiet::<udp::Socket>(reg.handle);
+            if r {
+                s.register_recv_waker(&reg.waker);
+            }
+            if w {
+                s.register_send_waker(&reg.waker);
+            }
+        }
+    }
+}
+
+/// The readiness predicate of the contract above. O(1).
+fn is_ready(sockets: &Sockets, reg: &Registration) -> bool {
+    let (r, w) = (reg.interest.is_readable(), reg.interest.is_writable());
+    match reg.kind {
+        SockKind::Tcp => {
+            let s = sockets.get::<tcp::Socket>(reg.handle);
+            let state = s.state();
+            // The app must act on data, on a close it has to answer
+            // (CLOSE-WAIT) or reclaim (TIME-WAIT, CLOSED), or on a
+            // connection that arrived on a listener; other states wait for
+            // the peer.
+            let act = matches!(
+                state,
+                tcp::State::CloseWait | tcp::State::TimeWait | tcp::State::Closed
+            ) || (reg.listening && state != tcp::State::Listen);
+            (r && (s.can_recv() || act)) || (w && s.can_send())
+        }
+        SockKind::Udp => {
+            let s = sockets.get::<udp::Socket>(reg.handle);
+            (r && s.can_recv()) || (w && s.can_send())
+        }
+    }
+}
+
+/// Declare `kern.reactor.*`: the backend knob and the counters.
+pub fn register_sysctl(mib: &mut pollsim_sysctl::Mib<super::Kernel>) {
+    use super::Kernel;
+    use crate::sat;
+    mib.add_rw(
+        "kern.reactor.backend",
+        "Readiness delivery: 0 ready (kernel polling, O(ready)), 1 scan (user polling, O(n))",
+        (0, 1),
+        |_| (0, 1),
+        |k: &Kernel| k.reactor.backend().code(),
+        |k: &mut Kernel, v| {
+            let b = Backend::from_code(v).ok_or_else(|| format!("{v}: not a backend"))?;
+            k.reactor.set_backend(&mut k.netisr.sockets, b);
+            Ok(())
+        },
+    );
+    mib.add_ro_str(
+        "kern.reactor.backend_name",
+        "Name of the backend in use (ready or scan)",
+        |k: &Kernel| k.reactor.backend().name().to_string(),
+    );
+    mib.add_ro(
+        "kern.reactor.registered",
+        "Sockets registered with the reactor",
+        |k: &Kernel| sat(k.reactor.registered() as u64),
+    );
+    type Get = fn(&ReactorStats) -> u64;
+    let nodes: [(&str, &str, Get); 4] = [
+        ("polls", "Reactor polls", |s| s.polls),
+        ("events", "Readiness events delivered to apps", |s| s.events),
+        (
+            "scanned",
+            "Sockets examined by polls (about one per event for ready, all for scan)",
+            |s| s.scanned,
+        ),
+        ("rearms", "Oneshot registrations re-armed", |s| s.rearms),
+    ];
+    for (name, descr, get) in nodes {
+        mib.add_ro(&format!("kern.reactor.{name}"), descr, move |k: &Kernel| {
+            sat(get(&k.reactor.stats))
+        });
     }
 }

@@ -1,0 +1,228 @@
+//! The stack's sockets, sharded: several smoltcp `SocketSet`s, one chosen
+//! per frame by a hash of its flow, so smoltcp's demux scans one shard.
+//!
+//! smoltcp finds the socket of an incoming segment by scanning every socket
+//! of the set it is handed (`process_tcp`/`process_udp` iterate
+//! `SocketSet::items_mut`; its maintainers note the cost in PR #934), so
+//! per-frame cost grows with the number of connections. Mirrors what a NIC
+//! does with RSS and Linux with `SO_REUSEPORT` groups: the netisr hashes a
+//! TCP frame's 4-tuple (a UDP frame's destination port) to one of
+//! [`SHARDS`] sets and lends only that set to `poll_ingress_single`. A
+//! connection's socket lives in the shard its 4-tuple hashes to, because
+//! it was the listener in that shard that took its SYN; servers therefore
+//! keep listeners in every shard (see `apps/pool.rs`). Frames that are
+//! neither TCP nor UDP (ARP, ICMP) go to shard 0.
+//!
+//! Egress visits only shards that may have something to send: one that
+//! took a frame or whose sockets an app touched since its last egress
+//! (`dirty`), or whose earliest timer (smoltcp's `poll_at`) is due, so an
+//! egress pass costs O(active shards) rather than O(sockets).
+
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::AnySocket;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+};
+
+/// Socket sets of the stack.
+pub const SHARDS: usize = 256;
+
+/// A socket: its shard and its handle there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SockRef {
+    shard: u16,
+    handle: SocketHandle,
+}
+
+impl SockRef {
+    /// The shard it lives in.
+    pub fn shard(self) -> usize {
+        usize::from(self.shard)
+    }
+}
+
+/// The sharded socket sets and their egress bookkeeping.
+pub struct Sockets {
+    sets: Vec<SocketSet<'static>>,
+    dirty: Vec<bool>,
+    /// Per shard: when smoltcp next needs an egress pass (None: never).
+    next_at: Vec<Option<smoltcp::time::Instant>>,
+    len: usize,
+}
+
+impl Sockets {
+    /// `shards` empty sets (1..=65536).
+    pub fn new(shards: usize) -> Sockets {
+        assert!((1..=1 << 16).contains(&shards), "1..65536 shards");
+        Sockets {
+            sets: (0..shards).map(|_| SocketSet::new(Vec::new())).collect(),
+            dirty: vec![false; shards],
+            next_at: vec![None; shards],
+            len: 0,
+        }
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Sockets held, over all shards.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no socket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Add `socket` to `shard` (taken modulo the shard count).
+    pub fn add<T: AnySocket<'static>>(&mut self, shard: usize, socket: T) -> SockRef {
+        let k = shard % self.sets.len();
+        let handle = self.sets[k].add(socket);
+        self.dirty[k] = true;
+        self.len += 1;
+        SockRef {
+            shard: u16::try_from(k).expect("at most 65536 shards"),
+            handle,
+        }
+    }
+
+    /// Remove a socket (its handle may be reused by a later `add`).
+    pub fn remove(&mut self, r: SockRef) {
+        self.sets[r.shard()].remove(r.handle);
+        self.len -= 1;
+    }
+
+    /// A socket, to read. Panics if `r` is not of type `T` (as smoltcp).
+    pub fn get<T: AnySocket<'static>>(&self, r: SockRef) -> &T {
+        self.sets[r.shard()].get::<T>(r.handle)
+    }
+
+    /// A socket, to change; its shard gets an egress pass.
+    pub fn get_mut<T: AnySocket<'static>>(&mut self, r: SockRef) -> &mut T {
+        self.dirty[r.shard()] = true;
+        self.sets[r.shard()].get_mut::<T>(r.handle)
+    }
+
+    /// A socket, to register wakers on (which sends nothing: no egress).
+    pub fn get_mut_quiet<T: AnySocket<'static>>(&mut self, r: SockRef) -> &mut T {
+        self.sets[r.shard()].get_mut::<T>(r.handle)
+    }
+
+    /// Shard `k`, for a frame (it gets an egress pass).
+    pub fn set_for_ingress(&mut self, k: usize) -> &mut SocketSet<'static> {
+        self.dirty[k] = true;
+        &mut self.sets[k]
+    }
+
+    /// Give every shard an egress pass (after an ARP frame: a socket in
+    /// any shard may have been waiting for that neighbour). O(shards).
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.iter_mut().for_each(|d| *d = true);
+    }
+
+    /// Run `egress` on every shard that is dirty or whose timer is due,
+    /// then note when each visited shard next needs a pass. Bound: the
+    /// shards (a flag check each) plus the sockets of the shards visited.
+    pub fn egress_due(
+        &mut self,
+        iface: &mut Interface,
+        now: smoltcp::time::Instant,
+        mut egress: impl FnMut(&mut Interface, &mut SocketSet<'static>),
+    ) {
+        for k in 0..self.sets.len() {
+            if !(self.dirty[k] || self.next_at[k].is_some_and(|t| t <= now)) {
+                continue;
+            }
+            self.dirty[k] = false;
+            egress(iface, &mut self.sets[k]);
+            self.next_at[k] = iface.poll_at(now, &self.sets[k]);
+        }
+    }
+
+    /// The shard of TCP port pair and addresses (a flow's 4-tuple).
+    pub fn tcp_shard(&self, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> usize {
+        let a = u64::from(u32::from_be_bytes(src)) << 32 | u64::from(u32::from_be_bytes(dst));
+        let b = u64::from(sport) << 16 | u64::from(dport);
+        self.pick(mix(a ^ mix(b)))
+    }
+
+    /// The shard of UDP destination port `port` (a bound socket matches
+    /// any source).
+    pub fn udp_shard(&self, port: u16) -> usize {
+        self.pick(mix(u64::from(port) | 0x1_0000))
+    }
+
+    /// The shard of an Ethernet frame: by flow for TCP and UDP over IPv4,
+    /// else shard 0.
+    pub fn shard_of(&self, frame: &[u8]) -> usize {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return 0;
+        };
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return 0;
+        }
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            return 0;
+        };
+        match ip.next_header() {
+            IpProtocol::Tcp => TcpPacket::new_checked(ip.payload()).map_or(0, |t| {
+                self.tcp_shard(
+                    ip.src_addr().octets(),
+                    t.src_port(),
+                    ip.dst_addr().octets(),
+                    t.dst_port(),
+                )
+            }),
+            IpProtocol::Udp => {
+                UdpPacket::new_checked(ip.payload()).map_or(0, |u| self.udp_shard(u.dst_port()))
+            }
+            _ => 0,
+        }
+    }
+
+    fn pick(&self, h: u64) -> usize {
+        // Multiply-shift: the high bits are the well mixed ones.
+        usize::try_from((u128::from(h) * self.sets.len() as u128) >> 64).unwrap_or(0)
+    }
+}
+
+/// SplitMix64's finaliser: every input bit moves every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flows_spread_over_the_shards() {
+        let s = Sockets::new(SHARDS);
+        let mut count = vec![0u32; SHARDS];
+        for port in 30_000..40_000u16 {
+            count[s.tcp_shard([198, 18, 0, 1], port, [198, 18, 0, 2], 7)] += 1;
+        }
+        let (lo, hi) = (count.iter().min().unwrap(), count.iter().max().unwrap());
+        // 10,000 flows over 256 shards: about 39 each.
+        assert!(*lo > 15 && *hi < 70, "uneven: {lo}..{hi}");
+        assert_eq!(
+            Sockets::new(1).tcp_shard([1, 2, 3, 4], 1, [5, 6, 7, 8], 2),
+            0
+        );
+    }
+
+    #[test]
+    fn a_frame_goes_to_its_flows_shard() {
+        let s = Sockets::new(SHARDS);
+        let src: std::net::SocketAddrV4 = "198.18.0.1:40000".parse().unwrap();
+        let dst: std::net::SocketAddrV4 = "198.18.0.2:9".parse().unwrap();
+        let f = crate::lab::udp_frame(([2; 6], src), ([3; 6], dst), b"x");
+        assert_eq!(s.shard_of(&f), s.udp_shard(9));
+        assert_eq!(s.shard_of(&[0u8; 10]), 0);
+    }
+}
