@@ -5,6 +5,7 @@
 
 mod admin;
 mod compare;
+mod compare_sim;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -4,5 +4,6 @@ pub mod experiment;
 pub mod model;
 pub mod output;
 pub mod plot;
+pub mod sim;
 pub mod summary;
 pub mod sweep;
