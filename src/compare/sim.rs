@@ -22,8 +22,11 @@ use crate::sim::{Sim, SimConfig};
 /// flood --rate max` reaches on the development machine (README), so that
 /// the simulated sweep spans the same loads as the real one.
 pub const SIM_FLOOD_MAX_PPS: f64 = 1_100_000.0;
-/// Warm-up before each window, s of virtual time (burst adapts in ~0.15 s).
-const WARMUP_SECS: f64 = 0.3;
+/// Warm-up before each window, s of virtual time: `kern.polling.burst`
+/// climbs by one per tick, so from 5 to a `burst_max` of 1000 takes 1 s.
+/// (The real sweep keeps one instance per mode, so its burst carries over
+/// from the previous rate; each simulated point starts afresh.)
+const WARMUP_SECS: f64 = 1.0;
 /// user.udp_sink.work_ns the calibration starts from (as the real one).
 const WORK_NS_START: u64 = 2_000;
 /// The largest work_ns calibration goes to.

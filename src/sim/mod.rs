@@ -9,6 +9,9 @@
 
 pub mod probe;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::RefCell;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
@@ -81,6 +84,8 @@ pub struct SimWorld {
     nic: Rc<RefCell<VirtNic>>,
     probe: Option<ProbeClient>,
     probe_next: Option<Nanos>,
+    /// Frames the probe client put on the wire.
+    probe_frames: u64,
 }
 
 impl World for SimWorld {
@@ -91,6 +96,7 @@ impl World for SimWorld {
             let sent = nic.take_sent();
             for frame in p.advance(now, sent) {
                 nic.inject(&frame);
+                self.probe_frames += 1;
             }
             self.probe_next = Some(p.next_event(now));
         }
@@ -169,6 +175,7 @@ impl Sim {
                 nic,
                 probe,
                 probe_next: None,
+                probe_frames: 0,
             },
         })
     }
@@ -208,6 +215,11 @@ impl Sim {
     /// Frames the arrival source has put on the wire so far.
     pub fn arrived(&self) -> u64 {
         self.world.nic.borrow().arrived()
+    }
+
+    /// Frames the probe client has put on the wire so far.
+    pub fn probe_frames(&self) -> u64 {
+        self.world.probe_frames
     }
 
     /// Frames waiting in the NIC's ring.
