@@ -6,6 +6,7 @@
 mod admin;
 mod compare;
 mod compare_sim;
+mod run_sim;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -116,9 +117,21 @@ pub struct RunArgs {
     /// 198.18.x.1), instead of attaching to an existing tap. Root only.
     #[arg(long)]
     pub private_netns: bool,
-    /// Seed of the stack's randomness (TCP initial sequence numbers).
+    /// Seed of the stack's randomness (TCP initial sequence numbers), and
+    /// with --sim of the arrivals.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
+    /// Run on virtual time against a simulated NIC fed by a seeded flood to
+    /// udp-sink (no tap, no root); --duration is then virtual seconds
+    /// (default 10) and the hw.sim.* cost model applies.
+    #[arg(long)]
+    pub sim: bool,
+    /// With --sim: the flood's mean rate (pps, k/M suffixes).
+    #[arg(long, default_value = "100k", requires = "sim")]
+    pub sim_rate: String,
+    /// With --sim: the flood's arrival process.
+    #[arg(long, value_enum, default_value = "poisson", requires = "sim")]
+    pub arrivals: crate::compare::sim::ArrivalKind,
 }
 
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
@@ -257,6 +270,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         duration: secs("--duration", args.duration)?,
         report_every: secs("-w", args.wait)?,
     };
+    if args.sim {
+        return run_sim::run(args, &cfg, opts);
+    }
     // The name is checked first: a second instance must not get any further.
     let mut control = Control::bind(&args.name)?;
     if args.private_netns {
