@@ -4,6 +4,7 @@
 //! input, except `sysctl`, which keeps sysctl(8)'s exit codes.
 
 mod admin;
+mod calibrate;
 mod compare;
 mod compare_sim;
 mod run_sim;
@@ -67,6 +68,9 @@ enum Cmd {
     /// The livelock experiment: sweep offered load over every mode, in a
     /// private network namespace; a table, results.csv/json, livelock.svg.
     Compare(crate::compare::experiment::CompareArgs),
+    /// Measure the hw.sim.* costs of the virtual-time simulation on this
+    /// machine's tap path (root, private namespace); prints sysctl lines.
+    Calibrate,
     /// netstat -w style view of a running instance.
     Stat {
         /// Instance name.
@@ -228,6 +232,7 @@ pub fn main() -> ExitCode {
         Cmd::Stat { name, wait, count } => admin::stat(&name, wait, count),
         Cmd::Flood(args) => flood(&args),
         Cmd::Compare(args) => compare::main(&args),
+        Cmd::Calibrate => calibrate::main(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

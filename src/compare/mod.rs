@@ -1,5 +1,6 @@
 //! `pollsim compare`: the livelock experiment.
 
+pub mod calibrate;
 pub mod experiment;
 pub mod model;
 pub mod output;

@@ -276,6 +276,114 @@ fn calibrate(
     }
 }
 
+/// Simulate the points of a real sweep: every real run's mode at the rate
+/// it actually offered, with the real sweep's `work_ns` and window, so the
+/// two [`Results`] can be compared point by point (`--vs-real`).
+pub fn mirror(
+    real: &Results,
+    args: &CompareArgs,
+    progress: &mut dyn FnMut(&Run),
+) -> anyhow::Result<Results> {
+    let modes = parse_modes(&args.modes)?;
+    let work = real
+        .meta
+        .get("work_ns")
+        .and_then(serde_json::Value::as_u64)
+        .context("the real results have no work_ns")?;
+    let mut results = Results::default();
+    for (j, r) in real.runs.iter().enumerate() {
+        let (i, m) = modes
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.label == r.mode)
+            .with_context(|| format!("mode {} of the real sweep", r.mode))?;
+        let run = measure(&PointSpec {
+            mode: m,
+            pps: r.offered_pps.max(1.0),
+            work_ns: work,
+            secs: r.seconds,
+            warmup: WARMUP_SECS,
+            seed: point_seed(args.seed, i, j),
+            arrivals: args.arrivals,
+            extra: &[],
+        })?;
+        progress(&run);
+        results.runs.push(run);
+    }
+    results.meta = sim_meta(args, work, 0.0, args.arrivals);
+    Ok(results)
+}
+
+/// How far the simulation is from the real runs, per mode: relative
+/// differences `(sim - real) / real` of the peak delivered rate and of the
+/// delivered rate at the highest offered load.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Fidelity {
+    /// Mode label.
+    pub mode: String,
+    /// Real and simulated peak delivered rate, pps.
+    pub peak_pps: (f64, f64),
+    /// Relative difference of the peak.
+    pub peak_diff: f64,
+    /// Real and simulated delivered rate at the highest offered load, pps.
+    pub at_max_pps: (f64, f64),
+    /// Relative difference at the highest offered load.
+    pub at_max_diff: f64,
+}
+
+/// Per-mode fidelity of `sim` against `real` (both summarised).
+pub fn fidelity(real: &Results, sim: &Results) -> Vec<Fidelity> {
+    let rel = |s: f64, r: f64| if r > 0.0 { (s - r) / r } else { f64::NAN };
+    let (rs, ss) = (
+        super::summary::summarize(&real.runs),
+        super::summary::summarize(&sim.runs),
+    );
+    rs.iter()
+        .filter_map(|r| {
+            let s = ss.iter().find(|s| s.mode == r.mode)?;
+            Some(Fidelity {
+                mode: r.mode.clone(),
+                peak_pps: (r.peak_delivered_pps, s.peak_delivered_pps),
+                peak_diff: rel(s.peak_delivered_pps, r.peak_delivered_pps),
+                at_max_pps: (
+                    r.delivered_at_max_offered_pps,
+                    s.delivered_at_max_offered_pps,
+                ),
+                at_max_diff: rel(
+                    s.delivered_at_max_offered_pps,
+                    r.delivered_at_max_offered_pps,
+                ),
+            })
+        })
+        .collect()
+}
+
+fn sim_meta(
+    args: &CompareArgs,
+    work: u64,
+    cap: f64,
+    arrivals: ArrivalKind,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut meta = serde_json::Map::new();
+    meta.insert("clock".into(), "virtual".into());
+    meta.insert("seed".into(), args.seed.into());
+    meta.insert(
+        "arrivals".into(),
+        format!("{arrivals:?}").to_lowercase().into(),
+    );
+    meta.insert("work_ns".into(), work.into());
+    meta.insert(
+        "work_ns_reason".into(),
+        "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),
+    );
+    meta.insert("polling_capacity_pps".into(), cap.round().into());
+    meta.insert("flood_max_pps".into(), SIM_FLOOD_MAX_PPS.into());
+    meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
+    let cost = crate::kernel::cost::CostModel::default();
+    meta.insert("cost_model".into(), cost.sysctl_lines().into());
+    meta
+}
+
 /// Run the whole simulated experiment. `progress` gets every point.
 pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result<Results> {
     let modes = parse_modes(&args.modes)?;

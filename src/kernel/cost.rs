@@ -12,16 +12,23 @@
 //! | a polling chunk taking `n` frames | `n * (rx_cost_ns + proto_cost_ns)`, plus `status_cost_ns` on `POLL_AND_CHECK_STATUS` |
 //! | an idle-loop poll taking `n` frames | `n * (rx_cost_ns + proto_cost_ns)` |
 //! | a clock interrupt (`hardclock`) | `tick_cost_ns` |
+//! | the scheduler's check for raised interrupts before a unit of netisr or user work, while a line is unmasked | `sched_cost_ns` |
 //! | a once-a-second status read, per NIC | `status_cost_ns` |
 //! | an app's step | its own `work_ns` (`Clock::burn`) |
 //!
-//! The defaults are this project's own costs on its tap path, measured on
-//! the 2-core development machine (see `pollsim calibrate` and the README):
-//! a tap `read(2)` per frame, smoltcp's `poll_ingress_single` of a small UDP
-//! datagram plus the netisr's accounting, an `epoll_wait` wake-up, a
-//! timerfd read, and a read of `/proc/thread-self/net/dev`. Knobs follow
-//! STYLE.md point 5: declared here beside their state, bounds as named
-//! consts, out-of-range writes refused with the bounds.
+//! The defaults are this project's own costs on its tap path, measured with
+//! `pollsim calibrate` on the 2-core development machine (2026-11-23):
+//! `tick`, `status` and `sched` are medians of micro-measurements (timerfd
+//! tick 7.2-11.5 us cold, procfs status read 18.4-23.1 us, empty
+//! `epoll_wait` 102-111 ns); `rx`, `proto` and `intr` are the mean of two
+//! in-situ fits to real quick sweeps' CPU shares (rx 298 / 356 ns, proto
+//! 402 / 678 ns, intr 1587 / 1071 ns). The isolated figures split the
+//! per-frame cost differently (a tap read alone 440-670 ns, smoltcp's
+//! ingress of a small datagram alone 45-80 ns): under a flood, caches, the
+//! scheduler's per-unit work and the host's share of the tap path move
+//! cost between the stages; see `compare::calibrate`. Knobs follow STYLE.md
+//! point 5: declared here beside their state, bounds as named consts,
+//! out-of-range writes refused with the bounds.
 
 use pollsim_sysctl::Mib;
 
@@ -30,18 +37,22 @@ pub const MAX_COST_NS: u64 = 10_000_000;
 
 /// Default `hw.sim.intr_cost_ns`: entering and leaving the ISR (an
 /// `epoll_wait` wake-up on the tap's fd and the dispatch).
-pub const DEFAULT_INTR_COST_NS: u64 = 1_600;
+pub const DEFAULT_INTR_COST_NS: u64 = 1_330;
 /// Default `hw.sim.rx_cost_ns`: the driver taking one frame from the ring
 /// (a tap `read(2)` of a 60-byte frame).
-pub const DEFAULT_RX_COST_NS: u64 = 550;
+pub const DEFAULT_RX_COST_NS: u64 = 330;
 /// Default `hw.sim.proto_cost_ns`: one frame through the netisr (smoltcp's
 /// ingress of a UDP datagram, the socket-buffer accounting).
-pub const DEFAULT_PROTO_COST_NS: u64 = 600;
+pub const DEFAULT_PROTO_COST_NS: u64 = 540;
 /// Default `hw.sim.tick_cost_ns`: one `hardclock` (timerfd read included).
-pub const DEFAULT_TICK_COST_NS: u64 = 1_500;
+pub const DEFAULT_TICK_COST_NS: u64 = 7_400;
+/// Default `hw.sim.sched_cost_ns`: the real scheduler's `epoll_wait` for
+/// raised interrupt lines, paid before every unit of work while a NIC's
+/// interrupts are unmasked (interrupt mode only).
+pub const DEFAULT_SCHED_COST_NS: u64 = 110;
 /// Default `hw.sim.status_cost_ns`: one status check of a NIC (reading the
 /// tap's statistics from procfs).
-pub const DEFAULT_STATUS_COST_NS: u64 = 25_000;
+pub const DEFAULT_STATUS_COST_NS: u64 = 18_800;
 
 /// One `hw.sim` knob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,16 +67,19 @@ pub enum CostKnob {
     Tick,
     /// `status_cost_ns`.
     Status,
+    /// `sched_cost_ns`.
+    Sched,
 }
 
 impl CostKnob {
     /// Every knob, in the order the MIB shows them.
-    pub const ALL: [CostKnob; 5] = [
+    pub const ALL: [CostKnob; 6] = [
         CostKnob::Intr,
         CostKnob::Rx,
         CostKnob::Proto,
         CostKnob::Tick,
         CostKnob::Status,
+        CostKnob::Sched,
     ];
 
     /// The full sysctl name.
@@ -76,6 +90,7 @@ impl CostKnob {
             CostKnob::Proto => "hw.sim.proto_cost_ns",
             CostKnob::Tick => "hw.sim.tick_cost_ns",
             CostKnob::Status => "hw.sim.status_cost_ns",
+            CostKnob::Sched => "hw.sim.sched_cost_ns",
         }
     }
 
@@ -87,6 +102,9 @@ impl CostKnob {
             CostKnob::Proto => "Simulated CPU time for the netisr to process one frame, ns",
             CostKnob::Tick => "Simulated CPU time of one clock interrupt (hardclock), ns",
             CostKnob::Status => "Simulated CPU time of one NIC status check, ns",
+            CostKnob::Sched => {
+                "Simulated CPU time of the scheduler's check for interrupts before a unit of work, ns"
+            }
         }
     }
 
@@ -98,6 +116,7 @@ impl CostKnob {
             CostKnob::Proto => DEFAULT_PROTO_COST_NS,
             CostKnob::Tick => DEFAULT_TICK_COST_NS,
             CostKnob::Status => DEFAULT_STATUS_COST_NS,
+            CostKnob::Sched => DEFAULT_SCHED_COST_NS,
         }
     }
 }
@@ -115,6 +134,8 @@ pub struct CostModel {
     pub tick_cost_ns: u64,
     /// `hw.sim.status_cost_ns`.
     pub status_cost_ns: u64,
+    /// `hw.sim.sched_cost_ns`.
+    pub sched_cost_ns: u64,
 }
 
 impl Default for CostModel {
@@ -125,6 +146,7 @@ impl Default for CostModel {
             proto_cost_ns: DEFAULT_PROTO_COST_NS,
             tick_cost_ns: DEFAULT_TICK_COST_NS,
             status_cost_ns: DEFAULT_STATUS_COST_NS,
+            sched_cost_ns: DEFAULT_SCHED_COST_NS,
         }
     }
 }
@@ -148,6 +170,7 @@ impl CostModel {
             CostKnob::Proto => self.proto_cost_ns,
             CostKnob::Tick => self.tick_cost_ns,
             CostKnob::Status => self.status_cost_ns,
+            CostKnob::Sched => self.sched_cost_ns,
         }
     }
 
@@ -166,6 +189,7 @@ impl CostModel {
             CostKnob::Proto => &mut self.proto_cost_ns,
             CostKnob::Tick => &mut self.tick_cost_ns,
             CostKnob::Status => &mut self.status_cost_ns,
+            CostKnob::Sched => &mut self.sched_cost_ns,
         };
         *slot = v;
         Ok(())
