@@ -139,3 +139,53 @@ fn compare_without_root_runs_the_simulation_and_says_so() {
     assert!(out.join("results.json").exists() && out.join("livelock.svg").exists());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `pollsim run --sim` shows the `hw.sim.*` nodes (which a real run does
+/// not have), and README's knob table documents each of them.
+#[test]
+fn run_sim_has_the_hw_sim_nodes_readme_documents() {
+    let (code, out, err) = run_pollsim(&[
+        "run",
+        "--sim",
+        "--mode",
+        "interrupt",
+        "--sim-rate",
+        "50k",
+        "--duration",
+        "0.2",
+        "--apps",
+        "udp-sink",
+        "--sysctl",
+        "hw.sim.rx_cost_ns=400",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("virtual time"), "{err}");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let nodes: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|n| n.starts_with("hw.sim."))
+        .collect();
+    assert_eq!(nodes.len(), 6, "{out}");
+    for n in nodes {
+        let short = n.trim_start_matches("hw.sim.");
+        assert!(
+            readme.contains(n) && readme.contains(short),
+            "{n} not in README"
+        );
+    }
+    assert!(out.contains("hw.sim.rx_cost_ns: 400"), "{out}");
+    assert!(out.contains("balance: ok"), "{out}");
+    // A refused knob is an error that names the bounds, never a clamp.
+    let (code, _, err) = run_pollsim(&[
+        "run",
+        "--sim",
+        "--duration",
+        "0.1",
+        "--sysctl",
+        "hw.sim.rx_cost_ns=99999999",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0..10000000"), "{err}");
+}
