@@ -290,14 +290,14 @@ pub fn mirror(
         .get("work_ns")
         .and_then(serde_json::Value::as_u64)
         .context("the real results have no work_ns")?;
-    let mut results = Results::default();
+    let mut specs = Vec::new();
     for (j, r) in real.runs.iter().enumerate() {
         let (i, m) = modes
             .iter()
             .enumerate()
             .find(|(_, m)| m.label == r.mode)
             .with_context(|| format!("mode {} of the real sweep", r.mode))?;
-        let run = measure(&PointSpec {
+        specs.push(PointSpec {
             mode: m,
             pps: r.offered_pps.max(1.0),
             work_ns: work,
@@ -306,10 +306,12 @@ pub fn mirror(
             seed: point_seed(args.seed, i, j),
             arrivals: args.arrivals,
             extra: &[],
-        })?;
-        progress(&run);
-        results.runs.push(run);
+        });
     }
+    let mut results = Results {
+        runs: measure_all(&specs, progress)?,
+        ..Results::default()
+    };
     results.meta = sim_meta(args, work, 0.0, args.arrivals);
     Ok(results)
 }
@@ -380,7 +382,7 @@ fn sim_meta(
     meta.insert("flood_max_pps".into(), SIM_FLOOD_MAX_PPS.into());
     meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
     let cost = crate::kernel::cost::CostModel::default();
-    meta.insert("cost_model".into(), cost.sysctl_lines().into());
+    meta.insert("cost_model_defaults".into(), cost.sysctl_lines().into());
     meta
 }
 
@@ -412,10 +414,10 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
         }
         v
     };
-    let mut results = Results::default();
+    let mut specs = Vec::new();
     for (i, m) in modes.iter().enumerate() {
         for (j, &pps) in rates.iter().enumerate() {
-            let run = measure(&PointSpec {
+            specs.push(PointSpec {
                 mode: m,
                 pps,
                 work_ns: work,
@@ -424,28 +426,53 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
                 seed: point_seed(args.seed, i, j),
                 arrivals,
                 extra: &[],
-            })?;
-            progress(&run);
-            results.runs.push(run);
+            });
         }
     }
-    let meta = &mut results.meta;
-    meta.insert("clock".into(), "virtual".into());
-    meta.insert("seed".into(), args.seed.into());
-    meta.insert(
-        "arrivals".into(),
-        format!("{arrivals:?}").to_lowercase().into(),
-    );
-    meta.insert("work_ns".into(), work.into());
-    meta.insert(
-        "work_ns_reason".into(),
-        "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),
-    );
-    meta.insert("polling_capacity_pps".into(), cap.round().into());
-    meta.insert("flood_max_pps".into(), max_pps.into());
-    meta.insert("seconds_per_point".into(), secs.into());
-    meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
-    let cost = crate::kernel::cost::CostModel::default();
-    meta.insert("cost_model".into(), cost.sysctl_lines().into());
+    let mut results = Results {
+        runs: measure_all(&specs, progress)?,
+        ..Results::default()
+    };
+    results.meta = sim_meta(args, work, cap, arrivals);
+    results.meta.insert("seconds_per_point".into(), secs.into());
     Ok(results)
+}
+
+/// Simulate every point, on as many threads as there are CPUs (each point
+/// is an independent, seeded system, so the results do not depend on the
+/// order or the threads). `progress` sees the points as they finish; the
+/// runs come back in the order of `specs`.
+pub fn measure_all(
+    specs: &[PointSpec<'_>],
+    progress: &mut dyn FnMut(&Run),
+) -> anyhow::Result<Vec<Run>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(specs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut runs: Vec<Option<Run>> = vec![None; specs.len()];
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        for _ in 0..threads {
+            let (tx, next) = (tx.clone(), &next);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = specs.get(i) else { break };
+                    if tx.send((i, measure(spec))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, run) in rx {
+            let run = run?;
+            progress(&run);
+            runs[i] = Some(run);
+        }
+        Ok(())
+    })?;
+    Ok(runs.into_iter().flatten().collect())
 }
