@@ -145,7 +145,6 @@ struct Window {
 
 impl Window {
     fn take(sim: &mut Sim) -> Window {
-        sim.k.check_status();
         let nodes = sim.mib.dump(&sim.k, "").unwrap_or_default();
         Window {
             at: sim.now(),

@@ -108,39 +108,53 @@ impl VirtualSched {
                 self.next_report = self.report_every.map(|p| r + p);
                 continue;
             }
-            // run_real asks epoll for raised lines before each unit while
-            // one is unmasked; that check is charged to the unit.
-            let check = if k.any_intr_enabled() {
-                cost.sched_cost_ns
-            } else {
-                0
-            };
-            if k.netisr_pending() {
-                preempting(k, now, CpuState::Sys);
-                let w = k.netisr_step(now);
-                let frames = u64::from(w.polled);
-                let ns = frames * (cost.rx_cost_ns + cost.proto_cost_ns)
-                    + u64::from(w.dispatched) * cost.proto_cost_ns
-                    + u64::from(w.status_checks) * cost.status_cost_ns;
-                clock.advance(Nanos(ns + check));
-            } else if k.user_runnable() {
-                k.cpu.switch(now, CpuState::User);
-                k.user_step(now, clock);
-                clock.advance(Nanos(check));
-            } else if !k.poll.idlepoll_sleeping() && !k.poll_list.is_empty() {
-                k.cpu.switch(now, CpuState::Sys);
-                let frames = u64::from(k.idle_poll(now));
-                if frames == 0 {
-                    // The idle poller spins on empty rings until something
-                    // happens: skip there, the time charged to sys.
-                    clock.skip_to(self.wake_at(world, now, end));
-                } else {
-                    clock.advance(Nanos(frames * (cost.rx_cost_ns + cost.proto_cost_ns)));
-                }
-            } else {
-                k.cpu.switch(now, CpuState::Idle);
+            self.lower_priorities(k, clock, world, end, &cost);
+        }
+    }
+
+    /// One unit below the interrupts, highest first: netisr, user, idle
+    /// polling, idle.
+    fn lower_priorities(
+        &mut self,
+        k: &mut Kernel,
+        clock: &mut VirtualClock,
+        world: &dyn World,
+        end: Nanos,
+        cost: &CostModel,
+    ) {
+        let now = clock.now();
+        // run_real asks epoll for raised lines before each unit while
+        // one is unmasked; that check is charged to the unit.
+        let check = if k.any_intr_enabled() {
+            cost.sched_cost_ns
+        } else {
+            0
+        };
+        if k.netisr_pending() {
+            preempting(k, now, CpuState::Sys);
+            let w = k.netisr_step(now);
+            let frames = u64::from(w.polled);
+            let ns = frames * (cost.rx_cost_ns + cost.proto_cost_ns)
+                + u64::from(w.dispatched) * cost.proto_cost_ns
+                + u64::from(w.status_checks) * cost.status_cost_ns;
+            clock.advance(Nanos(ns + check));
+        } else if k.user_runnable() {
+            k.cpu.switch(now, CpuState::User);
+            k.user_step(now, clock);
+            clock.advance(Nanos(check));
+        } else if !k.poll.idlepoll_sleeping() && !k.poll_list.is_empty() {
+            k.cpu.switch(now, CpuState::Sys);
+            let frames = u64::from(k.idle_poll(now));
+            if frames == 0 {
+                // The idle poller spins on empty rings until something
+                // happens: skip there, the time charged to sys.
                 clock.skip_to(self.wake_at(world, now, end));
+            } else {
+                clock.advance(Nanos(frames * (cost.rx_cost_ns + cost.proto_cost_ns)));
             }
+        } else {
+            k.cpu.switch(now, CpuState::Idle);
+            clock.skip_to(self.wake_at(world, now, end));
         }
     }
 
