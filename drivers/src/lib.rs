@@ -9,17 +9,19 @@
 //! - [`TapNic`]: a real Linux tap device (tun-tap crate). OS specifics live in
 //!   `sys/`, the only place where `unsafe` is allowed.
 //! - [`VirtNic`]: an in-memory twin with a bounded ring, for tests and for
-//!   virtual time.
+//!   virtual time, fed by a seeded [`Arrivals`] source.
 #![deny(unsafe_code)]
 
+pub mod arrivals;
 mod sys;
 mod tap;
 mod virt;
 
 use std::os::fd::BorrowedFd;
 
+pub use arrivals::{Arrivals, Pattern};
 pub use tap::TapNic;
-pub use virt::VirtNic;
+pub use virt::{SharedVirtNic, VirtNic};
 
 /// What a poll handler is asked to do, as FreeBSD's `enum poll_cmd`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use crate::compare::experiment::{self, CompareArgs};
 use crate::compare::{output, sweep};
 use crate::lab;
 
 /// The default output directory: ./pollsim-results/<UTC timestamp>.
-fn default_out() -> PathBuf {
+pub(super) fn default_out() -> PathBuf {
     let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
@@ -22,11 +22,15 @@ fn default_out() -> PathBuf {
 /// Entry point of `pollsim compare`.
 pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     args.check()?;
-    if !lab::is_root() {
-        bail!(
-            "compare needs root: it creates a private network namespace and a tap device \
-             (run it as root; a virtual-time mode for non-root users is planned)"
-        );
+    if args.sim || !lab::is_root() {
+        if !args.sim {
+            eprintln!(
+                "pollsim compare: cannot open a tap device without root (it needs a private \
+                 network namespace and /dev/net/tun); running the virtual-time simulation \
+                 instead (--sim)"
+            );
+        }
+        return super::compare_sim::main(args);
     }
     // Before any thread exists, so that every later thread and child is inside.
     sweep::enter_lab()?;

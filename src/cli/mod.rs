@@ -5,7 +5,10 @@
 
 mod admin;
 mod bench;
+mod calibrate;
 mod compare;
+mod compare_sim;
+mod run_sim;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,6 +72,9 @@ enum Cmd {
     /// In-process benchmarks (no tap, no root): `bench reactor`.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Measure the hw.sim.* costs of the virtual-time simulation on this
+    /// machine's tap path (root, private namespace); prints sysctl lines.
+    Calibrate,
     /// netstat -w style view of a running instance.
     Stat {
         /// Instance name.
@@ -119,9 +125,21 @@ pub struct RunArgs {
     /// 198.18.x.1), instead of attaching to an existing tap. Root only.
     #[arg(long)]
     pub private_netns: bool,
-    /// Seed of the stack's randomness (TCP initial sequence numbers).
+    /// Seed of the stack's randomness (TCP initial sequence numbers), and
+    /// with --sim of the arrivals.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
+    /// Run on virtual time against a simulated NIC fed by a seeded flood to
+    /// udp-sink (no tap, no root); --duration is then virtual seconds
+    /// (default 10) and the hw.sim.* cost model applies.
+    #[arg(long)]
+    pub sim: bool,
+    /// With --sim: the flood's mean rate (pps, k/M suffixes).
+    #[arg(long, default_value = "100k", requires = "sim")]
+    pub sim_rate: String,
+    /// With --sim: the flood's arrival process.
+    #[arg(long, value_enum, default_value = "poisson", requires = "sim")]
+    pub arrivals: crate::compare::sim::ArrivalKind,
 }
 
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
@@ -219,6 +237,7 @@ pub fn main() -> ExitCode {
         Cmd::Flood(args) => flood(&args),
         Cmd::Compare(args) => compare::main(&args),
         Cmd::Bench(cmd) => bench::main(&cmd),
+        Cmd::Calibrate => calibrate::main(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -261,6 +280,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         duration: secs("--duration", args.duration)?,
         report_every: secs("-w", args.wait)?,
     };
+    if args.sim {
+        return run_sim::run(args, &cfg, opts);
+    }
     // The name is checked first: a second instance must not get any further.
     let mut control = Control::bind(&args.name)?;
     if args.private_netns {

@@ -42,6 +42,21 @@ pub struct CompareArgs {
     /// offered rate is at least 4x polling mode's capacity.
     #[arg(long)]
     pub work_ns: Option<u64>,
+    /// Run the virtual-time simulation instead of the real tap (no root
+    /// needed; the default without root).
+    #[arg(long)]
+    pub sim: bool,
+    /// With --sim, as root: run the real sweep too and report, per mode, how
+    /// far the simulation is from it.
+    #[arg(long, requires = "sim")]
+    pub vs_real: bool,
+    /// Seed of the simulation (arrivals, TCP, probe): same seed and knobs,
+    /// identical results.json.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Arrival process of the simulated flood.
+    #[arg(long, value_enum, default_value = "poisson")]
+    pub arrivals: super::sim::ArrivalKind,
 }
 
 impl CompareArgs {

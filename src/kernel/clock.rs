@@ -65,6 +65,42 @@ impl Clock for RealClock {
     }
 }
 
+/// Virtual time: `now` moves only when the scheduler charges work to it
+/// (the cost model) or skips idle time, and burning CPU for a user process
+/// is just advancing it. Used by [`super::vsched`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VirtualClock {
+    now: Nanos,
+}
+
+impl VirtualClock {
+    /// A virtual clock reading `start`.
+    pub fn new(start: Nanos) -> VirtualClock {
+        VirtualClock { now: start }
+    }
+
+    /// Charge `span` of CPU time: the clock moves on by it.
+    pub fn advance(&mut self, span: Nanos) {
+        self.now += span;
+    }
+
+    /// Skip to `t` (idle time); never moves backwards.
+    pub fn skip_to(&mut self, t: Nanos) {
+        self.now = self.now.max(t);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> Nanos {
+        self.now
+    }
+
+    fn burn(&mut self, span: Nanos) -> Nanos {
+        self.now += span;
+        self.now
+    }
+}
+
 /// The clock interrupt: a periodic timerfd at `kern.hz` on CLOCK_MONOTONIC.
 ///
 /// The scheduler compares `now` with [`TickTimer::deadline`] (no system

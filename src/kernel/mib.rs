@@ -37,6 +37,13 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
     }
     register_counters(&mut mib);
     super::reactor::register_sysctl(&mut mib);
+    if k.cost.is_some() {
+        super::cost::register_sysctl(
+            &mut mib,
+            |k: &Kernel| k.cost.as_ref(),
+            |k: &mut Kernel| k.cost.as_mut(),
+        );
+    }
     k.apps
         .register_sysctl(&mut mib, |k: &Kernel| &k.apps, |k: &mut Kernel| &mut k.apps);
     mib

@@ -9,6 +9,7 @@
 //! and reads the clock. The same methods run under a virtual clock.
 
 pub mod clock;
+pub mod cost;
 pub mod cpu;
 pub mod intr;
 pub mod mib;
@@ -19,6 +20,7 @@ pub mod reactor;
 pub mod sched;
 pub mod sockets;
 pub mod time;
+pub mod vsched;
 
 #[cfg(test)]
 mod tests;
@@ -94,6 +96,17 @@ pub struct SchedStats {
     pub idle_polls: u64,
 }
 
+/// What one unit of netisr work did, so that a cost model can charge it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetisrWork {
+    /// Frames poll handlers took from rings straight into the stack.
+    pub polled: u32,
+    /// Frames taken from `ipintrq` into the stack.
+    pub dispatched: u32,
+    /// Status checks made (`POLL_AND_CHECK_STATUS`).
+    pub status_checks: u32,
+}
+
 /// The kernel's state. Fields are public to the crate's engines and to the
 /// MIB; every change goes through the methods below or a sysctl handler.
 pub struct Kernel {
@@ -117,6 +130,8 @@ pub struct Kernel {
     pub cpu: Cpu,
     /// Scheduler counters.
     pub sched: SchedStats,
+    /// The virtual clock's cost model (`hw.sim.*`); `None` on the real clock.
+    pub cost: Option<cost::CostModel>,
     runq: VecDeque<Token>,
     burn_left: Nanos,
     events: Vec<Event>,
@@ -152,6 +167,7 @@ impl Kernel {
             apps: Apps::new(&cfg.apps),
             cpu: Cpu::new(now),
             sched: SchedStats::default(),
+            cost: None,
             runq: VecDeque::new(),
             burn_left: Nanos::ZERO,
             events: Vec::with_capacity(EVENT_BATCH),
@@ -235,14 +251,15 @@ impl Kernel {
     }
 
     /// The ISR of interface `i`: move up to `rx_ring` frames to `ipintrq`,
-    /// dropping (and counting) what does not fit. Bound: `rx_ring` frames.
-    pub fn isr(&mut self, i: usize) {
+    /// dropping (and counting) what does not fit. Returns the frames taken
+    /// from the ring. Bound: `rx_ring` frames.
+    pub fn isr(&mut self, i: usize) -> usize {
         let ipintrq = &mut self.ipintrq;
         let ifn = &mut self.ifs[i];
         ifn.counters.interrupts += 1;
         ifn.nic.rx(ifn.rx_ring, &mut |frame| {
             ipintrq.enqueue(i, frame);
-        });
+        })
     }
 
     /// Whether any interface's interrupt line is unmasked.
@@ -256,12 +273,17 @@ impl Kernel {
     }
 
     /// One unit of netisr work, highest first: a polling chunk (then
-    /// `netisr_pollmore`), one `ipintrq` frame, or an egress pass.
-    pub fn netisr_step(&mut self, now: Nanos) {
+    /// `netisr_pollmore`), one `ipintrq` frame, or an egress pass. Returns
+    /// what it did.
+    pub fn netisr_step(&mut self, now: Nanos) -> NetisrWork {
         self.sched.netisr_runs += 1;
         self.reactor.note_activity();
+        let mut work = NetisrWork::default();
         if self.poll.is_scheduled() {
-            self.netisr_poll(now);
+            let checks = |k: &Kernel| k.ifs.iter().map(|f| f.counters.status_checks).sum::<u64>();
+            let before = checks(self);
+            work.polled = self.netisr_poll(now);
+            work.status_checks = u32::try_from(checks(self) - before).unwrap_or(u32::MAX);
             if self.egress_pending {
                 self.egress(now);
             }
@@ -272,9 +294,11 @@ impl Kernel {
                 netisr.ingress(&mut ifs[i].iface, now, frame);
                 netisr.flush(ifs[i].nic.as_mut());
             });
+            work.dispatched = 1;
         } else if self.egress_pending {
             self.egress(now);
         }
+        work
     }
 
     fn egress(&mut self, now: Nanos) {
@@ -288,11 +312,12 @@ impl Kernel {
     /// `netisr_poll`: every registered handler gets the same chunk. A
     /// handler takes frames straight into the stack (direct dispatch, as
     /// FreeBSD does since 5.x), so polling never touches `ipintrq`.
-    fn netisr_poll(&mut self, now: Nanos) {
+    /// Returns the frames taken.
+    fn netisr_poll(&mut self, now: Nanos) -> u32 {
         let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
         self.poll.netisr_poll(now, |h, cmd, count| {
             poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
-        });
+        })
     }
 
     /// `ether_poll` from the idle loop (`kern.polling.idle_poll`). Returns

@@ -118,7 +118,7 @@ pub fn run_real(
 
 /// Switch to a higher-priority state, counting a preemption if user work
 /// was cut in the middle.
-fn preempting(k: &mut Kernel, now: Nanos, state: CpuState) {
+pub(super) fn preempting(k: &mut Kernel, now: Nanos, state: CpuState) {
     if k.cpu.switch(now, state) == CpuState::User && k.user_mid_work() {
         k.sched.preemptions += 1;
     }

@@ -1,0 +1,154 @@
+//! `pollsim calibrate`: measure the `hw.sim.*` costs of this machine (see
+//! `compare::calibrate`), as root, in a private network namespace, and
+//! print them as sysctl lines (`--sysctl` arguments for `pollsim run
+//! --sim`, or new defaults for `src/kernel/cost.rs`).
+
+use std::time::Duration;
+
+use anyhow::bail;
+use pollsim_drivers::{Nic, TapNic};
+
+use crate::compare::calibrate::{ROUNDS, fit, median, proto_ns, sink, timed};
+use crate::compare::experiment::{self, CompareArgs};
+use crate::compare::sim::ArrivalKind;
+use crate::compare::sweep;
+use crate::kernel::clock::{Clock, RealClock, TickTimer};
+use crate::kernel::cost::CostModel;
+use crate::kernel::os::Selector;
+use crate::kernel::time::Hz;
+use crate::lab::udp_blast;
+
+/// Frames per rx batch (the tap's queue holds 1000).
+const BATCH: u64 = 500;
+/// Single-frame interrupts timed per round.
+const SINGLES: usize = 100;
+
+/// Entry point of `pollsim calibrate`.
+pub fn main() -> anyhow::Result<()> {
+    if !crate::lab::is_root() {
+        bail!("calibrate needs root: it measures the real tap path in a private network namespace");
+    }
+    sweep::enter_lab()?;
+    let mut m = isolated()?;
+    println!("# isolated (micro-measured, medians of {ROUNDS}+ rounds):");
+    for line in m.sysctl_lines() {
+        println!("#   {line}");
+    }
+    eprintln!("pollsim calibrate: now a real quick sweep, for the in-situ per-frame costs...");
+    real_sweep_fit(&mut m)?;
+    println!("# in situ (rx, proto, intr fitted to a real quick sweep's CPU shares):");
+    for line in m.sysctl_lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The median of `ROUNDS` timings of `n` calls of `f`, per call.
+fn per_call(n: u32, mut f: impl FnMut()) -> u64 {
+    median(
+        (0..ROUNDS)
+            .map(|_| timed(u64::from(n), || (0..n).for_each(|_| f())))
+            .collect(),
+    )
+}
+
+/// Every cost micro-measured on its own.
+fn isolated() -> anyhow::Result<CostModel> {
+    let proto = proto_ns();
+    let mut nic = TapNic::open("tap0", sweep::MAC)?;
+    let mut sel = Selector::new()?;
+    sel.add_irq(nic.irq_fd(), 0)?;
+    nic.set_intr_enabled(true);
+    let rx = rx_ns(&mut nic)?;
+    let intr = intr_rx_ns(&mut nic, &mut sel)?.saturating_sub(rx);
+    while nic.rx(1024, &mut |_| {}) > 0 {}
+    let sched = per_call(100, || {
+        let _ = sel.pending_irqs();
+    });
+    let status = per_call(20, || {
+        let _ = nic.check_status();
+    });
+    drop(nic);
+    Ok(CostModel {
+        intr_cost_ns: intr,
+        rx_cost_ns: rx,
+        proto_cost_ns: proto,
+        tick_cost_ns: tick_ns()?,
+        status_cost_ns: status,
+        sched_cost_ns: sched,
+    })
+}
+
+/// A tap read per frame: batches a kernel UDP socket put in the queue.
+fn rx_ns(nic: &mut TapNic) -> anyhow::Result<u64> {
+    let drain = |nic: &mut TapNic| while nic.rx(1024, &mut |_| {}) > 0 {};
+    drain(nic);
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let sent = udp_blast(sink(), 18, BATCH, None, Duration::from_secs(1))?.sent;
+        std::thread::sleep(Duration::from_millis(2));
+        rounds.push(timed(sent, || {
+            nic.rx(usize::try_from(sent).unwrap_or(0), &mut |_| {});
+        }));
+        drain(nic);
+    }
+    Ok(median(rounds))
+}
+
+/// An interrupt around one frame: epoll finds the tap readable, the ISR
+/// reads the frame and the empty read that ends its drain.
+fn intr_rx_ns(nic: &mut TapNic, sel: &mut Selector) -> anyhow::Result<u64> {
+    let mut singles = Vec::new();
+    for _ in 0..ROUNDS * SINGLES / 10 {
+        udp_blast(sink(), 18, 1, None, Duration::from_secs(1))?;
+        std::thread::sleep(Duration::from_micros(200));
+        singles.push(timed(1, || {
+            if sel.pending_irqs() != 0 {
+                nic.rx(256, &mut |_| {});
+            }
+        }));
+    }
+    Ok(median(singles))
+}
+
+/// A clock tick: epoll finds the timerfd, its read.
+fn tick_ns() -> anyhow::Result<u64> {
+    let clock = RealClock::new();
+    let mut timer = TickTimer::start(Hz::DEFAULT, clock.now())?;
+    let mut sel = Selector::new()?;
+    sel.add_irq(std::os::fd::AsFd::as_fd(&timer), 0)?;
+    let mut ticks = Vec::new();
+    for _ in 0..ROUNDS * SINGLES / 10 {
+        std::thread::sleep(Duration::from_millis(1));
+        ticks.push(timed(1, || {
+            if sel.pending_irqs() != 0 {
+                timer.take_expired();
+            }
+        }));
+    }
+    Ok(median(ticks))
+}
+
+/// Fit rx, proto and intr to a real quick sweep of interrupt and polling.
+fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<()> {
+    use std::sync::atomic::AtomicBool;
+    let args = CompareArgs {
+        modes: "interrupt,polling".into(),
+        rates: Vec::new(),
+        duration: "1s".into(),
+        out: None,
+        quick: true,
+        json: false,
+        work_ns: None,
+        sim: false,
+        vs_real: false,
+        seed: 1,
+        arrivals: ArrivalKind::Poisson,
+    };
+    let stop = AtomicBool::new(false);
+    let real = experiment::run(&args, &stop, &mut |run| {
+        eprintln!("{}", crate::compare::output::progress_line(run))
+    })?;
+    fit(&real, Hz::DEFAULT.get(), m)?;
+    Ok(())
+}

@@ -1,0 +1,477 @@
+//! `pollsim compare --sim`: the livelock experiment on virtual time.
+//!
+//! The same sweep as the real one ([`super::experiment`]): calibrate
+//! `work_ns` so that the highest offered rate is at least 4x polling mode's
+//! capacity, then every mode over log-spaced rates up to the flood's
+//! maximum, with the HTTP probe. Each point is a fresh [`Sim`] (seeded from
+//! `--seed`, the mode and the rate), run for a warm-up and then measured
+//! over the window from its own MIB, so the results are the same
+//! [`Results`] and the same table, CSV, JSON and plot, marked `simulated`,
+//! and identical from run to run.
+
+use anyhow::Context as _;
+use pollsim_drivers::Pattern;
+
+use super::experiment::{CompareArgs, ModeSpec, log_rates, parse_modes, parse_rate, parse_secs};
+use super::model::{CpuPct, Drops, Frames, Probe, Results, Run};
+use crate::kernel::Mode;
+use crate::kernel::time::{Hz, Nanos};
+use crate::sim::{Sim, SimConfig};
+
+/// The flood's maximum rate in the simulation, frames/s: what `pollsim
+/// flood --rate max` reaches on the development machine (README), so that
+/// the simulated sweep spans the same loads as the real one.
+pub const SIM_FLOOD_MAX_PPS: f64 = 1_100_000.0;
+/// Warm-up before each window, s of virtual time: `kern.polling.burst`
+/// climbs by one per tick, so from 5 to a `burst_max` of 1000 takes 1 s.
+/// (The real sweep keeps one instance per mode, so its burst carries over
+/// from the previous rate; each simulated point starts afresh.)
+const WARMUP_SECS: f64 = 1.0;
+/// user.udp_sink.work_ns the calibration starts from (as the real one).
+const WORK_NS_START: u64 = 2_000;
+/// The largest work_ns calibration goes to.
+const WORK_NS_MAX: u64 = 1_000_000;
+
+/// The arrival process of the simulated flood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArrivalKind {
+    /// Evenly spaced frames (a paced flood).
+    Constant,
+    /// Exponential gaps (many independent senders).
+    Poisson,
+    /// Poisson bursts of 10 ms at twice the rate, then 10 ms of silence.
+    Onoff,
+}
+
+impl ArrivalKind {
+    /// The pattern with mean rate `pps`.
+    pub fn pattern(self, pps: f64) -> Pattern {
+        match self {
+            ArrivalKind::Constant => Pattern::Constant { pps },
+            ArrivalKind::Poisson => Pattern::Poisson { pps },
+            ArrivalKind::Onoff => Pattern::OnOff {
+                pps: 2.0 * pps,
+                on_ns: 10_000_000,
+                off_ns: 10_000_000,
+            },
+        }
+    }
+}
+
+/// One point to simulate.
+#[derive(Clone, Debug)]
+pub struct PointSpec<'a> {
+    /// The mode.
+    pub mode: &'a ModeSpec,
+    /// Mean offered rate, frames/s.
+    pub pps: f64,
+    /// user.udp_sink.work_ns.
+    pub work_ns: u64,
+    /// Measurement window, s.
+    pub secs: f64,
+    /// Warm-up, s.
+    pub warmup: f64,
+    /// Seed of the point.
+    pub seed: u64,
+    /// The arrival process.
+    pub arrivals: ArrivalKind,
+    /// Extra knobs for every point (e.g. `hw.sim.*` from calibration).
+    pub extra: &'a [String],
+}
+
+fn nanos(secs: f64) -> Nanos {
+    Nanos(std::time::Duration::from_secs_f64(secs.max(0.0)).as_nanos() as u64)
+}
+
+/// A seed for one point: mixes the sweep's seed, the mode and the rate.
+fn point_seed(seed: u64, mode: usize, rate: usize) -> u64 {
+    let mut x = seed ^ ((mode as u64) << 32) ^ rate as u64;
+    // splitmix64's finaliser: neighbouring inputs give unrelated seeds.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Simulate one point.
+pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
+    let mut sysctls = vec![format!("user.udp_sink.work_ns={}", p.work_ns)];
+    sysctls.extend(p.extra.iter().cloned());
+    sysctls.extend(p.mode.sysctls.iter().cloned());
+    let cfg = SimConfig {
+        mode: if p.mode.base == "polling" {
+            Mode::Polling
+        } else {
+            Mode::Interrupt
+        },
+        hz: Hz::DEFAULT,
+        pattern: p.arrivals.pattern(p.pps),
+        seed: p.seed,
+        apps: vec![crate::apps::AppKind::UdpSink, crate::apps::AppKind::Http],
+        sysctls,
+        probe: true,
+    };
+    let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
+    sim.run_for(nanos(p.warmup));
+    let a = Window::take(&mut sim);
+    let _ = sim.take_probe_results();
+    sim.run_for(nanos(p.secs));
+    let b = Window::take(&mut sim);
+    let mut probe = sim.take_probe_results();
+    probe.latencies_ms.sort_by(f64::total_cmp);
+    let probe_ms = Probe {
+        p50: percentile(&probe.latencies_ms, 0.5),
+        p99: percentile(&probe.latencies_ms, 0.99),
+        timeouts: probe.timeouts,
+        sent: u32::try_from(probe.latencies_ms.len()).unwrap_or(u32::MAX) + probe.timeouts,
+    };
+    Ok(point(&p.mode.label, &a, &b, probe_ms))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    #[expect(clippy::cast_sign_loss, reason = "p is clamped to 0..=1")]
+    let i = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(i).copied()
+}
+
+/// The state of a simulated system at one instant.
+struct Window {
+    at: Nanos,
+    arrived: u64,
+    nodes: std::collections::BTreeMap<String, pollsim_sysctl::Value>,
+}
+
+impl Window {
+    fn take(sim: &mut Sim) -> Window {
+        let nodes = sim.mib.dump(&sim.k, "").unwrap_or_default();
+        Window {
+            at: sim.now(),
+            arrived: sim.arrived(),
+            nodes: nodes.into_iter().collect(),
+        }
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        match self.nodes.get(name) {
+            Some(pollsim_sysctl::Value::Int(v)) => *v,
+            _ => 0,
+        }
+    }
+
+    fn cp_time(&self) -> [i64; 5] {
+        let mut t = [0; 5];
+        if let Some(pollsim_sysctl::Value::List(l)) = self.nodes.get("kern.cp_time") {
+            for (i, v) in l.iter().take(5).enumerate() {
+                t[i] = crate::sat(*v);
+            }
+        }
+        t
+    }
+}
+
+/// A point from two windows, as the real sweep computes it from two MIB
+/// snapshots of a running instance.
+fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe) -> Run {
+    let secs = b.at.since(a.at).as_secs_f64().max(1e-9);
+    let d = |n: &str| b.int(n) - a.int(n);
+    let delivered_q = d("net.netisr.udp_delivered");
+    let read = d("user.udp_sink.datagrams");
+    let frames = Frames {
+        received: d("dev.tap0.rx_packets"),
+        rx_missed: d("dev.tap0.rx_missed"),
+        ipintrq_drops: d("net.inet.ip.intr_queue_drops"),
+        ipintrq_queued: d("net.inet.ip.intr_queue_len"),
+        socket_drops: d("net.netisr.udp_sockbuf_drops"),
+        socket_queued: delivered_q - read,
+        delivered: read,
+        other: d("net.netisr.frames") - delivered_q - d("net.netisr.udp_sockbuf_drops"),
+    };
+    let rate = |v: i64| v as f64 / secs;
+    let (ca, cb) = (a.cp_time(), b.cp_time());
+    let total: i64 = (0..5).map(|j| cb[j] - ca[j]).sum();
+    let cp = |i: usize| (cb[i] - ca[i]) as f64 * 100.0 / total.max(1) as f64;
+    let mut params = serde_json::Map::new();
+    for (k, v) in &b.nodes {
+        let recorded = k.starts_with("hw.sim.")
+            || k.starts_with("kern.polling.") && !is_counter(k)
+            || [
+                "kern.hz",
+                "dev.tap0.polling",
+                "dev.tap0.rx_ring",
+                "net.inet.ip.intr_queue_maxlen",
+                "user.udp_sink.work_ns",
+                "user.udp_sink.rcvbuf",
+            ]
+            .contains(&k.as_str());
+        if let (true, pollsim_sysctl::Value::Int(i)) = (recorded, v) {
+            params.insert(k.clone(), (*i).into());
+        }
+    }
+    Run {
+        mode: mode.to_string(),
+        params,
+        offered_pps: rate(crate::sat(b.arrived - a.arrived)),
+        received_pps: rate(frames.received),
+        delivered_pps: rate(frames.delivered),
+        drops: Drops {
+            rx_missed: rate(frames.rx_missed),
+            ipintrq: rate(frames.ipintrq_drops),
+            socket: rate(frames.socket_drops),
+            app: rate(frames.socket_queued.max(0)),
+        },
+        cp_time_pct: CpuPct {
+            user: cp(0),
+            sys: cp(2),
+            intr: cp(3),
+            idle: cp(4),
+        },
+        probe_ms,
+        seconds: secs,
+        simulated: true,
+        frames,
+    }
+}
+
+/// The knobs among `kern.polling.*` (the rest are counters and state).
+fn is_counter(name: &str) -> bool {
+    !matches!(
+        name.trim_start_matches("kern.polling."),
+        "burst_max" | "each_burst" | "user_frac" | "reg_frac" | "idle_poll"
+    )
+}
+
+/// Calibrate as the real experiment does: polling's capacity at the
+/// flood's maximum, raising work_ns until the maximum is at least 4x it.
+/// Returns (work_ns, capacity pps).
+fn calibrate(
+    max_pps: f64,
+    fixed: Option<u64>,
+    seed: u64,
+    arrivals: ArrivalKind,
+) -> anyhow::Result<(u64, f64)> {
+    let polling = parse_modes("polling")?.remove(0);
+    let mut work = fixed.unwrap_or(WORK_NS_START);
+    loop {
+        let run = measure(&PointSpec {
+            mode: &polling,
+            pps: max_pps,
+            work_ns: work,
+            secs: 0.5,
+            warmup: WARMUP_SECS,
+            seed,
+            arrivals,
+            extra: &[],
+        })?;
+        let cap = run.delivered_pps;
+        if fixed.is_some() || max_pps >= 4.0 * cap || work >= WORK_NS_MAX {
+            return Ok((work, cap));
+        }
+        let factor = (4.0 * cap / max_pps * 1.25).ceil().max(2.0);
+        #[expect(clippy::cast_sign_loss, reason = "factor is finite and at least 2")]
+        let factor = factor as u64;
+        work = work.saturating_mul(factor);
+    }
+}
+
+/// Simulate the points of a real sweep: every real run's mode at the rate
+/// it actually offered, with the real sweep's `work_ns` and window, so the
+/// two [`Results`] can be compared point by point (`--vs-real`).
+pub fn mirror(
+    real: &Results,
+    args: &CompareArgs,
+    progress: &mut dyn FnMut(&Run),
+) -> anyhow::Result<Results> {
+    let modes = parse_modes(&args.modes)?;
+    let work = real
+        .meta
+        .get("work_ns")
+        .and_then(serde_json::Value::as_u64)
+        .context("the real results have no work_ns")?;
+    let mut specs = Vec::new();
+    for (j, r) in real.runs.iter().enumerate() {
+        let (i, m) = modes
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.label == r.mode)
+            .with_context(|| format!("mode {} of the real sweep", r.mode))?;
+        specs.push(PointSpec {
+            mode: m,
+            pps: r.offered_pps.max(1.0),
+            work_ns: work,
+            secs: r.seconds,
+            warmup: WARMUP_SECS,
+            seed: point_seed(args.seed, i, j),
+            arrivals: args.arrivals,
+            extra: &[],
+        });
+    }
+    let mut results = Results {
+        runs: measure_all(&specs, progress)?,
+        ..Results::default()
+    };
+    results.meta = sim_meta(args, work, 0.0, args.arrivals);
+    Ok(results)
+}
+
+/// How far the simulation is from the real runs, per mode: relative
+/// differences `(sim - real) / real` of the peak delivered rate and of the
+/// delivered rate at the highest offered load.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Fidelity {
+    /// Mode label.
+    pub mode: String,
+    /// Real and simulated peak delivered rate, pps.
+    pub peak_pps: (f64, f64),
+    /// Relative difference of the peak.
+    pub peak_diff: f64,
+    /// Real and simulated delivered rate at the highest offered load, pps.
+    pub at_max_pps: (f64, f64),
+    /// Relative difference at the highest offered load.
+    pub at_max_diff: f64,
+}
+
+/// Per-mode fidelity of `sim` against `real` (both summarised).
+pub fn fidelity(real: &Results, sim: &Results) -> Vec<Fidelity> {
+    let rel = |s: f64, r: f64| if r > 0.0 { (s - r) / r } else { f64::NAN };
+    let (rs, ss) = (
+        super::summary::summarize(&real.runs),
+        super::summary::summarize(&sim.runs),
+    );
+    rs.iter()
+        .filter_map(|r| {
+            let s = ss.iter().find(|s| s.mode == r.mode)?;
+            Some(Fidelity {
+                mode: r.mode.clone(),
+                peak_pps: (r.peak_delivered_pps, s.peak_delivered_pps),
+                peak_diff: rel(s.peak_delivered_pps, r.peak_delivered_pps),
+                at_max_pps: (
+                    r.delivered_at_max_offered_pps,
+                    s.delivered_at_max_offered_pps,
+                ),
+                at_max_diff: rel(
+                    s.delivered_at_max_offered_pps,
+                    r.delivered_at_max_offered_pps,
+                ),
+            })
+        })
+        .collect()
+}
+
+fn sim_meta(
+    args: &CompareArgs,
+    work: u64,
+    cap: f64,
+    arrivals: ArrivalKind,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut meta = serde_json::Map::new();
+    meta.insert("clock".into(), "virtual".into());
+    meta.insert("seed".into(), args.seed.into());
+    meta.insert(
+        "arrivals".into(),
+        format!("{arrivals:?}").to_lowercase().into(),
+    );
+    meta.insert("work_ns".into(), work.into());
+    meta.insert(
+        "work_ns_reason".into(),
+        "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),
+    );
+    meta.insert("polling_capacity_pps".into(), cap.round().into());
+    meta.insert("flood_max_pps".into(), SIM_FLOOD_MAX_PPS.into());
+    meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
+    let cost = crate::kernel::cost::CostModel::default();
+    meta.insert("cost_model_defaults".into(), cost.sysctl_lines().into());
+    meta
+}
+
+/// Run the whole simulated experiment. `progress` gets every point.
+pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result<Results> {
+    let modes = parse_modes(&args.modes)?;
+    let secs = if args.quick {
+        1.0
+    } else {
+        parse_secs(&args.duration)?
+    };
+    let arrivals = args.arrivals;
+    let max_pps = SIM_FLOOD_MAX_PPS;
+    let (work, cap) = calibrate(max_pps, args.work_ns, args.seed, arrivals)?;
+    let rates: Vec<f64> = if args.rates.is_empty() {
+        log_rates(
+            (cap / 4.0).max(1000.0),
+            max_pps,
+            if args.quick { 5 } else { 8 },
+        )
+        .iter()
+        .map(|r| r.parse().unwrap_or(max_pps))
+        .collect()
+    } else {
+        let mut v = Vec::new();
+        for r in &args.rates {
+            let r = parse_rate(r)?;
+            v.push(r.parse().unwrap_or(max_pps));
+        }
+        v
+    };
+    let mut specs = Vec::new();
+    for (i, m) in modes.iter().enumerate() {
+        for (j, &pps) in rates.iter().enumerate() {
+            specs.push(PointSpec {
+                mode: m,
+                pps,
+                work_ns: work,
+                secs,
+                warmup: WARMUP_SECS,
+                seed: point_seed(args.seed, i, j),
+                arrivals,
+                extra: &[],
+            });
+        }
+    }
+    let mut results = Results {
+        runs: measure_all(&specs, progress)?,
+        ..Results::default()
+    };
+    results.meta = sim_meta(args, work, cap, arrivals);
+    results.meta.insert("seconds_per_point".into(), secs.into());
+    Ok(results)
+}
+
+/// Simulate every point, on as many threads as there are CPUs (each point
+/// is an independent, seeded system, so the results do not depend on the
+/// order or the threads). `progress` sees the points as they finish; the
+/// runs come back in the order of `specs`.
+pub fn measure_all(
+    specs: &[PointSpec<'_>],
+    progress: &mut dyn FnMut(&Run),
+) -> anyhow::Result<Vec<Run>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(specs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut runs: Vec<Option<Run>> = vec![None; specs.len()];
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        for _ in 0..threads {
+            let (tx, next) = (tx.clone(), &next);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = specs.get(i) else { break };
+                    if tx.send((i, measure(spec))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, run) in rx {
+            let run = run?;
+            progress(&run);
+            runs[i] = Some(run);
+        }
+        Ok(())
+    })?;
+    Ok(runs.into_iter().flatten().collect())
+}

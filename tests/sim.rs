@@ -1,0 +1,191 @@
+//! `pollsim compare --sim` end to end, through the binary: the table of a
+//! fixed seed (a snapshot), byte-identical results.json from two runs, and
+//! the default for users without root.
+
+mod util;
+
+use std::path::Path;
+
+use util::run_pollsim;
+
+/// The snapshot of `compare --sim --quick --seed 1`; rewrite it on purpose
+/// with `POLLSIM_UPDATE_SNAPSHOTS=1 cargo test --test sim`.
+const SNAPSHOT: &str = "tests/snapshots/compare_sim_quick.txt";
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pollsim-sim-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn quick(out: &Path) -> (i32, String, String) {
+    let t = std::time::Instant::now();
+    let r = run_pollsim(&[
+        "compare",
+        "--sim",
+        "--quick",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    eprintln!("compare --sim --quick took {:?} (wall)", t.elapsed());
+    r
+}
+
+#[test]
+fn quick_table_matches_its_snapshot_and_results_are_byte_identical() {
+    let (a, b) = (tempdir("a"), tempdir("b"));
+    let (code, table, err) = quick(&a);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.lines().next().unwrap().contains("(simulated)"),
+        "{table}"
+    );
+    let snap = Path::new(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
+    if std::env::var("POLLSIM_UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::write(&snap, &table).unwrap();
+    }
+    let want = std::fs::read_to_string(&snap).expect("the snapshot (see SNAPSHOT)");
+    assert_eq!(table, want, "the --sim --quick table changed");
+    let (code, table2, err) = quick(&b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(table, table2);
+    for f in ["results.json", "results.csv", "livelock.svg"] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs between two runs of the same seed");
+    }
+    let json = std::fs::read_to_string(a.join("results.json")).unwrap();
+    assert!(json.contains("\"simulated\": true") && !json.contains("\"date\""));
+    let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+}
+
+#[test]
+fn another_seed_gives_other_results() {
+    let (a, b) = (tempdir("s1"), tempdir("s2"));
+    for (dir, seed) in [(&a, "1"), (&b, "2")] {
+        let (code, _, err) = run_pollsim(&[
+            "compare",
+            "--sim",
+            "--quick",
+            "--modes",
+            "interrupt",
+            "--rates",
+            "300k",
+            "--work-ns",
+            "2000",
+            "--seed",
+            seed,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (x, y) = (
+        std::fs::read(a.join("results.json")).unwrap(),
+        std::fs::read(b.join("results.json")).unwrap(),
+    );
+    assert!(x != y);
+    let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+}
+
+/// Without root, `pollsim compare` says it cannot open a tap and simulates.
+/// As root the test drops to `nobody` with setpriv(1).
+#[test]
+fn compare_without_root_runs_the_simulation_and_says_so() {
+    let out = tempdir("nobody");
+    let exe = env!("CARGO_BIN_EXE_pollsim");
+    let args = [
+        "compare",
+        "--quick",
+        "--modes",
+        "interrupt",
+        "--rates",
+        "100k,1M",
+    ];
+    let output = if util::lab::is_root() {
+        // nobody must be able to write the output directory.
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe])
+            .args(args)
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .expect("setpriv (util-linux)")
+    } else {
+        std::process::Command::new(exe)
+            .args(args)
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let err = String::from_utf8_lossy(&output.stderr);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("cannot open a tap device without root"),
+        "{err}"
+    );
+    assert!(err.contains("--sim"), "{err}");
+    assert!(
+        table.lines().next().unwrap().contains("(simulated)"),
+        "{table}"
+    );
+    assert!(out.join("results.json").exists() && out.join("livelock.svg").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `pollsim run --sim` shows the `hw.sim.*` nodes (which a real run does
+/// not have), and README's knob table documents each of them.
+#[test]
+fn run_sim_has_the_hw_sim_nodes_readme_documents() {
+    let (code, out, err) = run_pollsim(&[
+        "run",
+        "--sim",
+        "--mode",
+        "interrupt",
+        "--sim-rate",
+        "50k",
+        "--duration",
+        "0.2",
+        "--apps",
+        "udp-sink",
+        "--sysctl",
+        "hw.sim.rx_cost_ns=400",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("virtual time"), "{err}");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let nodes: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|n| n.starts_with("hw.sim."))
+        .collect();
+    assert_eq!(nodes.len(), 6, "{out}");
+    for n in nodes {
+        let short = n.trim_start_matches("hw.sim.");
+        assert!(
+            readme.contains(n) && readme.contains(short),
+            "{n} not in README"
+        );
+    }
+    assert!(out.contains("hw.sim.rx_cost_ns: 400"), "{out}");
+    assert!(out.contains("balance: ok"), "{out}");
+    // A refused knob is an error that names the bounds, never a clamp.
+    let (code, _, err) = run_pollsim(&[
+        "run",
+        "--sim",
+        "--duration",
+        "0.1",
+        "--sysctl",
+        "hw.sim.rx_cost_ns=99999999",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0..10000000"), "{err}");
+}
