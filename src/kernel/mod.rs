@@ -272,9 +272,9 @@ impl Kernel {
         self.poll.is_scheduled() || !self.ipintrq.is_empty() || self.egress_pending
     }
 
-    /// One unit of netisr work, highest first: a polling chunk (then
-    /// `netisr_pollmore`), one `ipintrq` frame, or an egress pass. Returns
-    /// what it did.
+    /// One unit of netisr work, highest first: a polling chunk (the caller
+    /// then runs [`Kernel::netisr_pollmore`] at the time the chunk ended),
+    /// one `ipintrq` frame, or an egress pass. Returns what it did.
     pub fn netisr_step(&mut self, now: Nanos) -> NetisrWork {
         self.sched.netisr_runs += 1;
         self.reactor.note_activity();
@@ -287,7 +287,6 @@ impl Kernel {
             if self.egress_pending {
                 self.egress(now);
             }
-            self.poll.netisr_pollmore(now);
         } else if !self.ipintrq.is_empty() {
             let (ifs, netisr) = (&mut self.ifs, &mut self.netisr);
             self.ipintrq.dequeue_with(|i, frame| {
@@ -299,6 +298,15 @@ impl Kernel {
             self.egress(now);
         }
         work
+    }
+
+    /// `netisr_pollmore`, at `now` = when the netisr work before it ended.
+    /// The scheduler calls it after every [`Kernel::netisr_step`] (a no-op
+    /// unless a polling chunk ran): as in FreeBSD, where `netisr_pollmore`
+    /// reads the clock itself, the tick's kernel load must include its last
+    /// chunk, so the caller passes the time after that chunk, not before.
+    pub fn netisr_pollmore(&mut self, now: Nanos) {
+        self.poll.netisr_pollmore(now);
     }
 
     fn egress(&mut self, now: Nanos) {

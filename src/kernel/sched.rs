@@ -101,6 +101,7 @@ pub fn run_real(
         if k.netisr_pending() {
             preempting(k, now, CpuState::Sys);
             k.netisr_step(now);
+            k.netisr_pollmore(clock.now());
         } else if k.user_runnable() {
             k.cpu.switch(now, CpuState::User);
             k.user_step(now, clock);

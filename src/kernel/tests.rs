@@ -69,6 +69,7 @@ fn step(k: &mut Kernel, clock: &mut FakeClock, ring: &mut usize) -> bool {
     } else if k.netisr_pending() {
         k.cpu.switch(now, CpuState::Sys);
         k.netisr_step(now);
+        k.netisr_pollmore(clock.now());
     } else if k.user_runnable() {
         k.cpu.switch(now, CpuState::User);
         k.user_step(now, clock);
@@ -135,6 +136,23 @@ fn late_ticks_read_at_once_are_one_clock_interrupt() {
     }
     while step(&mut k, &mut clock, &mut 0) {}
     assert_eq!(k.poll.lost_polls(), 2);
+}
+
+#[test]
+fn kern_load_includes_the_ticks_last_chunk() {
+    // burst 5 = each_burst 5: the tick is one chunk. When that chunk took
+    // 60% of the tick, netisr_pollmore, timed after it, finds kern_load
+    // above 100 - user_frac = 50 and lowers burst; timed before it (the
+    // old mistake), it would have found 0% and raised burst.
+    for (chunk, want) in [(60, 4), (0, 6)] {
+        let (mut k, clock) = kernel(Mode::Polling, &frames(20));
+        let now = clock.now();
+        k.hardclock(now);
+        k.netisr_step(now);
+        k.netisr_pollmore(now + Nanos(Hz::DEFAULT.tick().0 * chunk / 100));
+        assert_eq!(k.poll.burst(), want, "chunk took {chunk}% of the tick");
+        assert!(!k.poll.is_scheduled());
+    }
 }
 
 #[test]

@@ -138,6 +138,7 @@ impl VirtualSched {
                 + u64::from(w.dispatched) * cost.proto_cost_ns
                 + u64::from(w.status_checks) * cost.status_cost_ns;
             clock.advance(Nanos(ns + check));
+            k.netisr_pollmore(clock.now());
         } else if k.user_runnable() {
             k.cpu.switch(now, CpuState::User);
             k.user_step(now, clock);
