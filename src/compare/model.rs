@@ -29,6 +29,21 @@ pub struct CpuPct {
     pub idle: f64,
 }
 
+impl CpuPct {
+    /// The shares over a window from `kern.cp_time` (user nice sys intr
+    /// idle) at its start `a` and end `b`.
+    pub fn between(a: &[i64; 5], b: &[i64; 5]) -> CpuPct {
+        let total: i64 = (0..5).map(|j| b[j] - a[j]).sum();
+        let pct = |i: usize| (b[i] - a[i]) as f64 * 100.0 / total.max(1) as f64;
+        CpuPct {
+            user: pct(0),
+            sys: pct(2),
+            intr: pct(3),
+            idle: pct(4),
+        }
+    }
+}
+
 /// Latency of the HTTP probe made every 100 ms during the window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
@@ -66,6 +81,25 @@ pub struct Frames {
 }
 
 impl Frames {
+    /// The counts of a window from the instance's counters: `d(name)` is a
+    /// node's change over the window, `nic(suffix)` a NIC counter's change
+    /// (e.g. `.rx_packets`), summed over the NICs that are counted.
+    pub fn from_counters(d: impl Fn(&str) -> i64, nic: impl Fn(&str) -> i64) -> Frames {
+        let queued = d("net.netisr.udp_delivered");
+        let read = d("user.udp_sink.datagrams");
+        let sockbuf = d("net.netisr.udp_sockbuf_drops");
+        Frames {
+            received: nic(".rx_packets"),
+            rx_missed: nic(".rx_missed"),
+            ipintrq_drops: d("net.inet.ip.intr_queue_drops"),
+            ipintrq_queued: d("net.inet.ip.intr_queue_len"),
+            socket_drops: sockbuf,
+            socket_queued: queued - read,
+            delivered: read,
+            other: d("net.netisr.frames") - queued - sockbuf,
+        }
+    }
+
     /// Whether the counts balance.
     pub fn balanced(&self) -> bool {
         self.received
@@ -107,7 +141,53 @@ pub struct Run {
     pub frames: Frames,
 }
 
+/// What one measurement window gives, before it becomes a [`Run`].
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// Mode label.
+    pub mode: String,
+    /// Knobs that ran.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Offered rate over the window, frames/s.
+    pub offered_pps: f64,
+    /// Exact frame counts over the window.
+    pub frames: Frames,
+    /// CPU shares over the window.
+    pub cpu: CpuPct,
+    /// Probe latency.
+    pub probe_ms: Probe,
+    /// Length of the window, s.
+    pub seconds: f64,
+    /// Whether it ran on virtual time.
+    pub simulated: bool,
+}
+
 impl Run {
+    /// The row of a window: its counts turned into rates over its length.
+    pub fn from_window(w: Measured) -> Run {
+        let secs = w.seconds.max(1e-9);
+        let rate = |v: i64| v as f64 / secs;
+        let f = &w.frames;
+        Run {
+            received_pps: rate(f.received),
+            delivered_pps: rate(f.delivered),
+            drops: Drops {
+                rx_missed: rate(f.rx_missed),
+                ipintrq: rate(f.ipintrq_drops),
+                socket: rate(f.socket_drops),
+                app: rate(f.socket_queued.max(0)),
+            },
+            mode: w.mode,
+            params: w.params,
+            offered_pps: w.offered_pps,
+            cp_time_pct: w.cpu,
+            probe_ms: w.probe_ms,
+            seconds: secs,
+            simulated: w.simulated,
+            frames: w.frames,
+        }
+    }
+
     /// The rates of a row, in column order: offered, received, delivered,
     /// then the drops (rx_missed, ipintrq, socket, app), frames/s.
     pub fn rate_columns(&self) -> [f64; 7] {

@@ -13,7 +13,8 @@ use anyhow::Context as _;
 use pollsim_drivers::Pattern;
 
 use super::experiment::{CompareArgs, ModeSpec, log_rates, parse_modes, parse_rate, parse_secs};
-use super::model::{CpuPct, Drops, Frames, Probe, Results, Run};
+use super::model::{CpuPct, Frames, Measured, Probe, Results, Run};
+use super::sweep::RECORDED_PARAMS;
 use crate::kernel::Mode;
 use crate::kernel::time::{Hz, Nanos};
 use crate::sim::{Sim, SimConfig};
@@ -176,62 +177,26 @@ impl Window {
 fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe) -> Run {
     let secs = b.at.since(a.at).as_secs_f64().max(1e-9);
     let d = |n: &str| b.int(n) - a.int(n);
-    let delivered_q = d("net.netisr.udp_delivered");
-    let read = d("user.udp_sink.datagrams");
-    let frames = Frames {
-        received: d("dev.tap0.rx_packets"),
-        rx_missed: d("dev.tap0.rx_missed"),
-        ipintrq_drops: d("net.inet.ip.intr_queue_drops"),
-        ipintrq_queued: d("net.inet.ip.intr_queue_len"),
-        socket_drops: d("net.netisr.udp_sockbuf_drops"),
-        socket_queued: delivered_q - read,
-        delivered: read,
-        other: d("net.netisr.frames") - delivered_q - d("net.netisr.udp_sockbuf_drops"),
-    };
-    let rate = |v: i64| v as f64 / secs;
-    let (ca, cb) = (a.cp_time(), b.cp_time());
-    let total: i64 = (0..5).map(|j| cb[j] - ca[j]).sum();
-    let cp = |i: usize| (cb[i] - ca[i]) as f64 * 100.0 / total.max(1) as f64;
+    let nic = |suffix: &str| d(&format!("dev.tap0{suffix}"));
     let mut params = serde_json::Map::new();
     for (k, v) in &b.nodes {
         let recorded = k.starts_with("hw.sim.")
             || k.starts_with("kern.polling.") && !is_counter(k)
-            || [
-                "kern.hz",
-                "dev.tap0.polling",
-                "dev.tap0.rx_ring",
-                "net.inet.ip.intr_queue_maxlen",
-                "user.udp_sink.work_ns",
-                "user.udp_sink.rcvbuf",
-            ]
-            .contains(&k.as_str());
+            || RECORDED_PARAMS.contains(&k.as_str());
         if let (true, pollsim_sysctl::Value::Int(i)) = (recorded, v) {
             params.insert(k.clone(), (*i).into());
         }
     }
-    Run {
+    Run::from_window(Measured {
         mode: mode.to_string(),
         params,
-        offered_pps: rate(crate::sat(b.arrived - a.arrived)),
-        received_pps: rate(frames.received),
-        delivered_pps: rate(frames.delivered),
-        drops: Drops {
-            rx_missed: rate(frames.rx_missed),
-            ipintrq: rate(frames.ipintrq_drops),
-            socket: rate(frames.socket_drops),
-            app: rate(frames.socket_queued.max(0)),
-        },
-        cp_time_pct: CpuPct {
-            user: cp(0),
-            sys: cp(2),
-            intr: cp(3),
-            idle: cp(4),
-        },
+        offered_pps: crate::sat(b.arrived - a.arrived) as f64 / secs,
+        frames: Frames::from_counters(d, nic),
+        cpu: CpuPct::between(&a.cp_time(), &b.cp_time()),
         probe_ms,
         seconds: secs,
         simulated: true,
-        frames,
-    }
+    })
 }
 
 /// The knobs among `kern.polling.*` (the rest are counters and state).

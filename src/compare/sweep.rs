@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
-use super::model::{CpuPct, Drops, Frames, Probe, Run};
+use super::model::{CpuPct, Frames, Measured, Probe, Run};
 use crate::flood::{self, FloodArgs};
 use crate::lab;
 
@@ -319,75 +319,51 @@ pub fn measure(
 
 /// A point from two snapshots.
 fn point(mode: &str, a: &Snapshot, b: &Snapshot, offered_pps: f64, probe_ms: Probe) -> Run {
-    let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
     let d = |n: &str| b.int(n) - a.int(n);
-    let sum = |suffix: &str| -> i64 {
+    let nics = |suffix: &str| -> i64 {
         b.ints
             .iter()
             .filter(|(k, _)| k.starts_with("dev.") && k.ends_with(suffix))
             .map(|(k, v)| v - a.int(k))
             .sum()
     };
-    let delivered_q = d("net.netisr.udp_delivered");
-    let read = d("user.udp_sink.datagrams");
-    let frames = Frames {
-        received: sum(".rx_packets"),
-        rx_missed: sum(".rx_missed"),
-        ipintrq_drops: d("net.inet.ip.intr_queue_drops"),
-        ipintrq_queued: d("net.inet.ip.intr_queue_len"),
-        socket_drops: d("net.netisr.udp_sockbuf_drops"),
-        socket_queued: delivered_q - read,
-        delivered: read,
-        other: d("net.netisr.frames") - delivered_q - d("net.netisr.udp_sockbuf_drops"),
-    };
-    let rate = |v: i64| v as f64 / secs;
-    let cp = |i: usize| {
-        let (x, y) = (a.lists.get("kern.cp_time"), b.lists.get("kern.cp_time"));
-        match (x, y) {
-            (Some(x), Some(y)) if x.len() == 5 && y.len() == 5 => {
-                let tot: i64 = (0..5).map(|j| y[j] - x[j]).sum();
-                (y[i] - x[i]) as f64 * 100.0 / tot.max(1) as f64
+    let cp = |s: &Snapshot| -> [i64; 5] {
+        let mut t = [0; 5];
+        if let Some(l) = s.lists.get("kern.cp_time") {
+            for (i, v) in l.iter().take(5).enumerate() {
+                t[i] = *v;
             }
-            _ => 0.0,
         }
+        t
     };
     let mut params = serde_json::Map::new();
-    for k in [
-        "kern.hz",
-        "kern.polling.user_frac",
-        "kern.polling.burst_max",
-        "kern.polling.each_burst",
-        "kern.polling.reg_frac",
-        "kern.polling.idle_poll",
-        "dev.tap0.polling",
-        "dev.tap0.rx_ring",
-        "net.inet.ip.intr_queue_maxlen",
-        "user.udp_sink.work_ns",
-        "user.udp_sink.rcvbuf",
-    ] {
+    for k in RECORDED_PARAMS {
         params.insert(k.to_string(), serde_json::Value::from(b.int(k)));
     }
-    Run {
+    Run::from_window(Measured {
         mode: mode.to_string(),
         params,
         offered_pps,
-        received_pps: rate(frames.received),
-        delivered_pps: rate(frames.delivered),
-        drops: Drops {
-            rx_missed: rate(frames.rx_missed),
-            ipintrq: rate(frames.ipintrq_drops),
-            socket: rate(frames.socket_drops),
-            app: rate(frames.socket_queued.max(0)),
-        },
-        cp_time_pct: CpuPct {
-            user: cp(0),
-            sys: cp(2),
-            intr: cp(3),
-            idle: cp(4),
-        },
+        frames: Frames::from_counters(d, nics),
+        cpu: CpuPct::between(&cp(a), &cp(b)),
         probe_ms,
-        seconds: secs,
+        seconds: b.at.duration_since(a.at).as_secs_f64(),
         simulated: false,
-        frames,
-    }
+    })
 }
+
+/// The knobs recorded in every run's `params`, as read back from the
+/// instance (the value that ran).
+pub const RECORDED_PARAMS: [&str; 11] = [
+    "kern.hz",
+    "kern.polling.user_frac",
+    "kern.polling.burst_max",
+    "kern.polling.each_burst",
+    "kern.polling.reg_frac",
+    "kern.polling.idle_poll",
+    "dev.tap0.polling",
+    "dev.tap0.rx_ring",
+    "net.inet.ip.intr_queue_maxlen",
+    "user.udp_sink.work_ns",
+    "user.udp_sink.rcvbuf",
+];
