@@ -10,9 +10,9 @@ use super::model::{Results, Run};
 use super::sweep::{Instance, measure};
 
 /// The default user work per datagram to start calibrating from (ns).
-const WORK_NS_START: u64 = 2_000;
+pub const WORK_NS_START: u64 = 2_000;
 /// The largest work_ns calibration will go to.
-const WORK_NS_MAX: u64 = 1_000_000;
+pub const WORK_NS_MAX: u64 = 1_000_000;
 
 /// Arguments of `pollsim compare`.
 #[derive(clap::Args, Debug, Clone)]
@@ -184,14 +184,25 @@ fn calibrate(secs: f64, fixed: Option<u64>, name: &str) -> anyhow::Result<(u64, 
         inst.stop();
         let run = run?;
         let (cap, max) = (run.delivered_pps, run.offered_pps);
-        if fixed.is_some() || max >= 4.0 * cap || work >= WORK_NS_MAX {
-            return Ok((work, cap, max));
+        match next_work_ns(work, cap, max, fixed.is_some()) {
+            None => return Ok((work, cap, max)),
+            Some(next) => work = next,
         }
-        let factor = (4.0 * cap / max.max(1.0) * 1.25).ceil().max(2.0);
-        #[expect(clippy::cast_sign_loss, reason = "factor is finite and at least 2")]
-        let factor = factor as u64;
-        work = work.saturating_mul(factor);
     }
+}
+
+/// The calibration rule of the real and the simulated sweep: `None` once
+/// `work_ns` is settled (given by the user, the flood's maximum `max` is at
+/// least 4x polling's capacity `cap`, or the limit is reached), else the
+/// larger `work_ns` to try next.
+pub fn next_work_ns(work: u64, cap: f64, max: f64, fixed: bool) -> Option<u64> {
+    if fixed || max >= 4.0 * cap || work >= WORK_NS_MAX {
+        return None;
+    }
+    let factor = (4.0 * cap / max.max(1.0) * 1.25).ceil().max(2.0);
+    #[expect(clippy::cast_sign_loss, reason = "factor is finite and at least 2")]
+    let factor = factor as u64;
+    Some(work.saturating_mul(factor))
 }
 
 /// Run the whole experiment. `progress` gets one line per point.
@@ -299,6 +310,20 @@ mod tests {
         assert!(parse_modes("napi").is_err());
         let m = parse_modes("polling:work_ns=5000;interrupt").unwrap();
         assert_eq!(m[0].sysctls, ["user.udp_sink.work_ns=5000"]);
+    }
+
+    #[test]
+    fn work_ns_grows_until_the_flood_offers_four_times_the_capacity() {
+        assert_eq!(next_work_ns(2000, 150e3, 1.1e6, false), None, "already 7x");
+        // 4 x 500k / 1.1M x 1.25 = 2.27, rounded up: x3.
+        assert_eq!(next_work_ns(2000, 500e3, 1.1e6, false), Some(6000));
+        assert_eq!(next_work_ns(2000, 1e6, 1.1e6, false), Some(10_000), "x5");
+        assert_eq!(
+            next_work_ns(2000, 500e3, 1.1e6, true),
+            None,
+            "--work-ns given"
+        );
+        assert_eq!(next_work_ns(WORK_NS_MAX, 500e3, 1.1e6, false), None);
     }
 
     #[test]

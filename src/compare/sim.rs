@@ -12,7 +12,10 @@
 use anyhow::Context as _;
 use pollsim_drivers::Pattern;
 
-use super::experiment::{CompareArgs, ModeSpec, log_rates, parse_modes, parse_rate, parse_secs};
+use super::experiment::{
+    CompareArgs, ModeSpec, WORK_NS_START, log_rates, next_work_ns, parse_modes, parse_rate,
+    parse_secs,
+};
 use super::model::{CpuPct, Frames, Measured, Probe, Results, Run};
 use super::sweep::RECORDED_PARAMS;
 use crate::kernel::Mode;
@@ -28,10 +31,6 @@ pub const SIM_FLOOD_MAX_PPS: f64 = 1_100_000.0;
 /// (The real sweep keeps one instance per mode, so its burst carries over
 /// from the previous rate; each simulated point starts afresh.)
 const WARMUP_SECS: f64 = 1.0;
-/// user.udp_sink.work_ns the calibration starts from (as the real one).
-const WORK_NS_START: u64 = 2_000;
-/// The largest work_ns calibration goes to.
-const WORK_NS_MAX: u64 = 1_000_000;
 
 /// The arrival process of the simulated flood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -230,13 +229,10 @@ fn calibrate(
             extra: &[],
         })?;
         let cap = run.delivered_pps;
-        if fixed.is_some() || max_pps >= 4.0 * cap || work >= WORK_NS_MAX {
-            return Ok((work, cap));
+        match next_work_ns(work, cap, max_pps, fixed.is_some()) {
+            None => return Ok((work, cap)),
+            Some(next) => work = next,
         }
-        let factor = (4.0 * cap / max_pps * 1.25).ceil().max(2.0);
-        #[expect(clippy::cast_sign_loss, reason = "factor is finite and at least 2")]
-        let factor = factor as u64;
-        work = work.saturating_mul(factor);
     }
 }
 
