@@ -57,6 +57,30 @@ pub struct Probe {
     pub sent: u32,
 }
 
+impl Probe {
+    /// The summary of a window's probes: answered ones' latencies (ms, any
+    /// order) and the number that timed out.
+    pub fn from_latencies(mut latencies_ms: Vec<f64>, timeouts: u32) -> Probe {
+        latencies_ms.sort_by(f64::total_cmp);
+        Probe {
+            p50: percentile(&latencies_ms, 0.5),
+            p99: percentile(&latencies_ms, 0.99),
+            timeouts,
+            sent: u32::try_from(latencies_ms.len()).unwrap_or(u32::MAX) + timeouts,
+        }
+    }
+}
+
+/// The `p` quantile (0..=1) of `sorted`, nearest rank; `None` if empty.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    #[expect(clippy::cast_sign_loss, reason = "p is clamped to 0..=1")]
+    let i = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(i).copied()
+}
+
 /// Frame counts over the measurement window, from pollsim's own counters.
 /// They balance exactly: `received = ipintrq_drops + ipintrq_queued +
 /// socket_drops + socket_queued + delivered + other`.

@@ -116,24 +116,9 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     let _ = sim.take_probe_results();
     sim.run_for(nanos(p.secs));
     let b = Window::take(&mut sim);
-    let mut probe = sim.take_probe_results();
-    probe.latencies_ms.sort_by(f64::total_cmp);
-    let probe_ms = Probe {
-        p50: percentile(&probe.latencies_ms, 0.5),
-        p99: percentile(&probe.latencies_ms, 0.99),
-        timeouts: probe.timeouts,
-        sent: u32::try_from(probe.latencies_ms.len()).unwrap_or(u32::MAX) + probe.timeouts,
-    };
+    let probe = sim.take_probe_results();
+    let probe_ms = Probe::from_latencies(probe.latencies_ms, probe.timeouts);
     Ok(point(&p.mode.label, &a, &b, probe_ms))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    #[expect(clippy::cast_sign_loss, reason = "p is clamped to 0..=1")]
-    let i = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
-    sorted.get(i).copied()
 }
 
 /// The state of a simulated system at one instant.

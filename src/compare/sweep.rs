@@ -259,15 +259,6 @@ fn http_get(dst: SocketAddrV4) -> Option<()> {
     buf.starts_with(b"HTTP/1.1 200").then_some(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    #[expect(clippy::cast_sign_loss, reason = "p is clamped to 0..=1")]
-    let i = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
-    sorted.get(i).copied()
-}
-
 /// Measure one point: flood at `rate` for `warmup + secs`, recording over
 /// the last `secs` seconds. The offered rate is what the flood sent between
 /// the two snapshots, so it covers the same window as the counters.
@@ -295,7 +286,7 @@ pub fn measure(
         let sent_b = sent.load(Ordering::Relaxed);
         let b = inst.snapshot();
         stop_probe.store(true, Ordering::Relaxed);
-        let (mut lat, timeouts) = probe
+        let (lat, timeouts) = probe
             .join()
             .map_err(|_| anyhow::anyhow!("probe panicked"))?;
         stop_flood.store(true, Ordering::Relaxed);
@@ -304,13 +295,7 @@ pub fn measure(
             .map_err(|_| anyhow::anyhow!("flood panicked"))?;
         let (a, b) = (a?, b?);
         flood?;
-        lat.sort_by(f64::total_cmp);
-        let probe_ms = Probe {
-            p50: percentile(&lat, 0.5),
-            p99: percentile(&lat, 0.99),
-            timeouts,
-            sent: u32::try_from(lat.len()).unwrap_or(u32::MAX) + timeouts,
-        };
+        let probe_ms = Probe::from_latencies(lat, timeouts);
         let window = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
         let offered = (sent_b - sent_a) as f64 / window;
         Ok(point(mode, &a, &b, offered, probe_ms))
