@@ -35,6 +35,25 @@ struct Writer<C> {
     /// Bounds checked at the time of the write.
     bounds: BoundsFn<C>,
     set: SetFn<C>,
+    /// For a string knob with a fixed set of values (FreeBSD's
+    /// `machdep.idle`): the names, whose index is the value `set` gets.
+    choices: Option<&'static [&'static str]>,
+}
+
+impl<C> Writer<C> {
+    /// The value `text` stands for: an integer, or the index of a choice.
+    fn parse(&self, name: &str, text: &str) -> Result<i64, SysctlError> {
+        let Some(choices) = self.choices else {
+            return parse_int(text);
+        };
+        match choices.iter().position(|c| *c == text) {
+            Some(i) => Ok(i64::try_from(i).unwrap_or(i64::MAX)),
+            None => Err(SysctlError::Rejected {
+                name: name.to_string(),
+                reason: format!("invalid value '{text}' ({})", choices.join(", ")),
+            }),
+        }
+    }
 }
 
 /// One leaf of the tree.
@@ -47,7 +66,11 @@ struct Node<C> {
 
 impl<C> Node<C> {
     fn info(&self, name: &str) -> NodeInfo {
-        let bounds = self.write.as_ref().map(|w| w.static_bounds);
+        let bounds = self
+            .write
+            .as_ref()
+            .filter(|w| w.choices.is_none())
+            .map(|w| w.static_bounds);
         NodeInfo {
             name: name.to_string(),
             kind: self.kind,
@@ -167,8 +190,42 @@ impl<C> Mib<C> {
             static_bounds,
             bounds: Box::new(bounds),
             set: Box::new(set),
+            choices: None,
         };
         self.insert_rw(name, Kind::Int, description, Box::new(get), writer);
+    }
+
+    /// Registers a read-write string knob that takes one of `choices`
+    /// (as FreeBSD's `machdep.idle` takes `hlt` or `spin`). `get` and `set`
+    /// speak the index of the choice; any other text is refused with the
+    /// list of choices.
+    pub fn add_rw_choice(
+        &mut self,
+        name: &str,
+        description: &str,
+        choices: &'static [&'static str],
+        get: impl Fn(&C) -> usize + 'static,
+        set: impl Fn(&mut C, usize) + 'static,
+    ) {
+        assert!(!choices.is_empty(), "sysctl: '{name}' has no choices");
+        let last = i64::try_from(choices.len() - 1).unwrap_or(i64::MAX);
+        let writer = Writer {
+            static_bounds: (0, last),
+            bounds: Box::new(move |_| (0, last)),
+            set: Box::new(move |ctx, v| {
+                set(ctx, usize::try_from(v).unwrap_or(0));
+                Ok(())
+            }),
+            choices: Some(choices),
+        };
+        let get = move |ctx: &C| choices.get(get(ctx)).copied().unwrap_or("?").to_string();
+        self.insert(
+            name,
+            Kind::Str,
+            description,
+            Getter::Str(Box::new(get)),
+            Some(writer),
+        );
     }
 
     /// As [`Mib::add_rw`], for a knob `sysctl -t` shows as
@@ -190,6 +247,7 @@ impl<C> Mib<C> {
             static_bounds,
             bounds: Box::new(bounds),
             set: Box::new(set),
+            choices: None,
         };
         self.insert_rw(name, Kind::UInt, description, Box::new(get), writer);
     }
@@ -290,7 +348,7 @@ impl<C> Mib<C> {
         let Some(writer) = &node.write else {
             return Err(SysctlError::ReadOnly(name.to_string()));
         };
-        let v = parse_int(value.trim())?;
+        let v = writer.parse(name, value.trim())?;
         let (min, max) = (writer.bounds)(ctx);
         if v < min || v > max {
             return Err(SysctlError::OutOfRange {

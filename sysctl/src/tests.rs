@@ -299,3 +299,30 @@ fn bad_name_panics() {
     let mut m: Mib<Ctx> = Mib::new();
     m.add_ro("Kern.Hz", "upper case", |_| 0);
 }
+
+#[test]
+fn a_choice_knob_takes_only_its_names() {
+    let mut m: Mib<usize> = Mib::new();
+    m.add_rw_choice(
+        "machdep.idle",
+        "currently selected idle function",
+        &["hlt", "spin"],
+        |c| *c,
+        |c, i| *c = i,
+    );
+    let mut c = 0usize;
+    assert_eq!(m.get(&c, "machdep.idle"), Ok(Value::Str("hlt".into())));
+    let (old, new) = m.set(&mut c, "machdep.idle", " spin ").unwrap();
+    assert_eq!(
+        (old, new, c),
+        (Value::Str("hlt".into()), Value::Str("spin".into()), 1)
+    );
+    let err = m.set(&mut c, "machdep.idle", "1").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "machdep.idle: invalid value '1' (hlt, spin)"
+    );
+    assert_eq!(c, 1, "a refused write changes nothing");
+    let info = m.info("machdep.idle").unwrap();
+    assert_eq!((info.kind, info.min, info.max), (Kind::Str, None, None));
+}
