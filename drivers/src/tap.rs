@@ -27,6 +27,7 @@ pub struct TapNic {
     irq: IrqLine,
     /// Kernel-side counters when we attached: drops before then are not ours.
     baseline: KernelSideStats,
+    regs: sys::StatusRegs,
 }
 
 impl TapNic {
@@ -44,7 +45,10 @@ impl TapNic {
             name: name.to_string(),
             source,
         };
-        let baseline = sys::kernel_side_stats(name)
+        let mut regs = sys::StatusRegs::open()
+            .map_err(|e| os("opening /proc/thread-self/net/dev and a socket", e))?;
+        let baseline = regs
+            .stats(name)
             .map_err(|e| os("reading /proc/thread-self/net/dev", e))?
             .ok_or_else(|| NicError::NoSuchInterface {
                 name: name.to_string(),
@@ -62,6 +66,7 @@ impl TapNic {
             stats: NicStats::default(),
             irq,
             baseline,
+            regs,
         })
     }
 
@@ -152,13 +157,13 @@ impl Nic for TapNic {
 
     fn check_status(&mut self) -> NicStatus {
         let name = self.iface.name();
-        match sys::kernel_side_stats(name) {
+        match self.regs.stats(name) {
             Ok(Some(k)) => {
                 self.stats.rx_missed = k.tx_dropped.saturating_sub(self.baseline.tx_dropped);
             }
             _ => self.stats.errors += 1,
         }
-        let link_up = sys::link_up(name).unwrap_or(false);
+        let link_up = self.regs.link_up(name).unwrap_or(false);
         NicStatus {
             link_up,
             stats: self.stats,
