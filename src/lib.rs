@@ -15,6 +15,7 @@ pub mod flood;
 pub mod kernel;
 pub mod lab;
 pub mod report;
+pub mod rt;
 pub mod sim;
 
 /// A counter as a sysctl integer (saturating at `i64::MAX`).

@@ -8,10 +8,81 @@ use pollsim_sysctl::{Mib, Value, format_line};
 
 use crate::kernel::Kernel;
 use crate::kernel::cpu::CpTime;
+use crate::kernel::host::Hist;
 use crate::kernel::time::Nanos;
 
+/// The host's account at one instant (the `kern.sched.*` host nodes; only
+/// on the real clock).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostSnapshot {
+    /// `kern.sched.steal_us`.
+    pub steal_us: u64,
+    /// `kern.sched.steal_cpus`.
+    pub steal_cpus: u64,
+    /// `kern.sched.stalls`.
+    pub stalls: u64,
+    /// `kern.sched.stall_us`.
+    pub stall_us: u64,
+    /// `kern.sched.stolen_us`.
+    pub stolen_us: u64,
+    /// `kern.sched.stall_hist`.
+    pub stall_hist: Hist,
+    /// `kern.sched.tick_late_hist`.
+    pub tick_late_hist: Hist,
+    /// `kern.sched.stall_lost_polls`.
+    pub stall_lost_polls: u64,
+    /// `kern.sched.stall_short_ticks`.
+    pub stall_short_ticks: u64,
+    /// `kern.sched.stall_ipintrq_drops`.
+    pub stall_ipintrq_drops: u64,
+}
+
+/// What the host did over a window: the difference of two
+/// [`HostSnapshot`]s, over `seconds` of wall time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostWindow {
+    /// Steal, in percent of the window (per CPU of the mask).
+    pub steal_pct: f64,
+    /// Stalls.
+    pub stalls: u64,
+    /// Time in stalls, in percent of the window.
+    pub stall_pct: f64,
+    /// Longest stall (upper bound of its histogram bucket), µs.
+    pub stall_max_us: Option<u64>,
+    /// Time the kernel's clock stood still, µs.
+    pub stolen_us: u64,
+    /// Clock-interrupt lateness p50, p99, max (bucket upper bounds), µs.
+    pub tick_late_us: [Option<u64>; 3],
+    /// Lost polls, short ticks and ipintrq drops that followed a stall in
+    /// the same tick.
+    pub after_stall: [u64; 3],
+}
+
+impl HostWindow {
+    /// The window from `a` to `b`, `seconds` long.
+    pub fn between(a: &HostSnapshot, b: &HostSnapshot, seconds: f64) -> HostWindow {
+        let secs = seconds.max(1e-9);
+        let late = b.tick_late_hist.delta(&a.tick_late_hist);
+        let q = |h: &Hist, p: f64| h.quantile(p).map(|ns| ns / 1_000);
+        HostWindow {
+            steal_pct: b.steal_us.saturating_sub(a.steal_us) as f64
+                / (secs * 1e4 * b.steal_cpus.max(1) as f64),
+            stalls: b.stalls.saturating_sub(a.stalls),
+            stall_pct: b.stall_us.saturating_sub(a.stall_us) as f64 / (secs * 1e4),
+            stall_max_us: q(&b.stall_hist.delta(&a.stall_hist), 1.0),
+            stolen_us: b.stolen_us.saturating_sub(a.stolen_us),
+            tick_late_us: [q(&late, 0.5), q(&late, 0.99), q(&late, 1.0)],
+            after_stall: [
+                b.stall_lost_polls.saturating_sub(a.stall_lost_polls),
+                b.stall_short_ticks.saturating_sub(a.stall_short_ticks),
+                b.stall_ipintrq_drops.saturating_sub(a.stall_ipintrq_drops),
+            ],
+        }
+    }
+}
+
 /// Totals at one instant; two of them make a `-w` line.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     /// When.
     pub at: Nanos,
@@ -31,6 +102,8 @@ pub struct Snapshot {
     pub burst: u32,
     /// `kern.polling.lost_polls`.
     pub lost_polls: u64,
+    /// The host's account (real clock only).
+    pub host: Option<HostSnapshot>,
 }
 
 impl Snapshot {
@@ -50,7 +123,28 @@ impl Snapshot {
             at,
             ..Snapshot::default()
         };
+        let list = |v: &Value| match v {
+            Value::List(l) => Hist::from_counts(l),
+            _ => Hist::default(),
+        };
         for (name, v) in nodes {
+            if let Some(leaf) = name.strip_prefix("kern.sched.") {
+                let h = s.host.get_or_insert_with(HostSnapshot::default);
+                match leaf {
+                    "steal_us" => h.steal_us = int(v),
+                    "steal_cpus" => h.steal_cpus = int(v),
+                    "stalls" => h.stalls = int(v),
+                    "stall_us" => h.stall_us = int(v),
+                    "stolen_us" => h.stolen_us = int(v),
+                    "stall_hist" => h.stall_hist = list(v),
+                    "tick_late_hist" => h.tick_late_hist = list(v),
+                    "stall_lost_polls" => h.stall_lost_polls = int(v),
+                    "stall_short_ticks" => h.stall_short_ticks = int(v),
+                    "stall_ipintrq_drops" => h.stall_ipintrq_drops = int(v),
+                    _ => {}
+                }
+                continue;
+            }
             match name.as_str() {
                 "net.inet.ip.intr_queue_drops" => s.ipintrq_drops = int(v),
                 "net.netisr.udp_delivered" => s.delivered = int(v),
@@ -73,7 +167,20 @@ impl Snapshot {
     }
 }
 
-/// The header of the `-w` lines.
+/// The host columns of the `-w` line: steal and stall time in % of the
+/// interval, and the p99 lateness of the clock interrupt in µs.
+const HOST_HEADER: &str = "steal stall late99";
+
+/// The header of the `-w` lines (with the host's columns on the real clock).
+pub fn header_for(host: bool) -> String {
+    if host {
+        format!("{} {HOST_HEADER}", header())
+    } else {
+        header()
+    }
+}
+
+/// The header of the `-w` lines, without the host's columns.
 pub fn header() -> String {
     format!(
         "{:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5}",
@@ -109,7 +216,16 @@ pub fn line(a: &Snapshot, b: &Snapshot) -> String {
         p[4],
         b.burst,
         b.lost_polls.saturating_sub(a.lost_polls)
-    )
+    ) + &host_columns(a, b, secs)
+}
+
+fn host_columns(a: &Snapshot, b: &Snapshot, secs: f64) -> String {
+    let (Some(ha), Some(hb)) = (&a.host, &b.host) else {
+        return String::new();
+    };
+    let w = HostWindow::between(ha, hb, secs);
+    let late = w.tick_late_us[1].map_or("-".to_string(), |v| v.to_string());
+    format!(" {:>5.1} {:>5.1} {late:>6}", w.steal_pct, w.stall_pct)
 }
 
 /// Where every frame offered to the NICs ended, by stage.
@@ -216,5 +332,50 @@ pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
             "MISMATCH"
         }
     );
+    if let Some(h) = Snapshot::take(k, mib, Nanos::ZERO).host {
+        host_summary(&mut out, k, &h);
+    }
     out
+}
+
+/// The host's account of the whole run, for the summary.
+fn host_summary(out: &mut String, k: &Kernel, h: &HostSnapshot) {
+    let cp = k.cpu.cp_time(k.cpu.last_switch()).total();
+    let secs = (cp as f64 + h.stolen_us as f64 * 1e3) / 1e9;
+    let w = HostWindow::between(&HostSnapshot::default(), h, secs);
+    let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} us"));
+    let p = &k.poll;
+    let _ = writeln!(out, "\nhost ({secs:.1} s; quantiles to within 19 %):");
+    let _ = writeln!(
+        out,
+        "  steal (/proc/stat, {} cpu): {} ms, {:.2}%",
+        h.steal_cpus,
+        h.steal_us / 1_000,
+        w.steal_pct
+    );
+    let _ = writeln!(
+        out,
+        "  stalls: {}, {} ms in all ({:.2}%), longest {}; kernel clock stopped {} ms",
+        w.stalls,
+        h.stall_us / 1_000,
+        w.stall_pct,
+        us(w.stall_max_us),
+        h.stolen_us / 1_000
+    );
+    let [p50, p99, max] = w.tick_late_us;
+    let _ = writeln!(
+        out,
+        "  clock interrupt late: p50 {}, p99 {}, max {}",
+        us(p50),
+        us(p99),
+        us(max)
+    );
+    let [lost, short, drops] = w.after_stall;
+    let _ = writeln!(
+        out,
+        "  after a stall in the same tick: {lost} of {} lost polls, {short} of {} short ticks, {drops} of {} ipintrq drops",
+        p.lost_polls(),
+        p.short_ticks(),
+        k.ipintrq.drops
+    );
 }

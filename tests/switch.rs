@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pollsim::apps::AppKind;
-use pollsim::kernel::clock::{Clock, RealClock};
-use pollsim::kernel::sched::{Hooks, RunOptions, run_real};
+use pollsim::kernel::clock::Clock;
+use pollsim::kernel::sched::{Hooks, RunOptions};
 use pollsim::kernel::time::{Hz, Nanos};
 use pollsim::kernel::{Kernel, KernelConfig, Mode, mib};
+use pollsim::rt::clock::RealClock;
+use pollsim::rt::sched::run_real;
 use pollsim_drivers::TapNic;
 use smoltcp::wire::Ipv4Cidr;
 use util::{MAC, lab, require_root_or_skip, with_tap};

@@ -12,11 +12,12 @@ use crate::compare::calibrate::{ROUNDS, fit, median, proto_ns, sink, timed};
 use crate::compare::experiment::{self, CompareArgs};
 use crate::compare::sim::ArrivalKind;
 use crate::compare::sweep;
-use crate::kernel::clock::{Clock, RealClock, TickTimer};
+use crate::kernel::clock::Clock;
 use crate::kernel::cost::CostModel;
-use crate::kernel::os::Selector;
 use crate::kernel::time::Hz;
 use crate::lab::udp_blast;
+use crate::rt::clock::{RealClock, TickTimer};
+use crate::rt::os::Selector;
 
 /// Frames per rx batch (the tap's queue holds 1000).
 const BATCH: u64 = 500;

@@ -20,12 +20,14 @@ use smoltcp::wire::Ipv4Cidr;
 
 use crate::apps::AppKind;
 use crate::ctl::Control;
-use crate::kernel::clock::{Clock, RealClock};
-use crate::kernel::sched::{Hooks, RunOptions, run_real};
+use crate::kernel::clock::Clock;
+use crate::kernel::sched::{Hooks, RunOptions};
 use crate::kernel::time::{Hz, Nanos};
 use crate::kernel::{Kernel, KernelConfig, Mode, mib};
 use crate::lab;
 use crate::report::{self, Snapshot};
+use crate::rt::clock::RealClock;
+use crate::rt::sched::run_real;
 use pollsim_drivers::TapNic;
 
 #[derive(Parser, Debug)]
@@ -292,7 +294,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
     k.attach(Box::new(nic), &cfg, clock.now());
-    let mib = mib::build(&k);
+    let mut mib = mib::build(&k);
+    crate::rt::host::register_sysctl(&mut mib);
     for kv in &args.sysctls {
         let (name, value) = kv
             .split_once('=')
@@ -321,15 +324,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .join(",")
     );
     k.check_status();
-    let mut prev = Snapshot::take(&k, &mib, clock.now());
+    let mut prev = Snapshot::take(&k, &mib, clock.wall());
     let mut lines = 0u32;
     let mut observe = |k: &mut Kernel, now: Nanos| {
-        if lines.is_multiple_of(20) {
-            println!("{}", report::header());
-        }
-        lines += 1;
         k.check_status();
         let snap = Snapshot::take(k, &mib, now);
+        if lines.is_multiple_of(20) {
+            println!("{}", report::header_for(snap.host.is_some()));
+        }
+        lines += 1;
         println!("{}", report::line(&prev, &snap));
         prev = snap;
     };

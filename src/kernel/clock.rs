@@ -1,17 +1,12 @@
-//! The kernel's clocks: the only place that knows a real clock.
+//! The kernel's notion of a clock, and the virtual one.
 //!
-//! Mirrors FreeBSD's `hardclock()` driven by the timer interrupt at `hz`,
-//! and `microuptime()`. Differs: the engines never read a clock; the
-//! scheduler reads it here and passes `now` down (STYLE.md, point 3), so a
-//! virtual clock can replace [`RealClock`] without touching the engines.
+//! Mirrors FreeBSD's `microuptime()`. Differs: the engines never read a
+//! clock; a scheduler reads one and passes `now` down (STYLE.md, point 3).
+//! The real clock (CLOCK_MONOTONIC, the timerfd of the clock interrupt)
+//! lives with the rest of the host-facing runtime in `crate::rt`, so that
+//! nothing under `kernel/` touches the host.
 
-use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Instant;
-
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-
-use super::time::{Hz, Nanos};
+use super::time::Nanos;
 
 /// A source of `now` that can also consume CPU time on behalf of a user
 /// process (the per-datagram work of an app).
@@ -20,49 +15,6 @@ pub trait Clock {
     fn now(&self) -> Nanos;
     /// Spend `span` of CPU time; returns the instant when done.
     fn burn(&mut self, span: Nanos) -> Nanos;
-}
-
-/// CLOCK_MONOTONIC, with burning done by spinning on the CPU.
-#[derive(Debug, Clone)]
-pub struct RealClock {
-    epoch: Instant,
-}
-
-impl RealClock {
-    /// A clock whose epoch is now.
-    pub fn new() -> RealClock {
-        RealClock {
-            epoch: Instant::now(),
-        }
-    }
-
-    /// The `std` instant of the clock's epoch.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
-    }
-}
-
-impl Default for RealClock {
-    fn default() -> Self {
-        RealClock::new()
-    }
-}
-
-impl Clock for RealClock {
-    fn now(&self) -> Nanos {
-        Nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    fn burn(&mut self, span: Nanos) -> Nanos {
-        let end = self.now() + span;
-        loop {
-            let now = self.now();
-            if now >= end {
-                return now;
-            }
-            std::hint::spin_loop();
-        }
-    }
 }
 
 /// Virtual time: `now` moves only when the scheduler charges work to it
@@ -98,66 +50,5 @@ impl Clock for VirtualClock {
     fn burn(&mut self, span: Nanos) -> Nanos {
         self.now += span;
         self.now
-    }
-}
-
-/// The clock interrupt: a periodic timerfd at `kern.hz` on CLOCK_MONOTONIC.
-///
-/// The scheduler compares `now` with [`TickTimer::deadline`] (no system
-/// call) and only then reads the timerfd, whose expiration count says how
-/// many ticks have passed, so late or missed ticks are seen as they are.
-#[derive(Debug)]
-pub struct TickTimer {
-    fd: TimerFd,
-    period: Nanos,
-    start: Nanos,
-    expirations: u64,
-}
-
-impl TickTimer {
-    /// Start ticking at `hz`, the first tick one period after `now`.
-    pub fn start(hz: Hz, now: Nanos) -> nix::Result<TickTimer> {
-        let fd = TimerFd::new(
-            ClockId::CLOCK_MONOTONIC,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )?;
-        let period = hz.tick();
-        let ts = TimeSpec::from_duration(std::time::Duration::from_nanos(period.0));
-        fd.set(Expiration::Interval(ts), TimerSetTimeFlags::empty())?;
-        Ok(TickTimer {
-            fd,
-            period,
-            start: now,
-            expirations: 0,
-        })
-    }
-
-    /// When the next tick is due, on the clock that started the timer.
-    pub fn deadline(&self) -> Nanos {
-        Nanos(self.start.0 + (self.expirations + 1) * self.period.0)
-    }
-
-    /// Ticks that expired since the last call (0 if none yet).
-    pub fn take_expired(&mut self) -> u64 {
-        let mut buf = [0u8; 8];
-        match nix::unistd::read(&self.fd, &mut buf) {
-            Ok(8) => {
-                let n = u64::from_ne_bytes(buf);
-                self.expirations += n;
-                n
-            }
-            _ => 0,
-        }
-    }
-
-    /// Ticks taken so far.
-    pub fn ticks(&self) -> u64 {
-        self.expirations
-    }
-}
-
-impl AsFd for TickTimer {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }

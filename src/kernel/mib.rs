@@ -37,6 +37,9 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
     }
     register_counters(&mut mib);
     super::reactor::register_sysctl(&mut mib);
+    if k.cost.is_none() {
+        super::host::register_sysctl(&mut mib, |k: &Kernel| &k.host, |k: &mut Kernel| &mut k.host);
+    }
     if k.cost.is_some() {
         super::cost::register_sysctl(
             &mut mib,

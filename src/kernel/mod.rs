@@ -11,10 +11,10 @@
 pub mod clock;
 pub mod cost;
 pub mod cpu;
+pub mod host;
 pub mod intr;
 pub mod mib;
 pub mod netisr;
-pub mod os;
 pub mod poll;
 pub mod reactor;
 pub mod sched;
@@ -132,6 +132,9 @@ pub struct Kernel {
     pub sched: SchedStats,
     /// The virtual clock's cost model (`hw.sim.*`); `None` on the real clock.
     pub cost: Option<cost::CostModel>,
+    /// What the real-clock scheduler saw of the host (`kern.sched.*` host
+    /// nodes, `machdep.idle`); untouched on virtual time.
+    pub host: host::HostStats,
     runq: VecDeque<Token>,
     burn_left: Nanos,
     events: Vec<Event>,
@@ -168,6 +171,7 @@ impl Kernel {
             cpu: Cpu::new(now),
             sched: SchedStats::default(),
             cost: None,
+            host: host::HostStats::default(),
             runq: VecDeque::new(),
             burn_left: Nanos::ZERO,
             events: Vec::with_capacity(EVENT_BATCH),

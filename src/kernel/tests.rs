@@ -195,6 +195,18 @@ fn every_counter_moves_in_a_scripted_run() {
         "kern.polling.idlepoll_sleeping",
         "net.inet.ip.intr_queue_len",
         "kern.reactor.registered",
+        // The real-clock scheduler's account of the host.
+        "kern.sched.stalls",
+        "kern.sched.stall_us",
+        "kern.sched.stall_max_us",
+        "kern.sched.stolen_us",
+        "kern.sched.tick_late_max_us",
+        "kern.sched.stall_lost_polls",
+        "kern.sched.stall_short_ticks",
+        "kern.sched.stall_ipintrq_drops",
+        "kern.sched.stall_hist",
+        "kern.sched.tick_late_hist",
+        "kern.sched.hist_us",
     ];
     for ((name, a), (_, b)) in before.iter().zip(&after) {
         let info = mib.info(name).unwrap();
@@ -219,6 +231,7 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
         .unwrap()
         .into_iter()
         .filter(|i| i.access == pollsim_sysctl::Access::ReadWrite)
+        .filter(|i| i.kind != pollsim_sysctl::Kind::Str) // choices: see below
         .map(|i| i.name)
         .collect();
     assert!(rw.len() >= 10, "{rw:?}");
@@ -257,6 +270,10 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
     mib.set(&mut k, "kern.polling.each_burst", "300").unwrap();
     mib.set(&mut k, "kern.polling.burst_max", "200").unwrap();
     assert_eq!(k.poll.each_burst(), 10);
+    // A choice knob takes its names and nothing else.
+    mib.set(&mut k, "machdep.idle", "spin").unwrap();
+    assert_eq!(k.host.idle, super::host::Idle::Spin);
+    assert!(mib.set(&mut k, "machdep.idle", "mwait").is_err());
     // Read-only nodes refuse writes.
     assert!(matches!(
         mib.set(&mut k, "kern.polling.burst", "7"),

@@ -1,0 +1,139 @@
+//! The scheduler of the one simulated CPU on the real clock.
+//!
+//! Strict priority, checked before every unit of work, as described in
+//! [`crate::kernel::sched`]: hardclock > NIC interrupts > netisr > user >
+//! idle. The idle loop follows `machdep.idle`: `hlt` blocks in epoll until
+//! the next tick or interrupt; `spin` goes round the loop without blocking,
+//! so the host core stays with pollsim (a hypervisor takes an idle vCPU
+//! away and gives it back late), still counted as idle.
+//!
+//! Besides running the kernel it measures the host (see [`super::clock`]):
+//! every stall the clock detects is recorded with the tick in which it
+//! came, every clock interrupt with how late it ran, and the lost polls,
+//! short ticks and `ipintrq` drops that follow a stall in the same tick are
+//! counted apart, so a reader can tell a host effect from a kernel effect.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::clock::{RealClock, TickTimer};
+use super::os::Selector;
+use crate::kernel::Kernel;
+use crate::kernel::clock::Clock;
+use crate::kernel::cpu::CpuState;
+use crate::kernel::host::Idle;
+use crate::kernel::sched::{Hooks, RunOptions, preempting};
+use crate::kernel::time::Nanos;
+
+/// Run `k` on the real clock until `stop` is set or the duration (of wall
+/// time) passes. Once a second (every `kern.hz` ticks) the NICs' status is
+/// read, as a status interrupt would, so `rx_missed` stays current in
+/// every mode. The observer gets the wall time (rates are per second of
+/// the outside world); the kernel gets the clock's `now`.
+pub fn run_real(
+    k: &mut Kernel,
+    clock: &mut RealClock,
+    stop: &AtomicBool,
+    opts: RunOptions,
+    hooks: Hooks<'_>,
+) -> nix::Result<()> {
+    clock.configure(&k.host);
+    let start = clock.now();
+    let wall_start = clock.wall();
+    let mut timer = TickTimer::start(k.hz, start)?;
+    let mut sel = Selector::new()?;
+    sel.add_timer(std::os::fd::AsFd::as_fd(&timer))?;
+    for (i, ifn) in k.ifs.iter().enumerate() {
+        sel.add_irq(ifn.nic.irq_fd(), i)?;
+    }
+    let end = opts.duration.map(|d| wall_start + d);
+    let mut next_report = opts.report_every.map(|p| wall_start + p);
+    k.cpu.switch(start, CpuState::Idle);
+    loop {
+        let now = clock.now();
+        clock.take_stalls(|d, stolen| k.host.record_stall(d, stolen));
+        timer.rephase(clock)?;
+        let wall = clock.wall();
+        if stop.load(Ordering::Relaxed) || end.is_some_and(|e| wall >= e) {
+            k.cpu.switch(now, CpuState::Idle);
+            return Ok(());
+        }
+        if now >= timer.deadline() && tick(k, clock, &mut timer, now) {
+            (hooks.on_tick)(k);
+            clock.configure(&k.host);
+            continue;
+        }
+        if k.any_intr_enabled() {
+            let mut mask = sel.pending_irqs();
+            if mask != 0 {
+                preempting(k, now, CpuState::Intr);
+                let drops = k.ipintrq.drops;
+                while mask != 0 {
+                    let i = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    k.isr(i);
+                }
+                if k.host.stalled_this_tick {
+                    k.host.stall_ipintrq_drops += k.ipintrq.drops - drops;
+                }
+                continue;
+            }
+        }
+        if let Some(r) = next_report
+            && wall >= r
+        {
+            k.cpu.switch(now, CpuState::User);
+            (hooks.observe)(k, wall);
+            next_report = opts.report_every.map(|p| r + p);
+            continue;
+        }
+        if k.netisr_pending() {
+            preempting(k, now, CpuState::Sys);
+            k.netisr_step(now);
+            k.netisr_pollmore(clock.now());
+        } else if k.user_runnable() {
+            k.cpu.switch(now, CpuState::User);
+            k.user_step(now, clock);
+        } else if !k.poll.idlepoll_sleeping() && !k.poll_list.is_empty() {
+            k.cpu.switch(now, CpuState::Sys);
+            k.idle_poll(now);
+        } else {
+            k.cpu.switch(now, CpuState::Idle);
+            match k.host.idle {
+                Idle::Spin => std::hint::spin_loop(),
+                Idle::Hlt => {
+                    let until = next_report.unwrap_or(wall + Nanos::from_secs(1));
+                    let ms = until.since(wall).0.div_ceil(1_000_000).min(1000);
+                    sel.wait(u16::try_from(ms).unwrap_or(1000));
+                    clock.resume();
+                }
+            }
+        }
+    }
+}
+
+/// The clock interrupt, if the timer has expired: hardclock for every tick
+/// that passed, a status check at each second, and the host's account of
+/// the tick (its lateness; lost polls and short ticks after a stall).
+/// Returns whether a tick was taken.
+fn tick(k: &mut Kernel, clock: &RealClock, timer: &mut TickTimer, now: Nanos) -> bool {
+    let due = timer.deadline();
+    let n = timer.take_expired();
+    if n == 0 {
+        return false;
+    }
+    k.host.record_tick(now.since(due));
+    preempting(k, now, CpuState::Intr);
+    let (lost, short) = (k.poll.lost_polls(), k.poll.short_ticks());
+    k.hardclock_cnt(now, n);
+    if k.host.stalled_this_tick {
+        k.host.stall_lost_polls += k.poll.lost_polls() - lost;
+        k.host.stall_short_ticks += k.poll.short_ticks() - short;
+    }
+    k.host.stalled_this_tick = false;
+    let hz = u64::from(k.hz.get());
+    if k.sched.ticks / hz != (k.sched.ticks - n) / hz {
+        k.check_status();
+    }
+    k.cpu.switch(clock.now(), CpuState::Sys);
+    true
+}
