@@ -23,6 +23,10 @@ pub struct HostSnapshot {
     pub stalls: u64,
     /// `kern.sched.stall_us`.
     pub stall_us: u64,
+    /// `kern.sched.hiccups`.
+    pub hiccups: u64,
+    /// `kern.sched.hiccup_us`.
+    pub hiccup_us: u64,
     /// `kern.sched.stolen_us`.
     pub stolen_us: u64,
     /// `kern.sched.stall_hist`.
@@ -43,8 +47,10 @@ pub struct HostSnapshot {
 pub struct HostWindow {
     /// Steal, in percent of the window (per CPU of the mask).
     pub steal_pct: f64,
-    /// Stalls.
+    /// Stalls (hiccups included).
     pub stalls: u64,
+    /// Hiccups: units of work that ran past their bound while running.
+    pub hiccups: u64,
     /// Time in stalls, in percent of the window.
     pub stall_pct: f64,
     /// Longest stall (upper bound of its histogram bucket), µs.
@@ -68,6 +74,7 @@ impl HostWindow {
             steal_pct: b.steal_us.saturating_sub(a.steal_us) as f64
                 / (secs * 1e4 * b.steal_cpus.max(1) as f64),
             stalls: b.stalls.saturating_sub(a.stalls),
+            hiccups: b.hiccups.saturating_sub(a.hiccups),
             stall_pct: b.stall_us.saturating_sub(a.stall_us) as f64 / (secs * 1e4),
             stall_max_us: q(&b.stall_hist.delta(&a.stall_hist), 1.0),
             stolen_us: b.stolen_us.saturating_sub(a.stolen_us),
@@ -135,6 +142,8 @@ impl Snapshot {
                     "steal_cpus" => h.steal_cpus = int(v),
                     "stalls" => h.stalls = int(v),
                     "stall_us" => h.stall_us = int(v),
+                    "hiccups" => h.hiccups = int(v),
+                    "hiccup_us" => h.hiccup_us = int(v),
                     "stolen_us" => h.stolen_us = int(v),
                     "stall_hist" => h.stall_hist = list(v),
                     "tick_late_hist" => h.tick_late_hist = list(v),
@@ -355,8 +364,10 @@ fn host_summary(out: &mut String, k: &Kernel, h: &HostSnapshot) {
     );
     let _ = writeln!(
         out,
-        "  stalls: {}, {} ms in all ({:.2}%), longest {}; kernel clock stopped {} ms",
+        "  stalls: {} ({} hiccups, {} ms), {} ms in all ({:.2}%), longest {}; kernel clock stopped {} ms",
         w.stalls,
+        w.hiccups,
+        h.hiccup_us / 1_000,
         h.stall_us / 1_000,
         w.stall_pct,
         us(w.stall_max_us),

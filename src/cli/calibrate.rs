@@ -116,6 +116,7 @@ fn intr_rx_ns(nic: &mut TapNic, sel: &mut Selector) -> anyhow::Result<u64> {
 fn tick_ns() -> anyhow::Result<u64> {
     let clock = RealClock::new();
     let mut timer = TickTimer::start(Hz::DEFAULT, clock.now())?;
+    timer.arm(true, &clock)?;
     let mut sel = Selector::new()?;
     sel.add_irq(std::os::fd::AsFd::as_fd(&timer), 0)?;
     let mut ticks = Vec::new();
@@ -123,7 +124,7 @@ fn tick_ns() -> anyhow::Result<u64> {
         std::thread::sleep(Duration::from_millis(1));
         ticks.push(timed(1, || {
             if sel.pending_irqs() != 0 {
-                timer.take_expired();
+                timer.take_expired(clock.now());
             }
         }));
     }

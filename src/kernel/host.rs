@@ -140,6 +140,16 @@ pub enum Idle {
 /// Names of [`Idle`] as `machdep.idle` shows them, in order.
 pub const IDLE_CHOICES: &[&str] = &["hlt", "spin"];
 
+/// Default of `kern.sched.unit_max_us`: no unit of the simulated CPU's
+/// work without frames (a user slice of 5 µs, a status check of about
+/// 40 µs, an egress pass) takes this long on a CPU of its own.
+pub const DEFAULT_UNIT_MAX_US: u32 = 100;
+/// Default of `kern.sched.frame_max_us`: ten times what a frame costs
+/// pollsim here (about 1 µs from the tap into smoltcp).
+pub const DEFAULT_FRAME_MAX_US: u32 = 10;
+/// Highest `kern.sched.unit_max_us` and `kern.sched.frame_max_us`.
+pub const MAX_UNIT_US: u32 = 1_000_000;
+
 /// Default of `kern.sched.stall_min_us`: shorter gaps are noise of the
 /// guest kernel (its own timer interrupt takes a few microseconds).
 pub const DEFAULT_STALL_MIN_US: u32 = 20;
@@ -157,6 +167,16 @@ pub struct HostStats {
     pub compensate: bool,
     /// `kern.sched.stall_min_us`: shortest gap counted as a stall.
     pub stall_min: Nanos,
+    /// `kern.sched.unit_max_us`: bound of a unit of work without frames
+    /// (0: units are not checked).
+    pub unit_max: Nanos,
+    /// `kern.sched.frame_max_us`: what each frame a unit moved adds to its
+    /// bound.
+    pub frame_max: Nanos,
+    /// Hiccups: units of work that ran past their bound while the thread ran
+    pub hiccups: u64,
+    /// Time units of work ran past their bound
+    pub hiccup: Nanos,
     /// Host stalls: spans while not blocked in which the CPU's thread did not run
     pub stalls: u64,
     /// Total time of host stalls
@@ -187,6 +207,10 @@ impl Default for HostStats {
             idle: Idle::Hlt,
             compensate: true,
             stall_min: Nanos::from_micros(u64::from(DEFAULT_STALL_MIN_US)),
+            unit_max: Nanos::from_micros(u64::from(DEFAULT_UNIT_MAX_US)),
+            frame_max: Nanos::from_micros(u64::from(DEFAULT_FRAME_MAX_US)),
+            hiccups: 0,
+            hiccup: Nanos::ZERO,
             stalls: 0,
             stall: Nanos::ZERO,
             stall_max: Nanos::ZERO,
@@ -214,6 +238,22 @@ impl HostStats {
             self.stolen += d;
         }
         self.stalled_this_tick = true;
+    }
+
+    /// The longest a unit of work that moved `frames` frames may take on a
+    /// CPU of its own; `None` when units are not checked.
+    pub fn unit_bound(&self, frames: u64) -> Option<Nanos> {
+        (self.unit_max > Nanos::ZERO)
+            .then(|| Nanos(self.unit_max.0 + self.frame_max.0.saturating_mul(frames)))
+    }
+
+    /// Count a hiccup: a unit of work ran `excess` past its bound while the
+    /// thread was charged for it. It is a stall too (time the simulated CPU
+    /// did not have); `stolen` as in [`HostStats::record_stall`].
+    pub fn record_hiccup(&mut self, excess: Nanos, stolen: bool) {
+        self.hiccups += 1;
+        self.hiccup += excess;
+        self.record_stall(excess, stolen);
     }
 
     /// Count a clock interrupt that ran `late` behind its deadline.
@@ -268,8 +308,43 @@ pub fn register_sysctl<C: 'static>(
             Ok(())
         },
     );
+    let max = i64::from(MAX_UNIT_US);
+    mib.add_rw(
+        "kern.sched.unit_max_us",
+        "Longest a unit of work without frames may take; the excess of a \
+         longer one is a hiccup (a host stall charged to the thread), in \
+         microseconds (0: units are not checked)",
+        (0, max),
+        move |_| (0, max),
+        move |c| us(get(c).unit_max),
+        move |c, v| {
+            get_mut(c).unit_max = Nanos::from_micros(v.unsigned_abs());
+            Ok(())
+        },
+    );
+    mib.add_rw(
+        "kern.sched.frame_max_us",
+        "What each frame a unit of work moved adds to its bound, in microseconds",
+        (0, max),
+        move |_| (0, max),
+        move |c| us(get(c).frame_max),
+        move |c, v| {
+            get_mut(c).frame_max = Nanos::from_micros(v.unsigned_abs());
+            Ok(())
+        },
+    );
     type Get = fn(&HostStats) -> i64;
-    let nodes: [(&str, &str, Get); 8] = [
+    let nodes: [(&str, &str, Get); 10] = [
+        (
+            "hiccups",
+            "Hiccups: units of work that ran past their bound while the thread ran",
+            |h| sat(h.hiccups),
+        ),
+        (
+            "hiccup_us",
+            "Time units of work ran past their bound, in microseconds (part of stall_us)",
+            |h| us(h.hiccup),
+        ),
         (
             "stalls",
             "Host stalls: spans while not blocked in which the CPU's thread did not run",
@@ -385,5 +460,20 @@ mod tests {
         assert_eq!(h.stolen, Nanos::from_micros(500));
         assert!(h.stalled_this_tick);
         assert_eq!(h.stall_hist.total(), 2);
+    }
+
+    #[test]
+    fn a_units_bound_grows_with_its_frames_and_a_hiccup_is_a_stall() {
+        let mut h = HostStats::default();
+        assert_eq!(h.unit_bound(0), Some(Nanos::from_micros(100)));
+        assert_eq!(h.unit_bound(5), Some(Nanos::from_micros(150)));
+        h.record_hiccup(Nanos::from_micros(300), true);
+        assert_eq!((h.hiccups, h.stalls), (1, 1));
+        assert_eq!(
+            (h.hiccup, h.stolen),
+            (Nanos::from_micros(300), Nanos::from_micros(300))
+        );
+        h.unit_max = Nanos::ZERO;
+        assert_eq!(h.unit_bound(5), None, "0 turns the check off");
     }
 }

@@ -197,6 +197,8 @@ fn every_counter_moves_in_a_scripted_run() {
         "kern.reactor.registered",
         // The real-clock scheduler's account of the host.
         "kern.sched.stalls",
+        "kern.sched.hiccups",
+        "kern.sched.hiccup_us",
         "kern.sched.stall_us",
         "kern.sched.stall_max_us",
         "kern.sched.stolen_us",

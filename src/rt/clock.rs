@@ -9,7 +9,7 @@
 //! kernel, so a stall is made invisible to it: the clock the kernel reads
 //! stands still for the stall ([`RealClock::now`] is CLOCK_MONOTONIC less
 //! the time stolen), and the tick grid is re-phased after it
-//! ([`TickTimer::rephase`]). Without that, a stall in the middle of a
+//! (the grid of [`TickTimer`] is on the kernel's clock). Without that, a stall in the middle of a
 //! polling tick looks to kern_poll.c like a tick overrun (a lost poll that
 //! cuts `burst` by an eighth) and like kernel load (`kern_load` above its
 //! share, `burst` falls), and the kernel gives up input it could have
@@ -131,6 +131,14 @@ impl RealClock {
         }
     }
 
+    /// Take `d` more off the kernel's clock: a unit of work ran `d` past
+    /// what it could take on a CPU of its own (a hiccup, see
+    /// [`super::sched`]). The caller guarantees that no reading handed to
+    /// the kernel since the unit began is later than the clock after this.
+    pub fn forgive(&self, d: Nanos) {
+        self.stolen.set(self.stolen.get() + d.0);
+    }
+
     /// Check the span since the last read for a stall; returns the time to
     /// take off the kernel's clock for it.
     fn check(&self, wall: u64) -> u64 {
@@ -192,38 +200,44 @@ impl Clock for RealClock {
     }
 }
 
-/// The clock interrupt: a periodic timerfd at `kern.hz` on CLOCK_MONOTONIC.
+/// The clock interrupt at `kern.hz`.
 ///
-/// Deadlines are on the kernel's clock ([`RealClock::now`]); the timerfd
-/// fires at the same instants of wall time, shifted by the time stolen so
-/// far ([`TickTimer::rephase`]). The scheduler compares `now` with
-/// [`TickTimer::deadline`] (no system call) and only then reads the
-/// timerfd, whose expiration count says how many ticks have passed, so
-/// late or missed ticks are seen as they are.
+/// Ticks are due on the kernel's clock ([`RealClock::now`]) at `start + k ×
+/// period`; the scheduler compares `now` with [`TickTimer::deadline`] (no
+/// system call) and [`TickTimer::take_expired`] counts the ticks that have
+/// passed, so late or missed ticks are seen as they are. Since the grid is
+/// on the kernel's clock, time stolen by a host stall moves it along.
+///
+/// A timerfd on CLOCK_MONOTONIC is armed only while the idle loop may block
+/// in epoll (`machdep.idle=hlt`), to wake it at the next deadline
+/// ([`TickTimer::arm`], [`TickTimer::rephase`] after a stall). A spinning
+/// idle loop reads the clock itself, and a disarmed timer spares the guest
+/// a timer interrupt per tick (on this VM, about 1,000 a second of VM
+/// exits that the thread pays for in CPU time).
 #[derive(Debug)]
 pub struct TickTimer {
     fd: TimerFd,
     period: Nanos,
     start: Nanos,
     expirations: u64,
+    armed: bool,
     shift: Nanos,
 }
 
 impl TickTimer {
-    /// Start ticking at `hz`, the first tick one period after `now`.
+    /// A tick grid at `hz` whose first tick is one period after `now`,
+    /// with its timerfd disarmed.
     pub fn start(hz: Hz, now: Nanos) -> nix::Result<TickTimer> {
         let fd = TimerFd::new(
             nix::sys::timerfd::ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
-        let period = hz.tick();
-        let ts = TimeSpec::from_duration(std::time::Duration::from_nanos(period.0));
-        fd.set(Expiration::Interval(ts), TimerSetTimeFlags::empty())?;
         Ok(TickTimer {
             fd,
-            period,
+            period: hz.tick(),
             start: now,
             expirations: 0,
+            armed: false,
             shift: Nanos::ZERO,
         })
     }
@@ -233,17 +247,18 @@ impl TickTimer {
         Nanos(self.start.0 + (self.expirations + 1) * self.period.0)
     }
 
-    /// Ticks that expired since the last call (0 if none yet).
-    pub fn take_expired(&mut self) -> u64 {
-        let mut buf = [0u8; 8];
-        match nix::unistd::read(&self.fd, &mut buf) {
-            Ok(8) => {
-                let n = u64::from_ne_bytes(buf);
-                self.expirations += n;
-                n
-            }
-            _ => 0,
+    /// Ticks due by `now` and not yet taken (0 if none), on the kernel's
+    /// clock; drains the timerfd's count when it is armed, so that it stops
+    /// being readable.
+    pub fn take_expired(&mut self, now: Nanos) -> u64 {
+        if self.armed {
+            let mut buf = [0u8; 8];
+            let _ = nix::unistd::read(&self.fd, &mut buf);
         }
+        let due = now.since(self.start).0 / self.period.0;
+        let n = due.saturating_sub(self.expirations);
+        self.expirations += n;
+        n
     }
 
     /// Ticks taken so far.
@@ -251,13 +266,27 @@ impl TickTimer {
         self.expirations
     }
 
-    /// Move the grid of wall-clock expirations to match `clock`'s stolen
-    /// time: the next tick fires when the kernel's clock reaches
-    /// [`TickTimer::deadline`]. Expirations not yet read are dropped (the
-    /// kernel did not live through them). A no-op if nothing changed.
+    /// Arm the timerfd (to wake a blocked idle loop at each deadline) or
+    /// disarm it. A no-op if nothing changes.
+    pub fn arm(&mut self, on: bool, clock: &RealClock) -> nix::Result<()> {
+        if on == self.armed {
+            return Ok(());
+        }
+        self.armed = on;
+        if on {
+            self.shift = Nanos(u64::MAX);
+            self.rephase(clock)
+        } else {
+            self.fd.unset()
+        }
+    }
+
+    /// Keep an armed timerfd on the grid when `clock` has stolen time:
+    /// the next expiration comes when the kernel's clock reaches
+    /// [`TickTimer::deadline`]. A no-op if disarmed or nothing changed.
     pub fn rephase(&mut self, clock: &RealClock) -> nix::Result<()> {
         let stolen = clock.stolen();
-        if stolen == self.shift {
+        if !self.armed || stolen == self.shift {
             return Ok(());
         }
         self.shift = stolen;
