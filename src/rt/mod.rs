@@ -13,3 +13,6 @@ pub mod clock;
 pub mod host;
 pub mod os;
 pub mod sched;
+
+#[cfg(test)]
+mod tests;
