@@ -84,6 +84,12 @@ pub struct FloodArgs {
     /// Largest batch of frames per sendmmsg, 1..=1024.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub burst: usize,
+    /// A sender more than this behind its schedule (its CPU was taken
+    /// away) drops the frames it owes beyond it instead of sending them
+    /// back to back, so the offered load keeps its shape; they are counted
+    /// as skipped and are not offered. Default: catch up in full.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub max_lag: Option<Duration>,
     /// First measure a plain sendmmsg loop for 1 s (traffic on top of the
     /// bounded flood), and report both rates.
     #[arg(long)]
@@ -149,6 +155,8 @@ pub struct FloodReport {
     /// Sends that failed with ENOBUFS or EAGAIN (or EINTR) and were retried;
     /// a retried frame is counted once in `sent`.
     pub errors: u64,
+    /// Frames dropped from the schedule (`--max-lag`), never sent.
+    pub skipped: u64,
 }
 
 /// Run `pollsim flood`, printing a line per second and a summary to stdout.
@@ -211,11 +219,19 @@ pub fn run_counted(
     };
     let pacer = Pacer::new(args.rate, args.burst);
     let meter = Meter::new(spec.size);
-    let (t, elapsed) = flood_loop(&mut tx, pacer, limit, (stop, sent), meter, out)?;
+    let (t, elapsed) = flood_loop(
+        &mut tx,
+        (pacer, args.max_lag),
+        limit,
+        (stop, sent),
+        meter,
+        out,
+    )?;
     let report = FloodReport {
         sent: t.sent,
         elapsed,
         errors: t.retries,
+        skipped: t.skipped,
     };
     let _ = write!(out, "{}", summary(&t, elapsed, spec.size));
     if let Some(plain) = plain {
@@ -253,10 +269,12 @@ struct Limit {
 }
 
 /// Send on `pacer`'s schedule until `limit` or `stop`, printing a line per
-/// second. Bound: `limit.count` frames or `limit.duration`, whichever first.
+/// second; frames more than `max_lag` overdue are skipped. Bound:
+/// `limit.count` frames (sent or skipped) or `limit.duration`, whichever
+/// first.
 fn flood_loop(
     tx: &mut Sender<'_>,
-    pacer: Pacer,
+    (pacer, max_lag): (Pacer, Option<Duration>),
     limit: Limit,
     (stop, sent): (&AtomicBool, &AtomicU64),
     mut meter: Meter,
@@ -266,16 +284,21 @@ fn flood_loop(
     let start = Instant::now();
     loop {
         let elapsed = start.elapsed();
-        if stop.load(Ordering::Relaxed) || elapsed >= limit.duration || t.sent >= limit.count {
+        let done = t.sent + t.skipped;
+        if stop.load(Ordering::Relaxed) || elapsed >= limit.duration || done >= limit.count {
             return Ok((t, elapsed));
         }
         if let Some(line) = meter.tick(elapsed, &t) {
             let _ = writeln!(out, "{line}");
         }
-        let left = usize::try_from(limit.count - t.sent).unwrap_or(usize::MAX);
-        let n = pacer.due(elapsed, t.sent).min(left);
+        if let Some(lag) = max_lag {
+            t.skipped += pacer.behind(elapsed, done, lag).min(limit.count - done);
+        }
+        let done = t.sent + t.skipped;
+        let left = usize::try_from(limit.count - done).unwrap_or(usize::MAX);
+        let n = pacer.due(elapsed, done).min(left);
         if n == 0 {
-            let at = pacer.deadline(t.sent).min(limit.duration).min(meter.next());
+            let at = pacer.deadline(done).min(limit.duration).min(meter.next());
             nap(at.saturating_sub(start.elapsed()));
             continue;
         }
@@ -318,8 +341,8 @@ fn summary(t: &Totals, elapsed: Duration, size: usize) -> String {
     let (pps, mbit) = rates(t.sent, size, secs);
     format!(
         "frames sent: {}\nseconds: {secs:.3}\naverage pps: {pps:.0}\nMbit/s: {mbit:.1}\n\
-         ENOBUFS/EAGAIN retries: {}\n",
-        t.sent, t.retries
+         ENOBUFS/EAGAIN retries: {}\nskipped (more than --max-lag late): {}\n",
+        t.sent, t.retries, t.skipped
     )
 }
 

@@ -47,6 +47,23 @@ impl Pacer {
         }
     }
 
+    /// Frames due more than `lag` ago and not yet `done`: what a sender
+    /// that has fallen more than `lag` behind its schedule drops, instead of
+    /// sending them back to back (none at `max`).
+    pub fn behind(&self, elapsed: Duration, done: u64, lag: Duration) -> u64 {
+        match self.rate {
+            Rate::Max => 0,
+            Rate::MilliPps(mpps) => {
+                let Some(then) = elapsed.checked_sub(lag) else {
+                    return 0;
+                };
+                // Frames k with k / rate < then: more than `lag` overdue.
+                let due = then.as_nanos().saturating_mul(mpps).div_ceil(NS_MPPS);
+                u64::try_from(due.saturating_sub(u128::from(done))).unwrap_or(u64::MAX)
+            }
+        }
+    }
+
     /// When frame `k` is due, from the start (zero at `max`).
     pub fn deadline(&self, k: u64) -> Duration {
         match self.rate {
@@ -66,6 +83,9 @@ pub struct Totals {
     pub sent: u64,
     /// Batches cut short by ENOBUFS, EAGAIN or EINTR, whose rest was retried.
     pub retries: u64,
+    /// Frames dropped from the schedule because the sender was more than
+    /// `--max-lag` behind it (never sent, not offered).
+    pub skipped: u64,
 }
 
 /// Rates over an interval, `frames` of `size` bytes in `secs`: (frames per
@@ -154,6 +174,20 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_late_beyond_the_lag_drops_what_it_owes_beyond_it() {
+        let p = Pacer::new(Rate::pps(1000), 32);
+        // On time, or late by less than the lag: nothing to drop.
+        assert_eq!(p.behind(ms(10), 10, ms(1)), 0);
+        assert_eq!(p.behind(ms(10), 9, ms(1)), 0);
+        // Stalled for 10 ms with 1 frame sent: frames 1..=9 were due 1 ms
+        // ago or earlier; the one due in the last millisecond is still sent.
+        assert_eq!(p.behind(ms(11), 1, ms(1)), 9);
+        assert_eq!(p.due(ms(11), 1 + 9), 2);
+        assert_eq!(Pacer::new(Rate::Max, 8).behind(ms(100), 0, ms(1)), 0);
+        assert_eq!(p.behind(ms(0), 0, ms(1)), 0, "before the lag has passed");
+    }
+
+    #[test]
     fn fractional_and_max_rates() {
         let p = Pacer::new(Rate::MilliPps(2500), 8);
         assert_eq!(p.deadline(5), Duration::from_secs(2));
@@ -166,7 +200,11 @@ mod tests {
     #[test]
     fn one_line_per_second() {
         let mut m = Meter::new(60);
-        let t = |sent| Totals { sent, retries: 3 };
+        let t = |sent| Totals {
+            sent,
+            retries: 3,
+            skipped: 0,
+        };
         assert_eq!(m.tick(ms(999), &t(10)), None);
         let line = m.tick(ms(1000), &t(100_000)).unwrap();
         assert!(line.contains("100000 pps"), "{line}");
