@@ -14,7 +14,9 @@
 //! with `idle_poll=1` (FreeBSD's answer for full throughput). For each:
 //! the median over the flooded seconds of pollsim's `-w 1` lines: datagrams
 //! to the app, idle share, lost polls, burst, rx_missed, and the host's
-//! steal and stalls in the same seconds.
+//! steal and stalls in the same seconds; and the host's steal of the
+//! flood's CPU (a sender that the host stops offers its load in bursts:
+//! the ring overflows, then the ticks find it empty).
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,9 +37,20 @@ fn pin_self(cpu: usize) {
     }
 }
 
+/// The flood's CPU.
+const FLOOD_CPU: usize = 1;
+
 /// Run `f` while a flood at the maximum rate runs for `secs` on the other
-/// CPU; returns what `f` returned and the offered rate.
-fn flooded<T: Send>(secs: f64, f: impl FnOnce(&AtomicBool) -> T + Send) -> (T, f64) {
+/// CPU; returns what `f` returned, the offered rate and the host's steal of
+/// the flood's CPU in percent (a stolen sender offers its load in bursts).
+fn flooded<T: Send>(secs: f64, f: impl FnOnce(&AtomicBool) -> T + Send) -> (T, f64, f64) {
+    let steal = || {
+        pollsim::rt::host::steal_per_cpu()
+            .get(FLOOD_CPU)
+            .copied()
+            .unwrap_or(0)
+    };
+    let steal0 = steal();
     let stop = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
@@ -49,12 +62,13 @@ fn flooded<T: Send>(secs: f64, f: impl FnOnce(&AtomicBool) -> T + Send) -> (T, f
         });
         let out = s.spawn(|| f(&done)).join().expect("reader thread");
         let (n, el) = flood.join().expect("flood thread");
-        (out, n as f64 / el)
+        let stolen = steal().saturating_sub(steal0) as f64 / (el * 1e4);
+        (out, n as f64 / el, stolen)
     })
 }
 
 /// Frames per second a bare non-blocking read loop takes.
-fn bare_loop(secs: f64) -> (f64, f64) {
+fn bare_loop(secs: f64) -> (f64, f64, f64) {
     let mut nic = TapNic::open("tap0", MAC).expect("open tap0");
     flooded(secs, |done| {
         // Only the reader is pinned: a thread spawned from a pinned one
@@ -88,7 +102,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Polling mode with the given extra knobs, its `-w 1` lines read while the
 /// flood runs.
-fn polling(secs: f64, knobs: &[&str]) -> (Polling, f64) {
+fn polling(secs: f64, knobs: &[&str]) -> (Polling, f64, f64) {
     let bin = env!("CARGO_BIN_EXE_pollsim");
     let mut cmd = Command::new(bin);
     cmd.args([
@@ -117,7 +131,7 @@ fn polling(secs: f64, knobs: &[&str]) -> (Polling, f64) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sched::sched_setaffinity(pid, &set).expect("pin pollsim");
     std::thread::sleep(Duration::from_millis(1500));
-    let ((), offered) = flooded(secs, |_| ());
+    let ((), offered, sender_steal) = flooded(secs, |_| ());
     let out = child.wait_with_output().expect("pollsim output");
     let text = String::from_utf8_lossy(&out.stdout);
     // input/s missed/s ipdrop/s deliver/s app/s user sys intr idle burst lost steal stall late99
@@ -140,7 +154,7 @@ fn polling(secs: f64, knobs: &[&str]) -> (Polling, f64) {
         steal: col(11),
         stall: col(12),
     };
-    (p, offered)
+    (p, offered, sender_steal)
 }
 
 fn main() {
@@ -155,13 +169,15 @@ fn main() {
     lab::in_new_netns(|| {
         lab::setup_tap("tap0", "198.18.0.1/24").expect("tap set-up");
         lab::static_neigh("tap0", "198.18.0.2", MAC).expect("neighbour");
-        let (bare, offered) = bare_loop(secs);
+        let (bare, offered, sender_steal) = bare_loop(secs);
         println!(
             "flood: pollsim's AF_PACKET sendmmsg injector at max on CPU 1, 60-byte frames, {secs} s each; reader on CPU {READER_CPU}"
         );
-        println!("  bare tap read loop: {bare:>8.0} frames/s read (offered {offered:.0}/s)");
         println!(
-            "  {:<26} {:>9} {:>7} {:>9} {:>6} {:>6} {:>5} {:>6} {:>6} {:>9}",
+            "  bare tap read loop: {bare:>8.0} frames/s read (offered {offered:.0}/s, sender's CPU stolen {sender_steal:.1}%)"
+        );
+        println!(
+            "  {:<26} {:>9} {:>7} {:>9} {:>6} {:>6} {:>5} {:>6} {:>6} {:>9} {:>7}",
             "polling (medians/s)",
             "app/s",
             "of bare",
@@ -171,16 +187,17 @@ fn main() {
             "lost",
             "steal%",
             "stall%",
-            "offered/s"
+            "offered/s",
+            "sndstl%"
         );
         for (label, knobs) in [
             ("idle_poll=0, idle=spin", ["kern.polling.idle_poll=0", "machdep.idle=spin"]),
             ("idle_poll=0, idle=hlt", ["kern.polling.idle_poll=0", "machdep.idle=hlt"]),
             ("idle_poll=1, idle=spin", ["kern.polling.idle_poll=1", "machdep.idle=spin"]),
         ] {
-            let (p, offered) = polling(secs, &knobs);
+            let (p, offered, sender_steal) = polling(secs, &knobs);
             println!(
-                "  {label:<26} {:>9.0} {:>6.1}% {:>9.0} {:>6.1} {:>6.0} {:>5.0} {:>6.1} {:>6.1} {offered:>9.0}",
+                "  {label:<26} {:>9.0} {:>6.1}% {:>9.0} {:>6.1} {:>6.0} {:>5.0} {:>6.1} {:>6.1} {offered:>9.0} {sender_steal:>7.1}",
                 p.app,
                 p.app * 100.0 / bare,
                 p.missed,
