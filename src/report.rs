@@ -41,6 +41,23 @@ pub struct HostSnapshot {
     pub stall_ipintrq_drops: u64,
 }
 
+/// The `kern.sched.*` nodes of the host's account (present on the real
+/// clock only; `kern.sched.ticks` and the like exist on both).
+const HOST_NODES: [&str; 12] = [
+    "steal_us",
+    "steal_cpus",
+    "stalls",
+    "stall_us",
+    "hiccups",
+    "hiccup_us",
+    "stolen_us",
+    "stall_hist",
+    "tick_late_hist",
+    "stall_lost_polls",
+    "stall_short_ticks",
+    "stall_ipintrq_drops",
+];
+
 /// What the host did over a window: the difference of two
 /// [`HostSnapshot`]s, over `seconds` of wall time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -135,7 +152,9 @@ impl Snapshot {
             _ => Hist::default(),
         };
         for (name, v) in nodes {
-            if let Some(leaf) = name.strip_prefix("kern.sched.") {
+            if let Some(leaf) = name.strip_prefix("kern.sched.")
+                && HOST_NODES.contains(&leaf)
+            {
                 let h = s.host.get_or_insert_with(HostSnapshot::default);
                 match leaf {
                     "steal_us" => h.steal_us = int(v),
@@ -389,4 +408,46 @@ fn host_summary(out: &mut String, k: &Kernel, h: &HostSnapshot) {
         p.short_ticks(),
         k.ipintrq.drops
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_columns_only_with_the_hosts_nodes() {
+        let sim = [("kern.sched.ticks".to_string(), Value::Int(5))];
+        assert_eq!(Snapshot::from_dump(Nanos::ZERO, &sim).host, None);
+        let node = |n: &str, v: i64| (format!("kern.sched.{n}"), Value::Int(v));
+        let mut hist = vec![0; crate::kernel::host::HIST_BUCKETS];
+        let at = |t: u64, h: &[u64], steal: i64, stall: i64| {
+            let mut d = vec![
+                node("steal_us", steal),
+                node("steal_cpus", 1),
+                node("stall_us", stall),
+                node("stalls", stall / 1000),
+                (
+                    "kern.sched.tick_late_hist".to_string(),
+                    Value::List(h.to_vec()),
+                ),
+            ];
+            d.push(node("ticks", 1));
+            Snapshot::from_dump(Nanos::from_secs(t), &d)
+        };
+        let a = at(1, &hist, 0, 0);
+        hist[8] = 99; // 99 ticks up to 4 us late
+        hist[40] = 1; // one up to 1024 us late
+        let b = at(2, &hist, 20_000, 50_000);
+        let w = HostWindow::between(a.host.as_ref().unwrap(), b.host.as_ref().unwrap(), 1.0);
+        assert!((w.steal_pct - 2.0).abs() < 1e-9, "{w:?}");
+        assert!((w.stall_pct - 5.0).abs() < 1e-9, "{w:?}");
+        assert_eq!(w.stalls, 50);
+        assert_eq!(w.tick_late_us, [Some(4), Some(4), Some(1024)]);
+        assert!(
+            line(&a, &b).ends_with("  2.0   5.0      4"),
+            "{}",
+            line(&a, &b)
+        );
+        assert!(header_for(true).ends_with("steal stall late99"));
+    }
 }

@@ -295,44 +295,45 @@ pub fn register_sysctl<C: 'static>(
             Ok(())
         },
     );
-    let max = i64::from(MAX_STALL_MIN_US);
-    mib.add_rw(
-        "kern.sched.stall_min_us",
-        "Shortest gap in which the CPU's thread did not run that counts as a \
-         host stall, in microseconds",
-        (1, max),
-        move |_| (1, max),
-        move |c| us(get(c).stall_min),
-        move |c, v| {
-            get_mut(c).stall_min = Nanos::from_micros(v.unsigned_abs());
-            Ok(())
-        },
-    );
-    let max = i64::from(MAX_UNIT_US);
-    mib.add_rw(
-        "kern.sched.unit_max_us",
-        "Longest a unit of work without frames may take; the excess of a \
-         longer one is a hiccup (a host stall charged to the thread), in \
-         microseconds (0: units are not checked)",
-        (0, max),
-        move |_| (0, max),
-        move |c| us(get(c).unit_max),
-        move |c, v| {
-            get_mut(c).unit_max = Nanos::from_micros(v.unsigned_abs());
-            Ok(())
-        },
-    );
-    mib.add_rw(
-        "kern.sched.frame_max_us",
-        "What each frame a unit of work moved adds to its bound, in microseconds",
-        (0, max),
-        move |_| (0, max),
-        move |c| us(get(c).frame_max),
-        move |c, v| {
-            get_mut(c).frame_max = Nanos::from_micros(v.unsigned_abs());
-            Ok(())
-        },
-    );
+    // The duration knobs, in microseconds: (name, description, bounds,
+    // the field).
+    type Field = (fn(&HostStats) -> Nanos, fn(&mut HostStats) -> &mut Nanos);
+    let knobs: [(&str, &str, (i64, i64), Field); 3] = [
+        (
+            "stall_min_us",
+            "Shortest gap in which the CPU's thread did not run that counts \
+             as a host stall, in microseconds",
+            (1, i64::from(MAX_STALL_MIN_US)),
+            (|h| h.stall_min, |h| &mut h.stall_min),
+        ),
+        (
+            "unit_max_us",
+            "Longest a unit of work without frames may take; the excess of a \
+             longer one is a hiccup (a host stall charged to the thread), in \
+             microseconds (0: units are not checked)",
+            (0, i64::from(MAX_UNIT_US)),
+            (|h| h.unit_max, |h| &mut h.unit_max),
+        ),
+        (
+            "frame_max_us",
+            "What each frame a unit of work moved adds to its bound, in microseconds",
+            (0, i64::from(MAX_UNIT_US)),
+            (|h| h.frame_max, |h| &mut h.frame_max),
+        ),
+    ];
+    for (name, descr, bounds, (read, field)) in knobs {
+        mib.add_rw(
+            &format!("kern.sched.{name}"),
+            descr,
+            bounds,
+            move |_| bounds,
+            move |c| us(read(get(c))),
+            move |c, v| {
+                *field(get_mut(c)) = Nanos::from_micros(v.unsigned_abs());
+                Ok(())
+            },
+        );
+    }
     type Get = fn(&HostStats) -> i64;
     let nodes: [(&str, &str, Get); 10] = [
         (
