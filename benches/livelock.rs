@@ -70,6 +70,9 @@ fn main() {
                     &dur,
                     "--sysctl",
                     &work,
+                    // Measurements spin in the idle loop (README, "Host noise").
+                    "--sysctl",
+                    "machdep.idle=spin",
                 ])
                 .args(&extra)
                 .stdout(Stdio::piped())
