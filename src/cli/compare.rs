@@ -67,22 +67,20 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
 /// (indicatif; hidden when stderr is not a terminal, and with `--json`).
 pub(super) struct Progress {
     bar: indicatif::ProgressBar,
+    quiet: bool,
 }
 
 impl Progress {
-    /// A hidden bar when `quiet`.
+    /// A bar that stays hidden when `quiet`, and until the sweep's points
+    /// are known (not during the host check and the calibration).
     pub(super) fn new(quiet: bool) -> Progress {
-        let bar = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new(0)
-        };
+        let bar = indicatif::ProgressBar::hidden();
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "point {pos}/{len} [{elapsed_precise}, ETA {eta}] {wide_msg}",
         ) {
             bar.set_style(style);
         }
-        Progress { bar }
+        Progress { bar, quiet }
     }
 
     /// Show an event of the experiment.
@@ -90,6 +88,11 @@ impl Progress {
         let line = match e {
             Event::Host(check) => Some(format!("pollsim compare: {}", check.line())),
             Event::Planned(n) => {
+                if !self.quiet && self.bar.is_hidden() {
+                    self.bar.reset_elapsed();
+                    self.bar
+                        .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
                 self.bar.set_length(n as u64);
                 None
             }
