@@ -230,19 +230,24 @@ pub fn log_rates(lo: f64, hi: f64, n: usize) -> Vec<String> {
 }
 
 /// Calibrate: polling mode's capacity at the flood's maximum rate, raising
-/// work_ns until the flood offers at least 4x that capacity. Returns
-/// (work_ns, capacity pps, flood max pps).
-fn calibrate(secs: f64, fixed: Option<u64>, name: &str) -> anyhow::Result<(u64, f64, f64)> {
+/// work_ns until the flood offers at least 4x that capacity; each
+/// measurement in trials as a point (medians; noisy trials re-run). Returns
+/// (work_ns, the last calibration row: capacity = its delivered rate,
+/// flood max = its offered rate).
+fn calibrate(secs: f64, fixed: Option<u64>, name: &str, plan: &Plan) -> anyhow::Result<(u64, Run)> {
     let mut work = fixed.unwrap_or(WORK_NS_START);
     loop {
         let mut inst =
             Instance::start(name, "polling", &[format!("user.udp_sink.work_ns={work}")])?;
-        let run = measure(&mut inst, "calibration", "max", 0.5, secs);
+        let run = measure_point(
+            plan,
+            || false,
+            || measure(&mut inst, "calibration", "max", 0.5, secs),
+        );
         inst.stop();
-        let run = run?;
-        let (cap, max) = (run.delivered_pps, run.offered_pps);
-        match next_work_ns(work, cap, max, fixed.is_some()) {
-            None => return Ok((work, cap, max)),
+        let run = run?.context("calibration made no trial")?;
+        match next_work_ns(work, run.delivered_pps, run.offered_pps, fixed.is_some()) {
+            None => return Ok((work, run)),
             Some(next) => work = next,
         }
     }
@@ -278,7 +283,9 @@ pub fn run(
     let base = format!("compare-{}", std::process::id());
     let check = HostCheck::measure(&format!("{base}-host"), args.max_steal)?;
     progress(Event::Host(&check));
-    let (work, cap, max) = calibrate(secs.min(1.5), args.work_ns, &format!("{base}-cal"))?;
+    let plan = args.plan();
+    let (work, cal) = calibrate(secs.min(1.5), args.work_ns, &format!("{base}-cal"), &plan)?;
+    let (cap, max) = (cal.delivered_pps, cal.offered_pps);
     let rates: Vec<String> = if args.rates.is_empty() {
         log_rates((cap / 4.0).max(1000.0), max, if args.quick { 5 } else { 8 })
     } else {
@@ -287,7 +294,6 @@ pub fn run(
             .map(|r| parse_rate(r))
             .collect::<anyhow::Result<_>>()?
     };
-    let plan = args.plan();
     let steps = args.mlfrr_steps;
     let mut planned = modes.len() * (rates.len() + steps);
     progress(Event::Planned(planned));
@@ -347,6 +353,7 @@ pub fn run(
     );
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), max.round().into());
+    meta.insert("calibration_noisy".into(), cal.noisy.into());
     meta.insert("seconds_per_point".into(), secs.into());
     meta.insert("warmup_seconds".into(), warmup.into());
     meta.insert("machine".into(), machine().into());
