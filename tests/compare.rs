@@ -4,8 +4,10 @@
 
 mod util;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::Value;
-use util::{require_root_or_skip, run_pollsim};
+use util::{require_root_or_skip, run_pollsim, serial};
 
 #[track_caller]
 fn num(v: &Value, path: &str) -> f64 {
@@ -33,6 +35,9 @@ fn bad_arguments_are_refused_with_status_2() {
             &["compare", "--modes", "polling:user_frac"][..],
             "expected name=value",
         ),
+        (&["compare", "--trials", "0"][..], "between 1 and 20"),
+        (&["compare", "--max-steal", "101"][..], "between 0 and 100"),
+        (&["compare", "--mlfrr-steps", "11"][..], "at most 10"),
     ] {
         let (code, _, err) = run_pollsim(args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -67,7 +72,30 @@ fn check_schema(doc: &Value) {
         let p = &r["probe_ms"];
         assert!(p.get("p50").is_some() && p.get("p99").is_some(), "{r}");
         assert_eq!(r["simulated"], Value::Bool(false));
+        assert_eq!(r["params"]["machdep.idle"], "spin", "{r}");
+        assert!(
+            r["params"]["kern.sched.stall_compensate"].is_number(),
+            "{r}"
+        );
+        check_diagnostics(r);
+        // Trials: the row, its spread and the trials kept.
+        assert!(r["noisy"].is_boolean(), "{r}");
+        let trials = r["trials"].as_array().expect("trials");
+        assert!(!trials.is_empty(), "{r}");
+        assert!(num(r, "tries") >= trials.len() as f64, "{r}");
+        assert_eq!(num(r, "tries") - num(r, "discarded"), trials.len() as f64);
+        for col in ["offered_pps", "delivered_pps", "cpu_user", "cpu_idle"] {
+            let [lo, hi] = [0, 1].map(|i| r["spread"][col][i].as_f64().expect("[min, max]"));
+            assert!(lo <= hi, "{col}: {r}");
+        }
+        for t in trials {
+            check_diagnostics(t);
+        }
     }
+    let host = &doc["meta"]["host"];
+    assert!(host["quiet"].is_boolean(), "{host}");
+    num(host, "host.steal_pct");
+    num(host, "host.stall_pct");
     assert_eq!(summary.len(), 2);
     for s in summary {
         for f in [
@@ -77,15 +105,58 @@ fn check_schema(doc: &Value) {
         ] {
             num(s, f);
         }
+        assert!(s.get("mlfrr_resolution_pps").is_some(), "{s}");
+        if let Some(search) = s.get("mlfrr_search") {
+            assert!(num(search, "lo_pps") <= num(search, "hi_pps"), "{s}");
+            assert_eq!(num(s, "mlfrr_pps"), num(search, "lo_pps"));
+            for step in search["steps"].as_array().expect("steps") {
+                check_diagnostics(step);
+            }
+        }
     }
 }
 
-/// offered = received + rx_missed within 1 %, and received splits exactly
+/// The host's account and the polling diagnostics of a window.
+#[track_caller]
+fn check_diagnostics(r: &Value) {
+    for f in [
+        "host.steal_pct",
+        "host.stall_pct",
+        "host.stalls",
+        "host.stolen_us",
+        "host.after_stall.lost_polls",
+        "host.after_stall.short_ticks",
+        "host.after_stall.ipintrq_drops",
+        "polling.lost_polls",
+        "polling.short_ticks",
+        "polling.suspect",
+        "polling.burst.mean",
+        "polling.burst.min",
+        "polling.burst.max",
+    ] {
+        num(r, f);
+    }
+    let h = &r["host"];
+    assert!(h.get("stall_max_us").is_some(), "{r}");
+    for q in ["p50", "p99", "max"] {
+        // Ticks ran in every window: lateness is known.
+        num(h, &format!("tick_late_us.{q}"));
+    }
+    let b = &r["polling"]["burst"];
+    assert!(
+        num(b, "min") <= num(b, "mean") && num(b, "mean") <= num(b, "max"),
+        "{b}"
+    );
+}
+
+/// offered = received + rx_missed within 1 % (received less the probe's
+/// own frames, which the flood did not offer), and received splits exactly
 /// into the drops by stage, what is still queued and what was delivered.
 fn check_accounting(doc: &Value) {
     for r in doc["runs"].as_array().unwrap() {
         let offered = num(r, "offered_pps");
-        let seen = num(r, "received_pps") + num(r, "drops.rx_missed");
+        let probe = num(r, "frames.other") / num(r, "seconds");
+        let seen = num(r, "received_pps") - probe + num(r, "drops.rx_missed");
         assert!(
             (offered - seen).abs() <= 0.01 * offered,
             "offered {offered} vs received + rx_missed {seen}: {r}"
@@ -132,10 +203,27 @@ fn quick_sweep_shows_livelock_and_accounts_for_every_frame() {
     if !require_root_or_skip("quick_sweep_shows_livelock_and_accounts_for_every_frame") {
         return;
     }
+    let _serial = serial();
     let out = std::env::temp_dir().join(format!("pollsim-compare-{}", std::process::id()));
     let dir = out.to_str().unwrap();
-    let (code, stdout, stderr) = run_pollsim(&["compare", "--quick", "--json", "--out", dir]);
+    // One trial a point and a short MLFRR search: the shape and the
+    // schema are tested here, not the spread of the figures.
+    let (code, stdout, stderr) = run_pollsim(&[
+        "compare",
+        "--quick",
+        "--json",
+        "--trials",
+        "1",
+        "--mlfrr-steps",
+        "2",
+        "--out",
+        dir,
+    ]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("host: steal "),
+        "the host verdict: {stderr}"
+    );
     // One progress line per point on stderr.
     assert!(
         stderr.lines().filter(|l| l.contains("delivered")).count() >= 10,
@@ -188,5 +276,75 @@ fn quick_sweep_shows_livelock_and_accounts_for_every_frame() {
         ptop >= 0.8 * ppeak,
         "polling holds: {ptop} at max vs peak {ppeak}"
     );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Keep CPU 0, pollsim's CPU, busy from a thread of this process until
+/// the returned flag is set: the host, as pollsim sees it, turns noisy.
+fn hog_cpu0(stop: &AtomicBool) {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(0).expect("cpu 0");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin to cpu 0");
+    while !stop.load(Ordering::Relaxed) {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_noisy_trial_is_measured_again_and_marked() {
+    if !require_root_or_skip("a_noisy_trial_is_measured_again_and_marked") {
+        return;
+    }
+    let _serial = serial();
+    let out = std::env::temp_dir().join(format!("pollsim-compare-noisy-{}", std::process::id()));
+    let dir = out.to_str().unwrap();
+    let stop = AtomicBool::new(false);
+    let (code, stdout, stderr) = std::thread::scope(|s| {
+        s.spawn(|| hog_cpu0(&stop));
+        let r = run_pollsim(&[
+            "compare",
+            "--quick",
+            "--json",
+            "--modes",
+            "polling",
+            "--rates",
+            "20k",
+            "--trials",
+            "1",
+            "--work-ns",
+            "2000",
+            "--mlfrr-steps",
+            "0",
+            "--out",
+            dir,
+        ]);
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    // A thread spinning on the same CPU takes about half of it: far over
+    // the default --max-steal of 5 %.
+    assert_eq!(doc["meta"]["host"]["quiet"], false, "{}", doc["meta"]);
+    assert!(stderr.contains("noisy"), "{stderr}");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    check_diagnostics(r);
+    assert_eq!(num(r, "tries"), 2.0, "re-run once (2 x 1 trial): {r}");
+    assert_eq!(num(r, "discarded"), 1.0, "{r}");
+    assert_eq!(r["noisy"], true, "{r}");
+    let kept = &r["trials"].as_array().unwrap()[0];
+    assert_eq!(kept["noisy"], true, "{kept}");
+    let noise = num(kept, "host.stall_pct").max(num(kept, "host.steal_pct"));
+    assert!(noise > 5.0, "{kept}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let noisy = header
+        .iter()
+        .position(|h| *h == "noisy")
+        .expect("noisy column");
+    assert_eq!(row[noisy], "true", "{csv}");
     let _ = std::fs::remove_dir_all(&out);
 }

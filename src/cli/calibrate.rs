@@ -9,7 +9,7 @@ use anyhow::bail;
 use pollsim_drivers::{Nic, TapNic};
 
 use crate::compare::calibrate::{ROUNDS, fit, median, proto_ns, sink, timed};
-use crate::compare::experiment::{self, CompareArgs};
+use crate::compare::experiment::{self, CompareArgs, Event};
 use crate::compare::sim::ArrivalKind;
 use crate::compare::sweep;
 use crate::kernel::clock::Clock;
@@ -146,10 +146,17 @@ fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<()> {
         vs_real: false,
         seed: 1,
         arrivals: ArrivalKind::Poisson,
+        trials: 1,
+        max_steal: 5.0,
+        mlfrr_steps: 0,
     };
     let stop = AtomicBool::new(false);
-    let real = experiment::run(&args, &stop, &mut |run| {
-        eprintln!("{}", crate::compare::output::progress_line(run))
+    let real = experiment::run(&args, &stop, &mut |e| match e {
+        Event::Host(c) => eprintln!("pollsim calibrate: {}", c.line()),
+        Event::Point(run) | Event::Step(run) => {
+            eprintln!("{}", crate::compare::output::progress_line(run))
+        }
+        Event::Planned(_) => {}
     })?;
     fit(&real, Hz::DEFAULT.get(), m)?;
     Ok(())

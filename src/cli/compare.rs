@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 
-use crate::compare::experiment::{self, CompareArgs};
+use crate::compare::experiment::{self, CompareArgs, Event};
 use crate::compare::{output, sweep};
 use crate::lab;
 
@@ -38,11 +38,10 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     let s2 = Arc::clone(&stop);
     ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
-    eprintln!("pollsim compare: calibrating (polling mode at the flood's maximum rate)...");
-    let mut results = experiment::run(args, &stop, &mut |run| {
-        eprintln!("{}", output::progress_line(run))
-    })?;
-    results.summary = output::summarize(&results.runs);
+    eprintln!("pollsim compare: watching the host for a second, then calibrating...");
+    let mut bar = Progress::new(args.json);
+    let results = experiment::run(args, &stop, &mut |e| bar.event(e))?;
+    bar.finish();
     let dir = args.out.clone().unwrap_or_else(default_out);
     output::write_all(&results, &dir)?;
     if args.json {
@@ -61,4 +60,60 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// The progress of a sweep on stderr: a line per point and per search
+/// step, and under them a bar with the point number, the total and an ETA
+/// (indicatif; hidden when stderr is not a terminal, and with `--json`).
+pub(super) struct Progress {
+    bar: indicatif::ProgressBar,
+    quiet: bool,
+}
+
+impl Progress {
+    /// A bar that stays hidden when `quiet`, and until the sweep's points
+    /// are known (not during the host check and the calibration).
+    pub(super) fn new(quiet: bool) -> Progress {
+        let bar = indicatif::ProgressBar::hidden();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "point {pos}/{len} [{elapsed_precise}, ETA {eta}] {wide_msg}",
+        ) {
+            bar.set_style(style);
+        }
+        Progress { bar, quiet }
+    }
+
+    /// Show an event of the experiment.
+    pub(super) fn event(&mut self, e: Event<'_>) {
+        let line = match e {
+            Event::Host(check) => Some(format!("pollsim compare: {}", check.line())),
+            Event::Planned(n) => {
+                if !self.quiet && self.bar.is_hidden() {
+                    self.bar.reset_elapsed();
+                    self.bar
+                        .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+                self.bar.set_length(n as u64);
+                None
+            }
+            Event::Point(run) => {
+                self.bar.inc(1);
+                self.bar.set_message(run.mode.clone());
+                Some(output::progress_line(run))
+            }
+            Event::Step(run) => {
+                self.bar.inc(1);
+                Some(format!("MLFRR search: {}", output::progress_line(run)))
+            }
+        };
+        // Printed around the bar, and printed even when the bar is hidden.
+        if let Some(l) = line {
+            self.bar.suspend(|| eprintln!("{l}"));
+        }
+    }
+
+    /// Remove the bar.
+    pub(super) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }

@@ -15,8 +15,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
         "pollsim compare: simulated on virtual time (seed {}, {:?} arrivals); calibrating...",
         args.seed, args.arrivals
     );
-    let mut results = sim::run(args, &mut |run| eprintln!("{}", output::progress_line(run)))?;
-    results.summary = output::summarize(&results.runs);
+    let results = sim::run(args, &mut |run| eprintln!("{}", output::progress_line(run)))?;
     let dir = args.out.clone().unwrap_or_else(super::compare::default_out);
     output::write_all(&results, &dir).context("writing the results")?;
     if args.json {
@@ -47,10 +46,9 @@ fn vs_real(args: &CompareArgs) -> anyhow::Result<()> {
     ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     eprintln!("pollsim compare --vs-real: the real sweep first...");
-    let mut real = crate::compare::experiment::run(args, &stop, &mut |run| {
-        eprintln!("{}", output::progress_line(run))
-    })?;
-    real.summary = output::summarize(&real.runs);
+    let mut bar = super::compare::Progress::new(args.json);
+    let real = crate::compare::experiment::run(args, &stop, &mut |e| bar.event(e))?;
+    bar.finish();
     eprintln!("pollsim compare --vs-real: now the same points on virtual time...");
     let mut simr = sim::mirror(&real, args, &mut |run| {
         eprintln!("{}", output::progress_line(run))

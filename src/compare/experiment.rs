@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
-use super::model::{Results, Run};
+use super::hostcheck::HostCheck;
+use super::mlfrr;
+use super::model::{Results, Run, Search};
 use super::sweep::{Instance, measure};
+use super::trials::{Plan, measure_point};
 
 /// The default user work per datagram to start calibrating from (ns).
 pub const WORK_NS_START: u64 = 2_000;
@@ -57,6 +60,19 @@ pub struct CompareArgs {
     /// Arrival process of the simulated flood.
     #[arg(long, value_enum, default_value = "poisson")]
     pub arrivals: super::sim::ArrivalKind,
+    /// Trials per point (real clock): the row is their median, with
+    /// min-max. The simulation is deterministic and measures each point once.
+    #[arg(long, default_value_t = 3)]
+    pub trials: usize,
+    /// A trial in which the host took more than this percent of pollsim's
+    /// CPU (steal or stalls) is discarded and measured again, at most twice
+    /// as many tries as trials.
+    #[arg(long, default_value_t = 5.0)]
+    pub max_steal: f64,
+    /// Steps of each mode's MLFRR search (bisection between the last
+    /// loss-free and the first lossy point; 0: no search).
+    #[arg(long, default_value_t = mlfrr::MAX_STEPS)]
+    pub mlfrr_steps: usize,
 }
 
 impl CompareArgs {
@@ -68,8 +84,49 @@ impl CompareArgs {
             parse_rate(r)?;
         }
         parse_secs(&self.duration)?;
+        if !(1..=MAX_TRIALS).contains(&self.trials) {
+            bail!(
+                "--trials {}: must be between 1 and {MAX_TRIALS}",
+                self.trials
+            );
+        }
+        if self.mlfrr_steps > MAX_MLFRR_STEPS {
+            bail!(
+                "--mlfrr-steps {}: at most {MAX_MLFRR_STEPS}",
+                self.mlfrr_steps
+            );
+        }
+        if !(0.0..=100.0).contains(&self.max_steal) {
+            bail!("--max-steal {}: must be between 0 and 100", self.max_steal);
+        }
         Ok(())
     }
+
+    /// How each point is measured.
+    pub fn plan(&self) -> Plan {
+        Plan {
+            trials: self.trials,
+            max_steal_pct: self.max_steal,
+        }
+    }
+}
+
+/// The most `--trials`.
+pub const MAX_TRIALS: usize = 20;
+/// The most `--mlfrr-steps`.
+pub const MAX_MLFRR_STEPS: usize = 10;
+
+/// What the experiment reports while it runs.
+pub enum Event<'a> {
+    /// The host check before the sweep.
+    Host(&'a HostCheck),
+    /// The number of points to measure (sweep points and search steps at
+    /// most), sent at the start and whenever it changes.
+    Planned(usize),
+    /// A sweep point, after its trials.
+    Point(&'a Run),
+    /// A step of an MLFRR search, after its trials.
+    Step(&'a Run),
 }
 
 /// One mode to run: its label, `--mode`, and `--sysctl` settings.
@@ -173,19 +230,24 @@ pub fn log_rates(lo: f64, hi: f64, n: usize) -> Vec<String> {
 }
 
 /// Calibrate: polling mode's capacity at the flood's maximum rate, raising
-/// work_ns until the flood offers at least 4x that capacity. Returns
-/// (work_ns, capacity pps, flood max pps).
-fn calibrate(secs: f64, fixed: Option<u64>, name: &str) -> anyhow::Result<(u64, f64, f64)> {
+/// work_ns until the flood offers at least 4x that capacity; each
+/// measurement in trials as a point (medians; noisy trials re-run). Returns
+/// (work_ns, the last calibration row: capacity = its delivered rate,
+/// flood max = its offered rate).
+fn calibrate(secs: f64, fixed: Option<u64>, name: &str, plan: &Plan) -> anyhow::Result<(u64, Run)> {
     let mut work = fixed.unwrap_or(WORK_NS_START);
     loop {
         let mut inst =
             Instance::start(name, "polling", &[format!("user.udp_sink.work_ns={work}")])?;
-        let run = measure(&mut inst, "calibration", "max", 0.5, secs);
+        let run = measure_point(
+            plan,
+            || false,
+            || measure(&mut inst, "calibration", "max", 0.5, secs),
+        );
         inst.stop();
-        let run = run?;
-        let (cap, max) = (run.delivered_pps, run.offered_pps);
-        match next_work_ns(work, cap, max, fixed.is_some()) {
-            None => return Ok((work, cap, max)),
+        let run = run?.context("calibration made no trial")?;
+        match next_work_ns(work, run.delivered_pps, run.offered_pps, fixed.is_some()) {
+            None => return Ok((work, run)),
             Some(next) => work = next,
         }
     }
@@ -205,11 +267,12 @@ pub fn next_work_ns(work: u64, cap: f64, max: f64, fixed: bool) -> Option<u64> {
     Some(work.saturating_mul(factor))
 }
 
-/// Run the whole experiment. `progress` gets one line per point.
+/// Run the whole experiment: the host check, calibration, then per mode
+/// the sweep and the MLFRR search. `progress` hears of each step.
 pub fn run(
     args: &CompareArgs,
     stop: &AtomicBool,
-    progress: &mut dyn FnMut(&Run),
+    progress: &mut dyn FnMut(Event<'_>),
 ) -> anyhow::Result<Results> {
     let modes = parse_modes(&args.modes)?;
     let (secs, warmup) = if args.quick {
@@ -218,7 +281,11 @@ pub fn run(
         (parse_secs(&args.duration)?, 1.0)
     };
     let base = format!("compare-{}", std::process::id());
-    let (work, cap, max) = calibrate(secs.min(1.5), args.work_ns, &format!("{base}-cal"))?;
+    let check = HostCheck::measure(&format!("{base}-host"), args.max_steal)?;
+    progress(Event::Host(&check));
+    let plan = args.plan();
+    let (work, cal) = calibrate(secs.min(1.5), args.work_ns, &format!("{base}-cal"), &plan)?;
+    let (cap, max) = (cal.delivered_pps, cal.offered_pps);
     let rates: Vec<String> = if args.rates.is_empty() {
         log_rates((cap / 4.0).max(1000.0), max, if args.quick { 5 } else { 8 })
     } else {
@@ -227,30 +294,58 @@ pub fn run(
             .map(|r| parse_rate(r))
             .collect::<anyhow::Result<_>>()?
     };
+    let steps = args.mlfrr_steps;
+    let mut planned = modes.len() * (rates.len() + steps);
+    progress(Event::Planned(planned));
     let mut results = Results::default();
+    let mut searches = Vec::new();
+    let stopped = || stop.load(Ordering::Relaxed);
     for (i, m) in modes.iter().enumerate() {
-        if stop.load(Ordering::Relaxed) {
+        if stopped() {
             break;
         }
         let mut sysctls = vec![format!("user.udp_sink.work_ns={work}")];
         sysctls.extend(m.sysctls.iter().cloned());
         let mut inst = Instance::start(&format!("{base}-{i}"), &m.base, &sysctls)?;
+        let mut point = |rate: &str| {
+            measure_point(&plan, stopped, || {
+                let run = measure(&mut inst, &m.label, rate, warmup, secs);
+                std::thread::sleep(Duration::from_millis(300)); // queues drain
+                run
+            })
+        };
+        let first = results.runs.len();
         for rate in &rates {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let run = measure(&mut inst, &m.label, rate, warmup, secs);
-            std::thread::sleep(Duration::from_millis(300)); // queues drain
-            let run = run?;
-            progress(&run);
+            let Some(run) = point(rate)? else { break };
+            progress(Event::Point(&run));
             results.runs.push(run);
         }
+        let swept: Vec<&Run> = results.runs[first..].iter().collect();
+        let mut search = Search::default();
+        if let Some(b) = mlfrr::bracket(&swept).filter(|_| steps > 0 && !stopped()) {
+            search = mlfrr::bisect(b, steps, |pps| {
+                let run = point(&format!("{pps}"))?;
+                if let Some(r) = &run {
+                    progress(Event::Step(r));
+                }
+                Ok(run)
+            })?;
+            searches.push((m.label.clone(), search.clone()));
+        }
+        planned -= steps - search.steps.len();
+        progress(Event::Planned(planned));
         inst.stop();
     }
+    results.summary = super::summary::summarize(&results.runs);
+    super::summary::apply_searches(&mut results.summary, &searches);
     let meta = &mut results.meta;
-    if stop.load(Ordering::Relaxed) {
+    if stopped() {
         meta.insert("interrupted".into(), true.into());
     }
+    meta.insert("host".into(), serde_json::to_value(&check)?);
+    meta.insert("trials".into(), plan.trials.into());
+    meta.insert("max_steal_pct".into(), plan.max_steal_pct.into());
+    meta.insert("idle".into(), super::sweep::IDLE.into());
     meta.insert("work_ns".into(), work.into());
     meta.insert(
         "work_ns_reason".into(),
@@ -258,6 +353,7 @@ pub fn run(
     );
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), max.round().into());
+    meta.insert("calibration_noisy".into(), cal.noisy.into());
     meta.insert("seconds_per_point".into(), secs.into());
     meta.insert("warmup_seconds".into(), warmup.into());
     meta.insert("machine".into(), machine().into());
@@ -280,7 +376,7 @@ pub fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = super::sweep::cpu_count();
     let kernel = nix::sys::utsname::uname()
         .map(|u| {
             format!(

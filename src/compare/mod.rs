@@ -2,9 +2,12 @@
 
 pub mod calibrate;
 pub mod experiment;
+pub mod hostcheck;
+pub mod mlfrr;
 pub mod model;
 pub mod output;
 pub mod plot;
 pub mod sim;
 pub mod summary;
 pub mod sweep;
+pub mod trials;

@@ -136,6 +136,133 @@ impl Frames {
     }
 }
 
+/// Clock-interrupt lateness over a window (upper bounds of log-histogram
+/// buckets, so within 19 %), µs; `None` when no tick ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TickLate {
+    /// Median lateness.
+    pub p50: Option<u64>,
+    /// 99th percentile.
+    pub p99: Option<u64>,
+    /// Latest.
+    pub max: Option<u64>,
+}
+
+/// Lost polls, short ticks and `ipintrq` drops counted in a tick that
+/// followed a host stall (`kern.sched.stall_*`), over a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AfterStall {
+    /// `kern.sched.stall_lost_polls`.
+    pub lost_polls: u64,
+    /// `kern.sched.stall_short_ticks`.
+    pub short_ticks: u64,
+    /// `kern.sched.stall_ipintrq_drops`.
+    pub ipintrq_drops: u64,
+}
+
+/// What the host took from pollsim's CPU over a window: the instance's
+/// `kern.sched.*` account, through [`crate::report::HostWindow`]. Real
+/// clock only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostDiag {
+    /// Steal of pollsim's CPU (`/proc/stat`), % of the window.
+    pub steal_pct: f64,
+    /// Time in host stalls (the CPU's thread not running although not
+    /// blocked), % of the window.
+    pub stall_pct: f64,
+    /// Host stalls.
+    pub stalls: u64,
+    /// Longest stall, µs (bucket upper bound); `None` without stalls.
+    pub stall_max_us: Option<u64>,
+    /// Time the kernel's clock stood still for stalls, µs.
+    pub stolen_us: u64,
+    /// How late the clock interrupt ran.
+    pub tick_late_us: TickLate,
+    /// Kernel events that followed a stall in the same tick.
+    pub after_stall: AfterStall,
+}
+
+impl HostDiag {
+    /// The diagnostics of a host window.
+    pub fn from_window(w: &crate::report::HostWindow) -> HostDiag {
+        let [p50, p99, max] = w.tick_late_us;
+        let [lost_polls, short_ticks, ipintrq_drops] = w.after_stall;
+        HostDiag {
+            steal_pct: w.steal_pct,
+            stall_pct: w.stall_pct,
+            stalls: w.stalls,
+            stall_max_us: w.stall_max_us,
+            stolen_us: w.stolen_us,
+            tick_late_us: TickLate { p50, p99, max },
+            after_stall: AfterStall {
+                lost_polls,
+                short_ticks,
+                ipintrq_drops,
+            },
+        }
+    }
+
+    /// The share of the window pollsim's CPU did not have, %: the larger
+    /// of steal and stall time (two views of the same loss; a stall the
+    /// hypervisor does not report as steal is still time lost).
+    pub fn noise_pct(&self) -> f64 {
+        self.steal_pct.max(self.stall_pct)
+    }
+}
+
+/// `kern.polling.burst` sampled over a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BurstStats {
+    /// Mean of the samples.
+    pub mean: f64,
+    /// Smallest sample.
+    pub min: u64,
+    /// Largest sample.
+    pub max: u64,
+    /// Samples taken.
+    pub samples: u32,
+}
+
+impl BurstStats {
+    /// The statistics of `samples`; `None` if there are none.
+    pub fn of(samples: &[u64]) -> Option<BurstStats> {
+        let n = samples.len();
+        (n > 0).then(|| BurstStats {
+            mean: samples.iter().map(|&b| b as f64).sum::<f64>() / n as f64,
+            min: samples.iter().copied().min().unwrap_or(0),
+            max: samples.iter().copied().max().unwrap_or(0),
+            samples: u32::try_from(n).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// The polling engine's diagnostics over a window (kern_poll.c's
+/// counters, as deltas; `burst` sampled about every 20 ms).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PollingDiag {
+    /// `kern.polling.burst` over the window; `None` without samples.
+    pub burst: Option<BurstStats>,
+    /// `kern.polling.lost_polls`.
+    pub lost_polls: i64,
+    /// `kern.polling.short_ticks`.
+    pub short_ticks: i64,
+    /// `kern.polling.suspect`.
+    pub suspect: i64,
+}
+
+impl PollingDiag {
+    /// The diagnostics of a window: `d(name)` is a node's change over it,
+    /// `burst` the samples of `kern.polling.burst` taken in it.
+    pub fn from_counters(d: impl Fn(&str) -> i64, burst: &[u64]) -> PollingDiag {
+        PollingDiag {
+            burst: BurstStats::of(burst),
+            lost_polls: d("kern.polling.lost_polls"),
+            short_ticks: d("kern.polling.short_ticks"),
+            suspect: d("kern.polling.suspect"),
+        }
+    }
+}
+
 /// One point of the sweep: one mode at one offered rate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Run {
@@ -146,6 +273,10 @@ pub struct Run {
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Offered load the flood actually sent, frames/s.
     pub offered_pps: f64,
+    /// The paced rate the flood was asked for (absent for `max` and on
+    /// virtual time), frames/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_pps: Option<f64>,
     /// Frames the NIC took (received + missed = offered, within the tap).
     pub received_pps: f64,
     /// UDP datagrams the app read, per second.
@@ -163,6 +294,86 @@ pub struct Run {
     /// Exact frame counts over the window.
     #[serde(default)]
     pub frames: Frames,
+    /// What the host took over the window (`null` on virtual time).
+    #[serde(default)]
+    pub host: Option<HostDiag>,
+    /// The polling engine's diagnostics over the window.
+    #[serde(default)]
+    pub polling: Option<PollingDiag>,
+    /// A row: fewer clean trials than asked for, the least noisy others
+    /// kept. A trial: the host took more than `--max-steal` of the CPU.
+    #[serde(default)]
+    pub noisy: bool,
+    /// Trials measured for the row, discarded ones included (0 in a trial).
+    #[serde(default)]
+    pub tries: u32,
+    /// Trials measured and not kept (too noisy).
+    #[serde(default)]
+    pub discarded: u32,
+    /// `[min, max]` over the kept trials of every rate and CPU column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+    /// The kept trials, whose medians the row shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<Run>,
+}
+
+/// `[min, max]` over a point's trials of each rate (frames/s) and CPU
+/// share (%) column, named as the CSV columns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Offered rate.
+    pub offered_pps: [f64; 2],
+    /// Received rate.
+    pub received_pps: [f64; 2],
+    /// Delivered rate.
+    pub delivered_pps: [f64; 2],
+    /// Drops at the NIC.
+    pub drops_rx_missed: [f64; 2],
+    /// Drops at `ipintrq`.
+    pub drops_ipintrq: [f64; 2],
+    /// Drops at the socket buffer.
+    pub drops_socket: [f64; 2],
+    /// Left unread by the app.
+    pub drops_app: [f64; 2],
+    /// User share.
+    pub cpu_user: [f64; 2],
+    /// Sys share.
+    pub cpu_sys: [f64; 2],
+    /// Intr share.
+    pub cpu_intr: [f64; 2],
+    /// Idle share.
+    pub cpu_idle: [f64; 2],
+}
+
+impl Spread {
+    /// From the ranges of [`Run::rate_columns`] and [`Run::cpu_columns`],
+    /// in their order.
+    pub fn from_columns(rates: [[f64; 2]; 7], cpu: [[f64; 2]; 4]) -> Spread {
+        let [
+            offered_pps,
+            received_pps,
+            delivered_pps,
+            drops_rx_missed,
+            drops_ipintrq,
+            drops_socket,
+            drops_app,
+        ] = rates;
+        let [cpu_user, cpu_sys, cpu_intr, cpu_idle] = cpu;
+        Spread {
+            offered_pps,
+            received_pps,
+            delivered_pps,
+            drops_rx_missed,
+            drops_ipintrq,
+            drops_socket,
+            drops_app,
+            cpu_user,
+            cpu_sys,
+            cpu_intr,
+            cpu_idle,
+        }
+    }
 }
 
 /// What one measurement window gives, before it becomes a [`Run`].
@@ -184,6 +395,10 @@ pub struct Measured {
     pub seconds: f64,
     /// Whether it ran on virtual time.
     pub simulated: bool,
+    /// What the host took (real clock only).
+    pub host: Option<HostDiag>,
+    /// The polling engine's diagnostics.
+    pub polling: Option<PollingDiag>,
 }
 
 impl Run {
@@ -209,7 +424,29 @@ impl Run {
             seconds: secs,
             simulated: w.simulated,
             frames: w.frames,
+            host: w.host,
+            polling: w.polling,
+            ..Run::default()
         }
+    }
+
+    /// Set the rates, in the order of [`Run::rate_columns`].
+    pub fn set_rate_columns(&mut self, v: [f64; 7]) {
+        [
+            self.offered_pps,
+            self.received_pps,
+            self.delivered_pps,
+            self.drops.rx_missed,
+            self.drops.ipintrq,
+            self.drops.socket,
+            self.drops.app,
+        ] = v;
+    }
+
+    /// Set the CPU shares, in the order of [`Run::cpu_columns`].
+    pub fn set_cpu_columns(&mut self, v: [f64; 4]) {
+        let c = &mut self.cp_time_pct;
+        [c.user, c.sys, c.intr, c.idle] = v;
     }
 
     /// The rates of a row, in column order: offered, received, delivered,
@@ -245,6 +482,27 @@ pub struct Summary {
     pub peak_delivered_pps: f64,
     /// Delivered rate at the highest offered rate.
     pub delivered_at_max_offered_pps: f64,
+    /// Half the final bracket of the MLFRR search: the MLFRR lies in
+    /// `[mlfrr_pps, mlfrr_pps + 2 × resolution)`. `None` when no search was
+    /// made (no lossy point).
+    #[serde(default)]
+    pub mlfrr_resolution_pps: Option<f64>,
+    /// The MLFRR search, if one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlfrr_search: Option<Search>,
+}
+
+/// A bisection search of the MLFRR (see `compare::mlfrr`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Search {
+    /// Highest offered rate found loss-free (0 if none), frames/s.
+    pub lo_pps: f64,
+    /// Lowest offered rate found lossy, frames/s.
+    pub hi_pps: f64,
+    /// Half the bracket, frames/s.
+    pub resolution_pps: f64,
+    /// Each step, measured as a point, in search order.
+    pub steps: Vec<Run>,
 }
 
 /// A whole sweep.

@@ -87,9 +87,45 @@ const COLS: [(&str, usize); 14] = [
     ("timeouts", 8),
 ];
 
-/// The results as a fixed-width table: a title line, a header, one row per
-/// mode × rate (modes separated by a blank line), then a summary block per
-/// mode. Rates in frames/s, CPU in %, probe latency in ms.
+/// Columns of measured rows (trials): the delivered rate's min-max over
+/// the kept trials, kept/tries (`*` when noisy), and the most the host
+/// took of pollsim's CPU in a kept trial, %.
+const TRIAL_COLS: [(&str, usize); 3] = [("dlv min-max", 13), ("trials", 6), ("host%", 5)];
+
+/// `lo-hi` in [`human`] form, the unit suffix once: `139.1-141.0k`.
+fn range(lo: f64, hi: f64) -> String {
+    let (a, b) = (human(lo), human(hi));
+    if a == "-" || b == "-" {
+        return "-".into();
+    }
+    let suffix = |t: &str| t.chars().last().filter(char::is_ascii_alphabetic);
+    let a = match (suffix(&a), suffix(&b)) {
+        (Some(x), Some(y)) if x == y => a[..a.len() - 1].to_string(),
+        _ => a,
+    };
+    format!("{a}-{b}")
+}
+
+/// The trial cells of a row: delivered min-max, kept/tries, host %.
+fn trial_cells(r: &Run) -> [String; 3] {
+    let dlv = r.spread.as_ref().map_or("-".into(), |s| {
+        range(s.delivered_pps[0], s.delivered_pps[1])
+    });
+    let host = r
+        .trials
+        .iter()
+        .map(super::trials::noise)
+        .reduce(f64::max)
+        .map_or("-".into(), pct);
+    let mark = if r.noisy { "*" } else { "" };
+    [dlv, format!("{}/{}{mark}", r.trials.len(), r.tries), host]
+}
+
+/// The results as a fixed-width table: a title line (and the host check's
+/// verdict, if any), a header, one row per mode × rate (modes separated by
+/// a blank line), then a summary block per mode. Rates in frames/s, CPU in
+/// %, probe latency in ms. Rows measured in trials show their medians, with
+/// a trials group of columns.
 pub fn table(results: &Results) -> String {
     let runs = &results.runs;
     let mixed = runs.iter().any(|r| r.simulated) && !runs.iter().all(|r| r.simulated);
@@ -126,6 +162,10 @@ pub fn table(results: &Results) -> String {
         if modes == 1 { "" } else { "s" },
         sim_marker(runs),
     );
+    if let Some(check) = super::hostcheck::HostCheck::from_meta(&results.meta) {
+        let _ = writeln!(out, "{}", check.line());
+    }
+    let with_trials = runs.iter().any(|r| !r.trials.is_empty());
 
     // Group header over the column groups.
     let w = |i: usize| COLS[i].1;
@@ -135,8 +175,7 @@ pub fn table(results: &Results) -> String {
         let left = fill / 2;
         format!("{} {label} {}", "-".repeat(left), "-".repeat(fill - left))
     };
-    let _ = writeln!(
-        out,
+    let mut groups = format!(
         "{:mode_w$}  {}  {}  {}  {}",
         "",
         group("rates (pps)", span(0, 2)),
@@ -144,8 +183,14 @@ pub fn table(results: &Results) -> String {
         group("cpu %", span(7, 10)),
         group("probe (ms)", span(11, 13)),
     );
+    let trial_cols = if with_trials { &TRIAL_COLS[..] } else { &[] };
+    if with_trials {
+        let width = TRIAL_COLS.iter().map(|c| c.1).sum::<usize>() + 4;
+        let _ = write!(groups, "  {}", group("trials", width));
+    }
+    let _ = writeln!(out, "{groups}");
     let mut header = format!("{:<mode_w$}", "mode");
-    for (name, width) in COLS {
+    for (name, width) in COLS.iter().chain(trial_cols) {
         let _ = write!(header, "  {name:>width$}");
     }
     out.push_str(header.trim_end());
@@ -167,23 +212,53 @@ pub fn table(results: &Results) -> String {
                 format!("{}/{}", p.timeouts, p.sent)
             },
         ];
+        let trial = if with_trials {
+            trial_cells(r).to_vec()
+        } else {
+            Vec::new()
+        };
         let cells = (r.rate_columns().into_iter().map(human))
             .chain(r.cpu_columns().into_iter().map(pct))
-            .chain(probe);
+            .chain(probe)
+            .chain(trial);
         let mut line = format!("{:<mode_w$}", format!("{}{}", r.mode, star(r)));
-        for (cell, (_, width)) in cells.zip(COLS) {
+        for (cell, (_, width)) in cells.zip(COLS.iter().chain(trial_cols)) {
             let _ = write!(line, "  {cell:>width$}");
         }
         out.push_str(&line);
         out.push('\n');
     }
 
+    if runs.iter().any(|r| r.noisy) {
+        let (n, max) = (
+            results
+                .meta
+                .get("trials")
+                .and_then(serde_json::Value::as_u64),
+            results
+                .meta
+                .get("max_steal_pct")
+                .and_then(serde_json::Value::as_f64),
+        );
+        let _ = writeln!(
+            out,
+            "* noisy: fewer than {} in which the host took at most {}% of pollsim's CPU; \
+             the least noisy kept (trials: kept/tries)",
+            match n {
+                Some(1) => "1 trial".to_string(),
+                Some(n) => format!("{n} trials"),
+                None => "the trials asked for".to_string(),
+            },
+            max.map_or("--max-steal".into(), human),
+        );
+    }
+
     if !summary.is_empty() {
         out.push('\n');
         let _ = writeln!(
             out,
-            "{:<mode_w$}  {:>8}  {:>8}  {:>14}  {:>8}",
-            "summary", "MLFRR", "peak", "at max offered", "% of peak"
+            "{:<mode_w$}  {:>8}  {:>7}  {:>8}  {:>14}  {:>8}",
+            "summary", "MLFRR", "+-", "peak", "at max offered", "% of peak"
         );
         for s in &summary {
             let of_peak = if s.peak_delivered_pps > 0.0 {
@@ -196,9 +271,10 @@ pub fn table(results: &Results) -> String {
             };
             let _ = writeln!(
                 out,
-                "{:<mode_w$}  {:>8}  {:>8}  {:>14}  {:>8}",
+                "{:<mode_w$}  {:>8}  {:>7}  {:>8}  {:>14}  {:>8}",
                 s.mode,
                 human(s.mlfrr_pps),
+                s.mlfrr_resolution_pps.map_or("-".into(), human),
                 human(s.peak_delivered_pps),
                 human(s.delivered_at_max_offered_pps),
                 of_peak,
@@ -206,7 +282,8 @@ pub fn table(results: &Results) -> String {
         }
         let _ = writeln!(
             out,
-            "(MLFRR: highest offered rate with loss < 0.1 %; peak: highest delivered rate; pps = frames/s)"
+            "(MLFRR: highest offered rate with loss < 0.1 %, searched by bisection between the last loss-free \
+             and the first lossy point, +- half the final interval; peak: highest delivered rate; pps = frames/s)"
         );
     }
     out
@@ -219,8 +296,13 @@ pub fn progress_line(run: &Run) -> String {
     } else {
         String::new()
     };
+    let trials = match (run.trials.len(), run.noisy) {
+        (0, _) => String::new(),
+        (n, false) => format!(", median of {n} (tries {})", run.tries),
+        (n, true) => format!(", median of {n} (tries {}; noisy)", run.tries),
+    };
     format!(
-        "{}: offered {} pps, delivered {} pps{share}, user {}%{}",
+        "{}: offered {} pps, delivered {} pps{share}, user {}%{trials}{}",
         run.mode,
         human(run.offered_pps),
         human(run.delivered_pps),
@@ -251,7 +333,8 @@ fn csv_num(x: f64) -> String {
 /// The CSV header, one flattened column per field.
 pub const CSV_HEADER: &str = "mode,offered_pps,received_pps,delivered_pps,drops_rx_missed,drops_ipintrq,\
 drops_socket,drops_app,cpu_user,cpu_sys,cpu_intr,cpu_idle,probe_p50_ms,probe_p99_ms,probe_timeouts,\
-probe_sent,seconds,simulated";
+probe_sent,seconds,simulated,delivered_pps_min,delivered_pps_max,trials,tries,discarded,noisy,\
+host_steal_pct,host_stall_pct,tick_late_p99_us,burst_mean,lost_polls,short_ticks,suspect";
 
 /// The runs as CSV: the header and one row per run (an absent probe
 /// latency is an empty field).
@@ -271,11 +354,39 @@ pub fn csv(results: &Results) -> String {
                 csv_num(r.seconds),
                 r.simulated.to_string(),
             ])
+            .chain(csv_extra(r))
             .collect();
         out.push_str(&row.join(","));
         out.push('\n');
     }
     out
+}
+
+/// The CSV fields after `simulated`: the delivered rate's min and max over
+/// the trials, the trial counts, the host's and the polling engine's
+/// diagnostics (empty when absent).
+fn csv_extra(r: &Run) -> Vec<String> {
+    let opt = |v: Option<f64>| v.map(csv_num).unwrap_or_default();
+    let s = r.spread.as_ref();
+    let h = r.host.as_ref();
+    let p = r.polling.as_ref();
+    vec![
+        opt(s.map(|s| s.delivered_pps[0])),
+        opt(s.map(|s| s.delivered_pps[1])),
+        r.trials.len().to_string(),
+        r.tries.to_string(),
+        r.discarded.to_string(),
+        r.noisy.to_string(),
+        opt(h.map(|h| h.steal_pct)),
+        opt(h.map(|h| h.stall_pct)),
+        h.and_then(|h| h.tick_late_us.p99)
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        opt(p.and_then(|p| p.burst.as_ref()).map(|b| b.mean)),
+        p.map(|p| p.lost_polls.to_string()).unwrap_or_default(),
+        p.map(|p| p.short_ticks.to_string()).unwrap_or_default(),
+        p.map(|p| p.suspect.to_string()).unwrap_or_default(),
+    ]
 }
 
 /// The results as pretty-printed JSON (the CLI contract's schema). A
@@ -423,6 +534,59 @@ pub(crate) mod tests {
         assert!(table(&Results::default()).contains("0 points"));
     }
 
+    /// `sample`, each row measured in three trials (delivered ×0.9, ×1,
+    /// ×1.1), the first row noisy, with a host check in `meta`.
+    pub(crate) fn sample_in_trials() -> Results {
+        let mut res = sample(false);
+        for r in &mut res.runs {
+            let trials = [0.9, 1.0, 1.1].map(|f| Run {
+                delivered_pps: r.delivered_pps * f,
+                ..r.clone()
+            });
+            *r = crate::compare::trials::aggregate(trials.to_vec(), 3, 0);
+        }
+        res.runs[0].noisy = true;
+        res.runs[0].tries = 6;
+        res.meta.insert("trials".into(), 3.into());
+        res.meta.insert("max_steal_pct".into(), 5.0.into());
+        let check = crate::compare::hostcheck::HostCheck::new(
+            crate::compare::model::HostDiag::default(),
+            1.0,
+            5.0,
+        );
+        res.meta
+            .insert("host".into(), serde_json::to_value(&check).unwrap());
+        res
+    }
+
+    #[test]
+    fn rows_in_trials_show_their_range_tries_and_noise() {
+        let res = sample_in_trials();
+        let t = table(&res);
+        print!("{t}");
+        assert!(t.lines().nth(1).unwrap().starts_with("host: steal 0.0%"));
+        assert!(t.contains("dlv min-max") && t.contains("trials") && t.contains("host%"));
+        let first = t.lines().find(|l| l.starts_with("interrupt ")).unwrap();
+        assert!(
+            first.contains("9.0-11.0k") && first.contains("3/6*"),
+            "{first}"
+        );
+        assert!(t.contains("* noisy: fewer than 3 trials"));
+        let hw = t.lines().nth(3).unwrap().len();
+        assert!(
+            t.lines()
+                .filter(|l| l.contains("/3 ") || l.contains("/6*"))
+                .all(|l| l.len() == hw),
+            "{hw}"
+        );
+        assert!(!table(&sample(false)).contains("noisy"));
+        let c = csv(&res);
+        let row: Vec<&str> = c.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(&row[18..24], ["9000", "11000", "3", "6", "0", "true"]);
+        let back: Results = serde_json::from_str(&json(&res)).unwrap();
+        assert_eq!(back, res);
+    }
+
     #[test]
     fn progress() {
         let res = sample(true);
@@ -434,6 +598,8 @@ pub(crate) mod tests {
         assert!(!l.contains('\n'));
     }
 
+    const CSV_FIELDS: usize = 31;
+
     #[test]
     fn csv_rows_and_quoting() {
         let res = sample(false);
@@ -441,12 +607,13 @@ pub(crate) mod tests {
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(lines.len(), 1 + res.runs.len());
         assert_eq!(lines[0], CSV_HEADER);
-        assert_eq!(lines[0].split(',').count(), 18);
+        assert_eq!(lines[0].split(',').count(), CSV_FIELDS);
         let variant = lines.iter().find(|l| l.contains("user_frac")).unwrap();
         assert!(variant.starts_with("\"polling:user_frac=20,burst_max=300\","));
-        // Unquoted rows have exactly 18 fields; the quoted one has 19 raw commas-separated parts.
-        assert_eq!(lines[1].split(',').count(), 18);
-        assert_eq!(variant.split(',').count(), 19);
+        // Unquoted rows have exactly as many fields as the header; the quoted
+        // one has one more raw comma-separated part.
+        assert_eq!(lines[1].split(',').count(), CSV_FIELDS);
+        assert_eq!(variant.split(',').count(), CSV_FIELDS + 1);
         assert!(lines[1].starts_with("interrupt,10000,10000,10000,0,"));
         // None latency is an empty field.
         assert!(lines[6].contains(",,,30,30,3,false"));

@@ -35,15 +35,22 @@ fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
-/// One mode's points, `(offered, value)` sorted by offered load.
+/// One mode's points, `(offered, value)` sorted by offered load, and the
+/// error bars of those measured in trials, `(offered, min, value, max)`.
 struct Series {
     mode: String,
     points: Vec<(f64, f64)>,
+    bars: Vec<(f64, f64, f64, f64)>,
 }
 
 /// Per mode in order of first appearance, the points `(offered, f(run))`
-/// that can be drawn on a log axis (offered > 0, both finite).
-fn series(runs: &[Run], f: impl Fn(&Run) -> f64) -> Vec<Series> {
+/// that can be drawn on a log axis (offered > 0, both finite), with the
+/// error bar `range(run)` where there is one.
+fn series(
+    runs: &[Run],
+    f: impl Fn(&Run) -> f64,
+    range: impl Fn(&Run) -> Option<[f64; 2]>,
+) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for r in runs {
         let i = match out.iter().position(|s| s.mode == r.mode) {
@@ -52,6 +59,7 @@ fn series(runs: &[Run], f: impl Fn(&Run) -> f64) -> Vec<Series> {
                 out.push(Series {
                     mode: r.mode.clone(),
                     points: Vec::new(),
+                    bars: Vec::new(),
                 });
                 out.len() - 1
             }
@@ -59,6 +67,9 @@ fn series(runs: &[Run], f: impl Fn(&Run) -> f64) -> Vec<Series> {
         let (x, y) = (r.offered_pps, f(r));
         if x.is_finite() && x > 0.0 && y.is_finite() {
             out[i].points.push((x, y));
+            if let Some([lo, hi]) = range(r).filter(|[lo, hi]| lo.is_finite() && hi.is_finite()) {
+                out[i].bars.push((x, lo, y, hi));
+            }
         }
     }
     for s in &mut out {
@@ -201,6 +212,12 @@ fn panel(
         let line = c.stroke_width(2);
         let fill = c.filled();
         let pts = || s.points.iter().copied();
+        // Min-max over the trials, under the line and its markers.
+        chart.draw_series(
+            s.bars
+                .iter()
+                .map(|&(x, lo, y, hi)| ErrorBar::new_vertical(x, lo, y, hi, c.stroke_width(1), 8)),
+        )?;
         let anno = chart
             .draw_series(LineSeries::new(pts(), line))?
             .label(s.mode.as_str());
@@ -240,7 +257,9 @@ fn panel(
 /// scale): (a) the rate delivered to the app per mode, with the y = x line
 /// of a loss-free system; (b) the user CPU share per mode. One line with
 /// markers per mode, in the same colour in both panels, and a legend in
-/// each. The title says "(simulated)" when the runs are.
+/// each; the delivered rate of a point measured in trials has an error bar
+/// from its lowest to its highest trial. The title says "(simulated)" when
+/// the runs are.
 pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
     let runs = &results.runs;
     let sim = if runs.is_empty() || !runs.iter().any(|r| r.simulated) {
@@ -251,8 +270,12 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
         " (partly simulated)"
     };
     let title = format!("Receive livelock: delivered rate and user CPU vs offered load{sim}");
-    let delivered = series(runs, |r| r.delivered_pps);
-    let user = series(runs, |r| r.cp_time_pct.user);
+    let delivered = series(
+        runs,
+        |r| r.delivered_pps,
+        |r| r.spread.as_ref().map(|s| s.delivered_pps),
+    );
+    let user = series(runs, |r| r.cp_time_pct.user, |_| None);
 
     let mut buf = String::new();
     {
@@ -267,8 +290,12 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
             let x = lo / 1.25..hi * 1.25;
             let peak = delivered
                 .iter()
-                .flat_map(|s| &s.points)
-                .map(|p| p.1)
+                .flat_map(|s| {
+                    s.points
+                        .iter()
+                        .map(|p| p.1)
+                        .chain(s.bars.iter().map(|b| b.3))
+                })
                 .fold(0.0_f64, f64::max);
             let y_rate = 0.0..if peak > 0.0 { peak * 1.12 } else { 1.0 };
             let (left, right) = root.split_horizontally(SIZE.0 / 2);
@@ -346,6 +373,27 @@ mod tests {
                 s.mode
             );
         }
+    }
+
+    #[test]
+    fn points_measured_in_trials_have_error_bars() {
+        let lines = |res: &Results| {
+            let svg = livelock_svg(res).unwrap();
+            let doc = roxmltree::Document::parse(&svg).unwrap();
+            let RGBColor(r, g, b) = color(0);
+            let stroke = format!("#{r:02X}{g:02X}{b:02X}");
+            doc.descendants()
+                .filter(|n| n.has_tag_name("line"))
+                .filter(|n| {
+                    n.attribute("stroke")
+                        .is_some_and(|c| c.eq_ignore_ascii_case(&stroke))
+                })
+                .count()
+        };
+        let plain = lines(&crate::compare::output::tests::sample(false));
+        let bars = lines(&crate::compare::output::tests::sample_in_trials());
+        // An error bar is three lines (the bar and its two caps), six points.
+        assert_eq!(bars - plain, 3 * 6, "{plain} -> {bars}");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use super::experiment::{
     CompareArgs, ModeSpec, WORK_NS_START, log_rates, next_work_ns, parse_modes, parse_rate,
     parse_secs,
 };
-use super::model::{CpuPct, Frames, Measured, Probe, Results, Run};
+use super::mlfrr;
+use super::model::{CpuPct, Frames, Measured, PollingDiag, Probe, Results, Run};
 use super::sweep::RECORDED_PARAMS;
 use crate::kernel::Mode;
 use crate::kernel::time::{Hz, Nanos};
@@ -31,6 +32,10 @@ pub const SIM_FLOOD_MAX_PPS: f64 = 1_100_000.0;
 /// (The real sweep keeps one instance per mode, so its burst carries over
 /// from the previous rate; each simulated point starts afresh.)
 const WARMUP_SECS: f64 = 1.0;
+
+/// Seeds of the MLFRR search's steps start here (grid points use their
+/// index), so a step never repeats a grid point's arrivals.
+const SEARCH_SEED: usize = 1 << 20;
 
 /// The arrival process of the simulated flood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -114,11 +119,29 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     sim.run_for(nanos(p.warmup));
     let a = Window::take(&mut sim);
     let _ = sim.take_probe_results();
-    sim.run_for(nanos(p.secs));
+    let burst = run_sampling_burst(&mut sim, nanos(p.secs));
     let b = Window::take(&mut sim);
     let probe = sim.take_probe_results();
     let probe_ms = Probe::from_latencies(probe.latencies_ms, probe.timeouts);
-    Ok(point(&p.mode.label, &a, &b, probe_ms))
+    let mut run = point(&p.mode.label, &a, &b, probe_ms, &burst);
+    run.tries = 1;
+    Ok(run)
+}
+
+/// Run `sim` for `span`, reading `kern.polling.burst` every 20 ms of
+/// virtual time, as the real sweep samples it; returns the samples.
+fn run_sampling_burst(sim: &mut Sim, span: Nanos) -> Vec<u64> {
+    let step = Nanos::from_millis(20);
+    let end = sim.now() + span;
+    let mut out = Vec::new();
+    while sim.now() < end {
+        let left = Nanos(end.0 - sim.now().0);
+        sim.run_for(if left.0 < step.0 { left } else { step });
+        if let Ok(pollsim_sysctl::Value::Int(b)) = sim.mib.get(&sim.k, "kern.polling.burst") {
+            out.push(u64::try_from(b).unwrap_or(0));
+        }
+    }
+    out
 }
 
 /// The state of a simulated system at one instant.
@@ -157,8 +180,9 @@ impl Window {
 }
 
 /// A point from two windows, as the real sweep computes it from two MIB
-/// snapshots of a running instance.
-fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe) -> Run {
+/// snapshots of a running instance. No host diagnostics: virtual time has
+/// no host.
+fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> Run {
     let secs = b.at.since(a.at).as_secs_f64().max(1e-9);
     let d = |n: &str| b.int(n) - a.int(n);
     let nic = |suffix: &str| d(&format!("dev.tap0{suffix}"));
@@ -180,6 +204,8 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe) -> Run {
         probe_ms,
         seconds: secs,
         simulated: true,
+        host: None,
+        polling: Some(PollingDiag::from_counters(d, burst)),
     })
 }
 
@@ -374,10 +400,39 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
             });
         }
     }
+    let runs = measure_all(&specs, progress)?;
+    // The MLFRR search of each mode, sequential steps seeded apart from
+    // the grid's points.
+    let mut searches = Vec::new();
+    for (i, m) in modes.iter().enumerate() {
+        let swept: Vec<&Run> = runs.iter().filter(|r| r.mode == m.label).collect();
+        let Some(b) = mlfrr::bracket(&swept).filter(|_| args.mlfrr_steps > 0) else {
+            continue;
+        };
+        let mut step = 0;
+        let search = mlfrr::bisect(b, args.mlfrr_steps, |pps| {
+            step += 1;
+            let run = measure(&PointSpec {
+                mode: m,
+                pps,
+                work_ns: work,
+                secs,
+                warmup: WARMUP_SECS,
+                seed: point_seed(args.seed, i, SEARCH_SEED + step),
+                arrivals,
+                extra: &[],
+            })?;
+            progress(&run);
+            Ok(Some(run))
+        })?;
+        searches.push((m.label.clone(), search));
+    }
     let mut results = Results {
-        runs: measure_all(&specs, progress)?,
+        summary: super::summary::summarize(&runs),
+        runs,
         ..Results::default()
     };
+    super::summary::apply_searches(&mut results.summary, &searches);
     results.meta = sim_meta(args, work, cap, arrivals);
     results.meta.insert("seconds_per_point".into(), secs.into());
     Ok(results)

@@ -1,7 +1,7 @@
 //! Per-mode summary of a sweep: MLFRR, peak and delivered rate at the
 //! highest offered load.
 
-use super::model::{Run, Summary};
+use super::model::{Run, Search, Summary};
 
 /// Loss under which a point counts as loss-free (0.1 %).
 pub const LOSS_FREE: f64 = 0.001;
@@ -53,6 +53,22 @@ pub fn summarize(runs: &[Run]) -> Vec<Summary> {
             s
         })
         .collect()
+}
+
+/// Put each mode's MLFRR search into its summary: the MLFRR becomes the
+/// search's lower end (the highest rate measured loss-free below the first
+/// lossy one), with its resolution; the peak counts the steps too.
+pub fn apply_searches(summary: &mut [Summary], searches: &[(String, Search)]) {
+    for (mode, search) in searches {
+        if let Some(s) = summary.iter_mut().find(|s| &s.mode == mode) {
+            s.mlfrr_pps = search.lo_pps;
+            for step in search.steps.iter().filter(|r| r.delivered_pps.is_finite()) {
+                s.peak_delivered_pps = s.peak_delivered_pps.max(step.delivered_pps);
+            }
+            s.mlfrr_resolution_pps = Some(search.resolution_pps);
+            s.mlfrr_search = Some(search.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +129,28 @@ mod tests {
         assert_eq!(s[2].mlfrr_pps, 0.0);
         assert_eq!(s[2].peak_delivered_pps, 9e3);
         assert_eq!(s[2].delivered_at_max_offered_pps, 9e3);
+    }
+
+    #[test]
+    fn a_search_sets_the_mlfrr_and_may_raise_the_peak() {
+        let mut s = summarize(&livelock());
+        let search = Search {
+            lo_pps: 30e3,
+            hi_pps: 35e3,
+            resolution_pps: 2.5e3,
+            steps: vec![run("interrupt", 30e3, 30e3), run("interrupt", 35e3, 34e3)],
+        };
+        apply_searches(&mut s, &[("interrupt".into(), search)]);
+        assert_eq!(s[0].mlfrr_pps, 30e3);
+        assert_eq!(s[0].mlfrr_resolution_pps, Some(2.5e3));
+        assert_eq!(s[0].peak_delivered_pps, 39e3, "the grid's peak is higher");
+        assert_eq!(s[1].mlfrr_resolution_pps, None, "polling was not searched");
+        let search = Search {
+            steps: vec![run("polling", 70e3, 61e3)],
+            ..Search::default()
+        };
+        apply_searches(&mut s, &[("polling".into(), search)]);
+        assert_eq!(s[1].peak_delivered_pps, 61e3);
     }
 
     #[test]

@@ -16,12 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use pollsim_sysctl::Value;
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
-use super::model::{CpuPct, Frames, Measured, Probe, Run};
+use super::model::{CpuPct, Frames, HostDiag, Measured, PollingDiag, Probe, Run};
 use crate::flood::{self, FloodArgs};
-use crate::lab;
+use crate::kernel::time::Nanos;
+use crate::{lab, report};
 
 /// pollsim's address in the namespace.
 pub const ADDR: &str = "198.18.0.2";
@@ -29,8 +31,12 @@ pub const ADDR: &str = "198.18.0.2";
 pub const KERNEL_CIDR: &str = "198.18.0.1/24";
 /// pollsim's MAC (as `pollsim run` derives it from its address).
 pub const MAC: [u8; 6] = [2, 0, 198, 18, 0, 2];
+/// The idle loop of every instance compare (and calibrate) starts.
+pub const IDLE: &str = "machdep.idle=spin";
 /// Interval of the HTTP probe.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// Interval of the `kern.polling.burst` samples.
+const BURST_EVERY: Duration = Duration::from_millis(20);
 /// A probe unanswered after this long is a timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -40,7 +46,24 @@ pub fn enter_lab() -> anyhow::Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
     lab::setup_tap("tap0", KERNEL_CIDR).context("creating tap0 in the private namespace")?;
     lab::static_neigh("tap0", ADDR, MAC).context("neighbour entry")?;
+    keep_off_kernel_cpu();
     Ok(())
+}
+
+/// Keep the calling thread, and every thread it starts later (the probes,
+/// the `burst` sampler, the Ctrl-C handler), off the kernel's CPU when
+/// there is another: with `machdep.idle=spin` any other thread there
+/// stalls the simulated CPU and is counted as host noise. The flood pins
+/// itself, and each instance is pinned to the kernel's CPU once started.
+fn keep_off_kernel_cpu() {
+    let (n, kernel) = (cpu_count(), cpus().0);
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in (0..n.min(nix::sched::CpuSet::count())).filter(|&c| c != kernel) {
+        let _ = set.set(cpu);
+    }
+    if n >= 2 {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
 }
 
 /// Pin the calling thread (pid 0) or process `pid` to `cpu`, if it exists.
@@ -51,20 +74,31 @@ fn pin(pid: i32, cpu: usize) {
     }
 }
 
+/// CPUs this process may use, as first seen (before
+/// [`keep_off_kernel_cpu`] narrows the mask that `available_parallelism`
+/// reads).
+pub fn cpu_count() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The CPUs of the kernel and of the flood: different ones if there are two.
 fn cpus() -> (usize, usize) {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if n >= 2 { (0, 1) } else { (0, 0) }
+    if cpu_count() >= 2 { (0, 1) } else { (0, 0) }
 }
 
 /// A `pollsim run` for one mode, pinned to the kernel's CPU.
 pub struct Instance {
     child: Child,
     client: Client,
+    name: String,
 }
 
 impl Instance {
-    /// Start it with the given `--mode` and `--sysctl` settings.
+    /// Start it with the given `--mode` and `--sysctl` settings, after
+    /// `machdep.idle=spin` (which a mode's own settings may override): an
+    /// idle loop that blocks gives the host's hypervisor the core, and it
+    /// gives it back late (see `kern.sched.*`).
     pub fn start(name: &str, mode: &str, sysctls: &[String]) -> anyhow::Result<Instance> {
         let exe = std::env::current_exe().context("finding the pollsim binary")?;
         let mut cmd = Command::new(exe);
@@ -77,7 +111,8 @@ impl Instance {
             "--apps",
             "udp-sink,http",
         ])
-        .args(["--name", name, "--mode", mode, "--duration", "3600"]);
+        .args(["--name", name, "--mode", mode, "--duration", "3600"])
+        .args(["--sysctl", IDLE]);
         for s in sysctls {
             cmd.args(["--sysctl", s]);
         }
@@ -107,7 +142,11 @@ impl Instance {
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
         let client = Client::connect(&crate::ctl::socket_path(name))
             .map_err(|e| anyhow::anyhow!("connecting to pollsim run: {e}"))?;
-        Ok(Instance { child, client })
+        Ok(Instance {
+            child,
+            client,
+            name: name.to_string(),
+        })
     }
 
     /// Every node of the instance, integers and lists.
@@ -116,21 +155,16 @@ impl Instance {
             .client
             .call(&Request::get(""))
             .map_err(|e| anyhow::anyhow!("reading the instance's MIB: {e}"))?;
-        let mut s = Snapshot::default();
-        for n in reply.nodes {
-            match &n.value {
-                serde_json::Value::Number(v) => {
-                    s.ints.insert(n.name, v.as_i64().unwrap_or(0));
-                }
-                serde_json::Value::Array(a) => {
-                    s.lists
-                        .insert(n.name, a.iter().filter_map(|x| x.as_i64()).collect());
-                }
-                _ => {}
-            }
-        }
-        s.at = Instant::now();
-        Ok(s)
+        let at = Instant::now();
+        let dump: Vec<(String, Value)> = reply
+            .nodes
+            .into_iter()
+            .map(|n| {
+                let v = value_of(&n.value);
+                (n.name, v)
+            })
+            .collect();
+        Ok(Snapshot::from_dump(at, dump))
     }
 
     /// Set a knob of the running instance.
@@ -160,28 +194,76 @@ impl Drop for Instance {
     }
 }
 
+/// A node's value as the control socket sends it (JSON) back into a
+/// [`Value`]: a number, a list of numbers, or a string.
+fn value_of(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Number(n) => Value::Int(n.as_i64().unwrap_or(0)),
+        serde_json::Value::Array(a) => Value::List(a.iter().filter_map(|x| x.as_u64()).collect()),
+        other => Value::Str(other.as_str().unwrap_or_default().to_string()),
+    }
+}
+
 /// The nodes of an instance at one moment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     at: Instant,
     ints: BTreeMap<String, i64>,
     lists: BTreeMap<String, Vec<i64>>,
-}
-
-impl Default for Snapshot {
-    fn default() -> Self {
-        Snapshot {
-            at: Instant::now(),
-            ints: BTreeMap::new(),
-            lists: BTreeMap::new(),
-        }
-    }
+    strs: BTreeMap<String, String>,
+    /// The totals `pollsim stat` reads, the host's account among them.
+    report: report::Snapshot,
 }
 
 impl Snapshot {
+    /// The snapshot of a MIB dump taken at `at`.
+    pub fn from_dump(at: Instant, dump: Vec<(String, Value)>) -> Snapshot {
+        let report = report::Snapshot::from_dump(Nanos::ZERO, &dump);
+        let (mut ints, mut lists, mut strs) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for (name, v) in dump {
+            match v {
+                Value::Int(i) => {
+                    ints.insert(name, i);
+                }
+                Value::List(l) => {
+                    lists.insert(name, l.into_iter().map(crate::sat).collect());
+                }
+                Value::Str(t) => {
+                    strs.insert(name, t);
+                }
+            }
+        }
+        Snapshot {
+            at,
+            ints,
+            lists,
+            strs,
+            report,
+        }
+    }
+
+    /// Seconds from `earlier` to this snapshot.
+    pub fn seconds_since(&self, earlier: &Snapshot) -> f64 {
+        self.at.duration_since(earlier.at).as_secs_f64()
+    }
+
     /// An integer node (0 if absent).
     pub fn int(&self, name: &str) -> i64 {
         self.ints.get(name).copied().unwrap_or(0)
+    }
+
+    /// A node as it ran, for `params`: an integer, a string, or `None` if
+    /// absent.
+    pub fn param(&self, name: &str) -> Option<serde_json::Value> {
+        self.ints
+            .get(name)
+            .map(|&i| i.into())
+            .or_else(|| self.strs.get(name).map(|t| t.as_str().into()))
+    }
+
+    /// The host's account (`kern.sched.*`), if the instance keeps one.
+    pub fn host(&self) -> Option<&report::HostSnapshot> {
+        self.report.host.as_ref()
     }
 }
 
@@ -264,6 +346,33 @@ fn http_get(dst: SocketAddrV4) -> Option<()> {
     buf.starts_with(b"HTTP/1.1 200").then_some(())
 }
 
+/// `kern.polling.burst` of instance `name`, read about every
+/// [`BURST_EVERY`] from a control-socket client of its own until `stop`
+/// (the instance's main client stays free for the window's snapshots).
+/// Bound: one request per interval.
+fn sample_burst(name: &str, stop: &AtomicBool) -> Vec<u64> {
+    let mut out = Vec::new();
+    let Ok(mut c) = Client::connect(&crate::ctl::socket_path(name)) else {
+        return out;
+    };
+    let req = Request::get("kern.polling.burst");
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        match c.call(&req) {
+            Ok(reply) => out.extend(
+                reply
+                    .nodes
+                    .iter()
+                    .filter(|n| n.name == "kern.polling.burst")
+                    .filter_map(|n| n.value.as_u64()),
+            ),
+            Err(_) => break,
+        }
+        std::thread::sleep(BURST_EVERY.saturating_sub(t.elapsed()));
+    }
+    out
+}
+
 /// Measure one point: flood at `rate` for `warmup + secs`, recording over
 /// the last `secs` seconds. The offered rate is what the flood sent between
 /// the two snapshots, so it covers the same window as the counters.
@@ -276,7 +385,9 @@ pub fn measure(
 ) -> anyhow::Result<Run> {
     let stop_flood = AtomicBool::new(false);
     let stop_probe = AtomicBool::new(false);
+    let stop_sampler = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
+    let name = inst.name.clone();
     std::thread::scope(|s| -> anyhow::Result<Run> {
         // The flood outlasts the window by the probe timeout, so that every
         // probe started in the window runs under load until it ends.
@@ -287,10 +398,15 @@ pub fn measure(
         let sent_a = sent.load(Ordering::Relaxed);
         let a = inst.snapshot();
         let probe = s.spawn(|| probe_until(&stop_probe));
+        let sampler = s.spawn(|| sample_burst(&name, &stop_sampler));
         std::thread::sleep(Duration::from_secs_f64(secs));
         let sent_b = sent.load(Ordering::Relaxed);
         let b = inst.snapshot();
+        stop_sampler.store(true, Ordering::Relaxed);
         stop_probe.store(true, Ordering::Relaxed);
+        let burst = sampler
+            .join()
+            .map_err(|_| anyhow::anyhow!("burst sampler panicked"))?;
         let (lat, timeouts) = probe
             .join()
             .map_err(|_| anyhow::anyhow!("probe panicked"))?;
@@ -303,12 +419,22 @@ pub fn measure(
         let probe_ms = Probe::from_latencies(lat, timeouts);
         let window = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
         let offered = (sent_b - sent_a) as f64 / window;
-        Ok(point(mode, &a, &b, offered, probe_ms))
+        let mut run = point(mode, &a, &b, offered, probe_ms, &burst);
+        run.requested_pps = rate.parse().ok();
+        Ok(run)
     })
 }
 
-/// A point from two snapshots.
-fn point(mode: &str, a: &Snapshot, b: &Snapshot, offered_pps: f64, probe_ms: Probe) -> Run {
+/// A point from two snapshots and the `burst` samples taken between them.
+fn point(
+    mode: &str,
+    a: &Snapshot,
+    b: &Snapshot,
+    offered_pps: f64,
+    probe_ms: Probe,
+    burst: &[u64],
+) -> Run {
+    let seconds = b.at.duration_since(a.at).as_secs_f64();
     let d = |n: &str| b.int(n) - a.int(n);
     let nics = |suffix: &str| -> i64 {
         b.ints
@@ -328,7 +454,7 @@ fn point(mode: &str, a: &Snapshot, b: &Snapshot, offered_pps: f64, probe_ms: Pro
     };
     let mut params = serde_json::Map::new();
     for k in RECORDED_PARAMS {
-        params.insert(k.to_string(), serde_json::Value::from(b.int(k)));
+        params.insert(k.to_string(), b.param(k).unwrap_or(0.into()));
     }
     Run::from_window(Measured {
         mode: mode.to_string(),
@@ -337,15 +463,28 @@ fn point(mode: &str, a: &Snapshot, b: &Snapshot, offered_pps: f64, probe_ms: Pro
         frames: Frames::from_counters(d, nics),
         cpu: CpuPct::between(&cp(a), &cp(b)),
         probe_ms,
-        seconds: b.at.duration_since(a.at).as_secs_f64(),
+        seconds,
         simulated: false,
+        host: host_window(a, b, seconds),
+        polling: Some(PollingDiag::from_counters(d, burst)),
     })
+}
+
+/// What the host took between two snapshots (`None` if the instance keeps
+/// no host account).
+pub fn host_window(a: &Snapshot, b: &Snapshot, seconds: f64) -> Option<HostDiag> {
+    let (ha, hb) = (a.host()?, b.host()?);
+    Some(HostDiag::from_window(&report::HostWindow::between(
+        ha, hb, seconds,
+    )))
 }
 
 /// The knobs recorded in every run's `params`, as read back from the
 /// instance (the value that ran).
-pub const RECORDED_PARAMS: [&str; 11] = [
+pub const RECORDED_PARAMS: [&str; 13] = [
     "kern.hz",
+    "machdep.idle",
+    "kern.sched.stall_compensate",
     "kern.polling.user_frac",
     "kern.polling.burst_max",
     "kern.polling.each_burst",
