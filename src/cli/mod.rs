@@ -95,9 +95,15 @@ pub struct RunArgs {
     /// The tap device (create it first: ip tuntap add dev tap0 mode tap).
     #[arg(long = "if", default_value = "tap0", value_name = "IF")]
     pub ifname: String,
-    /// The stack's address and prefix.
+    /// The stack's address and prefix, in 198.18.0.0/15 (the RFC 2544
+    /// benchmarking range) unless --allow-any-addr is given.
     #[arg(long, default_value = "198.18.0.2/24", value_parser = parse_cidr)]
     pub addr: Ipv4Cidr,
+    /// Accept an --addr outside 198.18.0.0/15: the stack then answers on
+    /// whatever network the tap is bridged to. Off by default, so a typo
+    /// cannot put pollsim on a production network.
+    #[arg(long)]
+    pub allow_any_addr: bool,
     /// Initial input mode of the interface (dev.<if>.polling).
     #[arg(long, default_value = "polling", value_parser = parse_mode)]
     pub mode: Mode,
@@ -258,8 +264,21 @@ fn flood(args: &crate::flood::FloodArgs) -> anyhow::Result<()> {
     crate::flood::main(args, &stop).map(|_| ())
 }
 
+/// Refuse an `--addr` outside 198.18.0.0/15 unless `--allow-any-addr`.
+fn check_addr(args: &RunArgs) -> anyhow::Result<()> {
+    if !args.allow_any_addr && !lab::is_bench_addr(args.addr.address()) {
+        bail!(
+            "--addr {} is outside 198.18.0.0/15, the benchmarking range: refused \
+             (pass --allow-any-addr to use it anyway)",
+            args.addr
+        );
+    }
+    Ok(())
+}
+
 /// `pollsim run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    check_addr(args)?;
     let cfg = KernelConfig {
         hz: Hz::new(args.hz)?,
         addr: args.addr,
