@@ -352,7 +352,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("{}", report::line(&prev, &snap));
         prev = snap;
     };
-    let mut on_tick = |k: &mut Kernel| control.serve(&mib, k);
+    // Both schedulers switch the CPU's state at the tick just before this
+    // hook, so the last switch is the tick's time on the kernel's clock.
+    let mut on_tick = |k: &mut Kernel| {
+        let now = k.cpu.last_switch();
+        control.serve(&mib, k, now);
+    };
     let hooks = Hooks {
         observe: &mut observe,
         on_tick: &mut on_tick,
