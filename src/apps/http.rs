@@ -238,8 +238,17 @@ impl App for Http {
     /// Answer up to [`PIPELINE_PER_STEP`] requests of one connection.
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
         let phase = self.pool.on_event(cx.sockets, cx.reactor, token);
-        if matches!(phase, Phase::New | Phase::Refused | Phase::Done) {
+        if matches!(
+            phase,
+            Phase::HalfOpen | Phase::New | Phase::Refused | Phase::Done
+        ) {
             cx.wrote = true;
+        }
+        if phase == Phase::HalfOpen {
+            // Nothing to serve before the handshake completes.
+            self.pool
+                .rearm(cx.sockets, cx.reactor, token, Interest::READABLE);
+            return Step::DONE;
         }
         let timeout = smoltcp::time::Duration::from_millis(self.keepalive_timeout_ms);
         let Some((h, conn)) = self.pool.get(token) else {
