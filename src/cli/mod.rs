@@ -8,6 +8,7 @@ mod bench;
 mod calibrate;
 mod compare;
 mod compare_sim;
+mod pcap;
 mod run_sim;
 
 use std::process::ExitCode;
@@ -143,6 +144,15 @@ pub struct RunArgs {
     /// With --sim: the flood's mean rate (pps, k/M suffixes).
     #[arg(long, default_value = "100k", requires = "sim")]
     pub sim_rate: String,
+    /// Capture every frame the NIC took and every frame the stack sent to
+    /// FILE (pcapng, one interface block per NIC, kernel-clock timestamps;
+    /// virtual time with --sim).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+    /// Bound of the capture, bytes (k, M, G suffixes: powers of 1024);
+    /// frames beyond are not recorded, and counted.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = pcap::parse_size)]
+    pub pcap_limit: u64,
     /// With --sim: the flood's arrival process.
     #[arg(long, value_enum, default_value = "poisson", requires = "sim")]
     pub arrivals: crate::compare::sim::ArrivalKind,
@@ -310,7 +320,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let nic = TapNic::open(&args.ifname, mac_for(&args.addr))?;
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
-    k.attach(Box::new(nic), &cfg, clock.now());
+    let capture = pcap::create(args, pcap::unix_base(clock.now()))?;
+    match &capture {
+        Some(c) => k.attach(Box::new(c.wrap(nic)), &cfg, clock.now()),
+        None => k.attach(Box::new(nic), &cfg, clock.now()),
+    };
     let mib = mib::build(&k);
     for kv in &args.sysctls {
         let (name, value) = kv
@@ -365,5 +379,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     run_real(&mut k, &mut clock, &stop, opts, hooks)
         .context("the scheduler's clock or epoll failed")?;
     print!("{}", report::summary(&mut k, &mib));
-    Ok(())
+    drop(k);
+    pcap::finish(args, capture)
 }

@@ -130,6 +130,15 @@ pub struct Sim {
 impl Sim {
     /// Build the system at [`START`]: kernel, NIC, apps, knobs, probe.
     pub fn new(cfg: &SimConfig) -> Result<Sim, SimError> {
+        Sim::new_wrapped(cfg, |nic| Box::new(nic))
+    }
+
+    /// As [`Sim::new`], the kernel's NIC being `wrap` of the simulated
+    /// one (a capture, say: STYLE.md's wrappers, not flags).
+    pub fn new_wrapped(
+        cfg: &SimConfig,
+        wrap: impl FnOnce(SharedVirtNic) -> Box<dyn pollsim_drivers::Nic>,
+    ) -> Result<Sim, SimError> {
         let addr = Ipv4Cidr::new(ADDR.parse().unwrap_or(Ipv4Address::UNSPECIFIED), 24);
         let kcfg = KernelConfig {
             hz: cfg.hz,
@@ -145,7 +154,7 @@ impl Sim {
         let clock = VirtualClock::new(START);
         let mut k = Kernel::new(&kcfg, START);
         k.cost = Some(CostModel::default());
-        k.attach(Box::new(shared), &kcfg, START);
+        k.attach(wrap(shared), &kcfg, START);
         let mib = mib::build(&k);
         for kv in &cfg.sysctls {
             let (name, value) = kv
