@@ -74,7 +74,8 @@ pub enum SimError {
     /// A `--sysctl` was malformed or refused.
     #[error("--sysctl {0}")]
     Sysctl(String),
-    /// The NIC's interrupt line (an eventfd) could not be made.
+    /// The simulated NIC could not be made (it holds no OS resource on
+    /// virtual time, so this does not happen today).
     #[error("creating the simulated NIC: {0}")]
     Nic(#[from] std::io::Error),
 }
