@@ -6,6 +6,14 @@
 //! tick, with a budget of requests per tick so that control traffic can
 //! never take more than a bounded slice of the CPU, whatever the load.
 //! The protocol (versioned, newline-delimited JSON) is `pollsim_sysctl::proto`.
+//!
+//! Slots are few ([`MAX_CLIENTS`]) and must not be held by clients that do
+//! nothing: one that has sent no complete request line for
+//! [`CLIENT_IDLE`] (nothing at all, or half a line) is closed, and when
+//! every slot is taken a new client takes the slot of the longest-idle one,
+//! as an HTTP server's idle timeout and connection reuse do. Time is a
+//! parameter ([`Control::serve`] takes `now`), so the same code runs on the
+//! kernel's real or virtual clock.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -15,13 +23,16 @@ use pollsim_sysctl::Mib;
 use pollsim_sysctl::serve::{LineBuffer, handle_frame};
 
 use crate::kernel::Kernel;
+use crate::kernel::time::Nanos;
 
 pub use pollsim_sysctl::client::{SOCKET_DIR as RUN_DIR, socket_path};
 
 /// Requests answered per clock tick at most (1000 Hz: 8000/s).
 pub const REQUESTS_PER_TICK: usize = 8;
-/// Clients served at once; more are refused.
+/// Clients served at once; a new one beyond takes the longest-idle slot.
 pub const MAX_CLIENTS: usize = 32;
+/// A client that sends no complete request line for this long is closed.
+pub const CLIENT_IDLE: Nanos = Nanos::from_secs(3);
 /// Bytes read from one client per tick at most.
 const READ_PER_TICK: usize = 64 * 1024;
 /// Replies buffered for a client that does not read; beyond, it is dropped.
@@ -78,6 +89,8 @@ struct Client {
     eof: bool,
     /// The connection failed or misbehaved: drop it.
     broken: bool,
+    /// When it was accepted or last sent a complete request line.
+    last_request: Nanos,
 }
 
 /// Counters of the control service.
@@ -91,6 +104,10 @@ pub struct CtlStats {
     pub clients: u64,
     /// Clients refused or dropped (too many, or not reading replies)
     pub refused: u64,
+    /// Clients closed after CLIENT_IDLE without a complete request line
+    pub idle_closed: u64,
+    /// Idle clients closed early to make room for a new one (all slots taken)
+    pub evicted: u64,
 }
 
 /// The listening socket and its clients. Removes the socket file on drop.
@@ -155,16 +172,18 @@ impl Control {
         &self.path
     }
 
-    /// Serve: accept waiting clients, answer up to `REQUESTS_PER_TICK`
-    /// requests, flush replies. Never blocks. Bound: `MAX_CLIENTS` accepts,
-    /// `READ_PER_TICK` bytes per client, `REQUESTS_PER_TICK` requests, one
-    /// status read.
+    /// Serve at `now`: accept waiting clients (a full table gives the
+    /// longest-idle client's slot to the new one), answer up to
+    /// `REQUESTS_PER_TICK` requests, flush replies, close clients idle for
+    /// [`CLIENT_IDLE`]. Never blocks. Bound: `MAX_CLIENTS` accepts (each
+    /// scanning `MAX_CLIENTS` slots), `READ_PER_TICK` bytes per client,
+    /// `REQUESTS_PER_TICK` requests, one status read.
     ///
     /// Before the first request of a call, the NICs' status is read, so that
     /// what a client sees of `rx_missed` is current, not as old as the last
     /// status check (up to a second in interrupt mode).
-    pub fn serve(&mut self, mib: &Mib<Kernel>, k: &mut Kernel) {
-        self.accept();
+    pub fn serve(&mut self, mib: &Mib<Kernel>, k: &mut Kernel, now: Nanos) {
+        self.accept(now);
         let mut budget = REQUESTS_PER_TICK;
         let mut fresh = false;
         for c in &mut self.clients {
@@ -180,6 +199,7 @@ impl Control {
                     None => break,
                 };
                 idle = false;
+                c.last_request = now;
                 budget -= 1;
                 if !fresh {
                     k.check_status();
@@ -200,28 +220,40 @@ impl Control {
             if c.eof && idle && c.out.is_empty() {
                 c.broken = true; // done: every request answered
             }
+            if !c.broken && idle && now.since(c.last_request) >= CLIENT_IDLE {
+                c.broken = true;
+                self.stats.idle_closed += 1;
+            }
         }
         self.clients.retain(|c| !c.broken);
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, now: Nanos) {
         for _ in 0..MAX_CLIENTS {
-            match self.listener.accept() {
-                Ok((stream, _)) if self.clients.len() < MAX_CLIENTS => {
-                    if stream.set_nonblocking(true).is_ok() {
-                        self.stats.clients += 1;
-                        self.clients.push(Client {
-                            stream,
-                            lines: LineBuffer::new(),
-                            out: Vec::new(),
-                            eof: false,
-                            broken: false,
-                        });
-                    }
-                }
-                Ok(_) => self.stats.refused += 1, // dropped: closes at once
-                Err(_) => return,
+            let Ok((stream, _)) = self.listener.accept() else {
+                return;
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
             }
+            if self.clients.len() >= MAX_CLIENTS {
+                // Every slot is taken: the client that has waited longest
+                // without sending a request makes room (closed on drop).
+                let oldest = (0..self.clients.len()).min_by_key(|&i| self.clients[i].last_request);
+                if let Some(i) = oldest {
+                    self.clients.swap_remove(i);
+                    self.stats.evicted += 1;
+                }
+            }
+            self.stats.clients += 1;
+            self.clients.push(Client {
+                stream,
+                lines: LineBuffer::new(),
+                out: Vec::new(),
+                eof: false,
+                broken: false,
+                last_request: now,
+            });
         }
     }
 }

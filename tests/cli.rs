@@ -74,3 +74,43 @@ fn an_unprivileged_run_says_to_run_as_root() {
     assert!(err.contains("run pollsim as root"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn an_address_outside_the_benchmarking_range_is_refused() {
+    // Refused before anything else (no tap, no socket, no root needed).
+    for addr in [
+        "10.0.0.2/24",
+        "192.168.1.2/24",
+        "198.20.0.2/24",
+        "198.17.255.2/24",
+    ] {
+        refused(
+            &["run", "--addr", addr, "--if", "nosuch0"],
+            "outside 198.18.0.0/15",
+        );
+    }
+    refused(
+        &["run", "--sim", "--addr", "10.0.0.2/24"],
+        "--allow-any-addr",
+    );
+}
+
+#[test]
+fn allow_any_addr_lets_an_address_outside_the_range_through() {
+    // With the opt-in, the address check passes and the run gets as far as
+    // the tap, which does not exist: the error is about the tap, not the
+    // address.
+    let (code, _, err) = run_pollsim(&[
+        "run",
+        "--addr",
+        "10.0.0.2/24",
+        "--allow-any-addr",
+        "--if",
+        "nosuch0",
+        "--name",
+        &format!("any-addr-{}", std::process::id()),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("198.18.0.0/15"), "{err}");
+    assert!(err.contains("nosuch0") || err.contains("root"), "{err}");
+}

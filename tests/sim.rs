@@ -189,3 +189,44 @@ fn run_sim_has_the_hw_sim_nodes_readme_documents() {
     assert_eq!(code, 2);
     assert!(err.contains("0..10000000"), "{err}");
 }
+
+/// On virtual time the NIC's interrupt line is plain memory: a simulated
+/// second of 1 Mpps in interrupt mode (hundreds of thousands of
+/// interrupts) makes no system call per interrupt.
+#[test]
+fn an_interrupt_mode_simulation_makes_no_system_call_per_interrupt() {
+    let trace = std::env::temp_dir().join(format!("pollsim-strace-{}.txt", std::process::id()));
+    let out = std::process::Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_pollsim"))
+        .args([
+            "run",
+            "--sim",
+            "--mode",
+            "interrupt",
+            "--sim-rate",
+            "1M",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .expect("strace (apt-get install strace)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let s = util::Summary::parse(&stdout);
+    assert!(s.int("dev.tap0.interrupts") > 100_000, "{}", s.text);
+    let report = std::fs::read_to_string(&trace).expect("strace's report");
+    let _ = std::fs::remove_file(&trace);
+    let total: u64 = report
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no total in strace's report:\n{report}"));
+    assert!(total < 1_000, "{total} system calls:\n{report}");
+}

@@ -252,6 +252,61 @@ fn malformed_requests_get_errors_and_the_instance_keeps_serving() {
 }
 
 #[test]
+fn idle_and_half_line_clients_cannot_lock_out_sysctl() {
+    if !require_root_or_skip("idle_and_half_line_clients_cannot_lock_out_sysctl") {
+        return;
+    }
+    let _serial = util::serial();
+    with_tap(|| {
+        let run = Running::start(&["--apps", "udp-sink"]);
+        let path = pollsim::ctl::socket_path(&run.name);
+        // 200 clients that send nothing and 50 that send half a line, all
+        // held open: far more than the control socket's slots.
+        let mut held = Vec::new();
+        for i in 0..250 {
+            let mut s = UnixStream::connect(&path).expect("connect");
+            if i >= 200 {
+                s.write_all(b"{\"v\":1,\"op\":\"get\",\"na").unwrap();
+            }
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for round in 0..3 {
+            let t = Instant::now();
+            let (code, out, err) = run.sysctl(&["kern.polling.user_frac"]);
+            let took = t.elapsed();
+            assert_eq!(code, 0, "round {round}: {err}");
+            assert_eq!(out, "kern.polling.user_frac: 50\n");
+            assert!(
+                took < Duration::from_secs(1),
+                "round {round}: sysctl took {took:?} with 250 idle clients"
+            );
+        }
+        // A client silent for longer than CLIENT_IDLE is closed: its read
+        // ends (EOF or reset) instead of blocking.
+        let mut s = UnixStream::connect(&path).expect("connect");
+        s.write_all(b"{\"v\":1,").unwrap();
+        let limit = pollsim::ctl::CLIENT_IDLE.as_secs_f64() + 2.0;
+        s.set_read_timeout(Some(Duration::from_secs_f64(limit)))
+            .unwrap();
+        let t = Instant::now();
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("a half line got a reply: {:?}", &buf[..n]),
+            Err(e) => assert!(
+                e.kind() == std::io::ErrorKind::ConnectionReset,
+                "the idle client was not closed within {limit} s: {e}"
+            ),
+        }
+        assert!(t.elapsed() >= Duration::from_secs_f64(limit - 2.5));
+        drop(held);
+        let s = run.stop();
+        assert!(s.text.contains("balance: ok"), "{}", s.text);
+    });
+}
+
+#[test]
 fn a_thousand_requests_a_second_from_four_clients_all_answered() {
     if !require_root_or_skip("a_thousand_requests_a_second") {
         return;

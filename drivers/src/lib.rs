@@ -8,11 +8,14 @@
 //!
 //! - [`TapNic`]: a real Linux tap device (tun-tap crate). OS specifics live in
 //!   `sys/`, the only place where `unsafe` is allowed.
+//! - [`PcapNic`]: a wrapper around any `Nic` that captures its frames to a
+//!   pcapng file ([`Capture`]), off the per-frame path.
 //! - [`VirtNic`]: an in-memory twin with a bounded ring, for tests and for
 //!   virtual time, fed by a seeded [`Arrivals`] source.
 #![deny(unsafe_code)]
 
 pub mod arrivals;
+pub mod pcap;
 mod sys;
 mod tap;
 mod virt;
@@ -20,6 +23,7 @@ mod virt;
 use std::os::fd::BorrowedFd;
 
 pub use arrivals::{Arrivals, Pattern};
+pub use pcap::{Capture, PcapNic, PcapStats};
 pub use tap::TapNic;
 pub use virt::{SharedVirtNic, VirtNic};
 
@@ -102,6 +106,11 @@ pub trait Nic {
 
     /// The counters as of now, without touching the device.
     fn stats(&self) -> NicStats;
+
+    /// The kernel's clock (ns, real or virtual) at the unit of work that
+    /// calls `rx` and `tx` next. Drivers have no use for it; a wrapper
+    /// that timestamps frames (a capture) keeps it.
+    fn set_now(&mut self, _now_ns: u64) {}
 }
 
 /// Why a NIC could not be opened. Each message names the cause and the fix.

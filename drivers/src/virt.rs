@@ -2,9 +2,13 @@
 //! `TapNic` for tests and for virtual time (as smoltcp's `phy::Loopback`).
 //!
 //! Frames are injected by the caller; a full ring drops and counts
-//! `rx_missed`, exactly where a tap's queue would. The interrupt line is an
-//! eventfd kept readable while the line is unmasked and the ring holds a
-//! frame.
+//! `rx_missed`, exactly where a tap's queue would. The interrupt line is
+//! plain memory ([`VirtNic::irq_asserted`]: unmasked, with a frame
+//! waiting), which is what the virtual-time scheduler reads. Only when a
+//! real scheduler asks for a file descriptor to wait on ([`Nic::irq_fd`])
+//! is an eventfd made, and from then on kept readable while the line is
+//! raised; without one, raising and lowering the line costs no system call
+//! (with one, two per interrupt).
 //!
 //! For virtual time, an [`Arrivals`] source can be wired to the NIC: the
 //! scheduler asks [`VirtNic::next_arrival`] when the wire will next deliver
@@ -12,7 +16,7 @@
 //! [`SharedVirtNic`] lets the kernel own the NIC as a `Box<dyn Nic>` while
 //! the simulation keeps a handle on the same one (one thread, `Rc`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
@@ -34,17 +38,20 @@ pub struct VirtNic {
     /// Frames the kernel transmitted, oldest first, at most `ring_len` kept.
     sent: VecDeque<Vec<u8>>,
     stats: NicStats,
-    irq: EventFd,
+    /// The eventfd mirroring the line, made on the first `irq_fd` call.
+    irq: OnceCell<EventFd>,
     irq_enabled: bool,
-    irq_raised: bool,
+    /// The eventfd is readable (set where it is made, under `&self`).
+    irq_raised: Cell<bool>,
     /// The wire: when frames arrive, and the frame each one carries.
     source: Option<(Arrivals, Vec<u8>)>,
 }
 
 impl VirtNic {
-    /// A NIC named `name` whose receive ring holds `ring_len` frames.
+    /// A NIC named `name` whose receive ring holds `ring_len` frames. It
+    /// holds no OS resource (its interrupt line's eventfd is made on
+    /// demand), so this does not fail; the `Result` stays for callers.
     pub fn new(name: &str, mac: [u8; 6], ring_len: usize) -> std::io::Result<VirtNic> {
-        let irq = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
         Ok(VirtNic {
             name: name.to_string(),
             mac,
@@ -53,9 +60,9 @@ impl VirtNic {
             ring_len,
             sent: VecDeque::new(),
             stats: NicStats::default(),
-            irq,
+            irq: OnceCell::new(),
             irq_enabled: false,
-            irq_raised: false,
+            irq_raised: Cell::new(false),
             source: None,
         })
     }
@@ -121,14 +128,32 @@ impl VirtNic {
         self.sent.drain(..).collect()
     }
 
-    /// Keep the eventfd readable iff the line is unmasked and a frame waits.
+    /// Keep the eventfd, if one was asked for, readable iff the line is
+    /// unmasked and a frame waits. Without one: no system call.
     fn sync_irq(&mut self) {
+        let Some(irq) = self.irq.get() else {
+            return;
+        };
         let want = self.irq_enabled && !self.ring.is_empty();
-        if want && !self.irq_raised {
-            self.irq_raised = self.irq.write(1).is_ok();
-        } else if !want && self.irq_raised {
-            self.irq_raised = self.irq.read().is_err();
+        if want && !self.irq_raised.get() {
+            self.irq_raised.set(irq.write(1).is_ok());
+        } else if !want && self.irq_raised.get() {
+            self.irq_raised.set(irq.read().is_err());
         }
+    }
+
+    /// The eventfd of the line, made (and raised if the line is) on the
+    /// first call. Panics if the system refuses an eventfd: this happens at
+    /// a real scheduler's set-up, never on the data path.
+    fn irq_eventfd(&self) -> &EventFd {
+        self.irq.get_or_init(|| {
+            let fd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+                .unwrap_or_else(|e| panic!("{}: creating the interrupt eventfd: {e}", self.name));
+            if self.irq_asserted() {
+                self.irq_raised.set(fd.write(1).is_ok());
+            }
+            fd
+        })
     }
 }
 
@@ -168,7 +193,7 @@ impl Nic for VirtNic {
     }
 
     fn irq_fd(&self) -> BorrowedFd<'_> {
-        self.irq.as_fd()
+        self.irq_eventfd().as_fd()
     }
 
     fn set_intr_enabled(&mut self, enabled: bool) {
@@ -199,16 +224,21 @@ impl Nic for VirtNic {
 pub struct SharedVirtNic {
     inner: Rc<RefCell<VirtNic>>,
     name: String,
-    irq: OwnedFd,
+    /// A duplicate of the inner NIC's eventfd, made on the first `irq_fd`
+    /// call (so that it can be lent for as long as `&self`).
+    irq: OnceCell<OwnedFd>,
 }
 
 impl SharedVirtNic {
-    /// Share `nic`: the kernel's side, and the simulation's handle.
+    /// Share `nic`: the kernel's side, and the simulation's handle. Makes
+    /// no file descriptor (the interrupt line is plain memory until a real
+    /// scheduler asks for one), so this does not fail; the `Result` stays
+    /// for callers.
     pub fn new(nic: VirtNic) -> std::io::Result<(SharedVirtNic, Rc<RefCell<VirtNic>>)> {
-        let irq = nic.irq.as_fd().try_clone_to_owned()?;
         let name = nic.name.clone();
         let inner = Rc::new(RefCell::new(nic));
         let handle = Rc::clone(&inner);
+        let irq = OnceCell::new();
         Ok((SharedVirtNic { inner, name, irq }, handle))
     }
 }
@@ -230,8 +260,20 @@ impl Nic for SharedVirtNic {
         self.inner.borrow_mut().tx(frame);
     }
 
+    /// Panics if the system refuses the eventfd or its duplicate: this
+    /// happens at a real scheduler's set-up, never on the data path.
     fn irq_fd(&self) -> BorrowedFd<'_> {
-        self.irq.as_fd()
+        self.irq
+            .get_or_init(|| {
+                self.inner
+                    .borrow()
+                    .irq_fd()
+                    .try_clone_to_owned()
+                    .unwrap_or_else(|e| {
+                        panic!("{}: duplicating the interrupt eventfd: {e}", self.name)
+                    })
+            })
+            .as_fd()
     }
 
     fn set_intr_enabled(&mut self, enabled: bool) {
@@ -299,6 +341,36 @@ mod tests {
         }
         assert_eq!(nic.rx(3, &mut |_| {}), 3);
         assert_eq!(nic.pending(), 2);
+    }
+
+    #[test]
+    fn the_line_is_memory_until_an_fd_is_asked_for() {
+        let mut nic = VirtNic::new("virt0", [2, 0, 0, 0, 0, 1], 8).unwrap();
+        nic.set_intr_enabled(true);
+        nic.inject(&[1]);
+        assert!(nic.irq_asserted());
+        assert!(nic.irq.get().is_none(), "no eventfd on virtual time");
+        nic.rx(1, &mut |_| {});
+        assert!(!nic.irq_asserted());
+        assert!(nic.irq.get().is_none());
+        let (shared, _handle) = SharedVirtNic::new(nic).unwrap();
+        assert!(shared.irq.get().is_none());
+    }
+
+    #[test]
+    fn an_fd_asked_for_while_the_line_is_raised_starts_readable() {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut nic = VirtNic::new("virt0", [2, 0, 0, 0, 0, 1], 8).unwrap();
+        nic.set_intr_enabled(true);
+        nic.inject(&[1]);
+        let (mut shared, _handle) = SharedVirtNic::new(nic).unwrap();
+        let readable = |s: &SharedVirtNic| {
+            let mut fds = [PollFd::new(s.irq_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+        };
+        assert!(readable(&shared));
+        shared.rx(1, &mut |_| {});
+        assert!(!readable(&shared), "empty ring must lower the line");
     }
 
     #[test]

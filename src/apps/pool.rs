@@ -13,9 +13,30 @@
 //! token freed, so that at rest the pool holds its backlog
 //! (`LISTEN_PER_SHARD` × shards) and sockets never accumulate.
 //!
+//! # Half-open connections (SYN floods)
+//!
+//! As a real kernel's TCP does (Linux's `tcp_max_syn_backlog`, FreeBSD's
+//! syncache), half-open connections are bounded apart from established
+//! ones: a listener that took a SYN (SYN-RECEIVED) is *half-open*, counted
+//! in `half_open`, not in `active`, and at most `user.<app>.syn_backlog` of
+//! them are kept: when a new one would exceed it, the oldest is aborted
+//! (`syn_dropped`). A half-open connection gives up after
+//! `user.<app>.syn_timeout_ms` (smoltcp's socket timeout, counted from the
+//! SYN; it retransmits the SYN-ACK after 1 s, then doubling, so the default
+//! 3 s allows two retransmits) and its slot is freed (`timeouts`). A
+//! RST in SYN-RECEIVED takes smoltcp's socket back to LISTEN; the reactor
+//! reports any change of state of a half-open socket, so the slot is freed
+//! at once (`resets`); a RST on an established connection closes it,
+//! which the reactor reports too. Only a completed handshake counts against
+//! `max_conns`, and an established connection is never evicted to make room
+//! for a half-open one.
+//!
 //! Tokens: the pool's slot `i` is the reactor token `base + i`.
 
+use std::collections::VecDeque;
+
 use smoltcp::socket::tcp;
+use smoltcp::time::Duration;
 
 use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
 use crate::kernel::sockets::{SockRef, Sockets};
@@ -30,13 +51,25 @@ pub const MAX_CONNS_MAX: u64 = 16_384;
 /// Idle time after which smoltcp aborts a connection, so a silent peer
 /// cannot hold a slot for ever.
 const TIMEOUT_SECS: u64 = 30;
+/// Default of `user.<app>.syn_backlog` (Linux's `tcp_max_syn_backlog`
+/// floor is 128; a little more, as the pool's listeners take SYNs in 256
+/// shards).
+pub const SYN_BACKLOG_DEFAULT: u64 = 256;
+/// Largest accepted `user.<app>.syn_backlog`.
+pub const SYN_BACKLOG_MAX: u64 = 16_384;
+/// Default of `user.<app>.syn_timeout_ms`: two SYN-ACK retransmits.
+pub const SYN_TIMEOUT_MS_DEFAULT: u64 = 3_000;
+/// Bounds of `user.<app>.syn_timeout_ms`.
+pub const SYN_TIMEOUT_MS_RANGE: (u64, u64) = (100, 60_000);
 
 /// What an event on a pool socket means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// A listener with nothing yet (a spurious event).
     Listening,
-    /// A connection just taken (the app serves it now).
+    /// A half-open connection (SYN-RECEIVED): nothing to serve yet.
+    HalfOpen,
+    /// A connection just established (the app serves it now).
     New,
     /// A connection beyond `max_conns`, aborted.
     Refused,
@@ -55,12 +88,31 @@ pub struct PoolStats {
     pub refused: u64,
     /// Finished connections whose socket was removed (the backlog was full)
     pub reclaimed: u64,
+    /// SYNs taken by a listener (connections that became half-open)
+    pub syn_received: u64,
+    /// Half-open connections aborted, oldest first, because syn_backlog were held
+    pub syn_dropped: u64,
+    /// Half-open connections that timed out in SYN-RECEIVED (syn_timeout_ms)
+    pub timeouts: u64,
+    /// Half-open connections reset by the peer, their slot freed at once
+    pub resets: u64,
+}
+
+/// What a slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A listener of its shard's backlog.
+    Listening,
+    /// A half-open connection (in the pool's `half_open` queue).
+    HalfOpen,
+    /// An established connection, counted in `active`.
+    Open,
 }
 
 #[derive(Debug)]
 struct Slot<T> {
     handle: SockRef,
-    listening: bool,
+    role: Role,
     data: T,
 }
 
@@ -72,6 +124,12 @@ pub struct Pool<T> {
     base: usize,
     /// Connections served at once, at most (`user.<app>.max_conns`).
     pub max_conns: u64,
+    /// Half-open connections kept, at most (`user.<app>.syn_backlog`).
+    pub syn_backlog: u64,
+    /// Time a half-open connection is given, ms (`user.<app>.syn_timeout_ms`).
+    pub syn_timeout_ms: u64,
+    /// Half-open slots, oldest first.
+    half_open: VecDeque<usize>,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<usize>,
     /// Listening sockets per shard.
@@ -89,6 +147,9 @@ impl<T: Default> Pool<T> {
             buf,
             base: 0,
             max_conns: MAX_CONNS_DEFAULT,
+            syn_backlog: SYN_BACKLOG_DEFAULT,
+            syn_timeout_ms: SYN_TIMEOUT_MS_DEFAULT,
+            half_open: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
             listening: Vec::new(),
@@ -116,9 +177,14 @@ impl<T: Default> Pool<T> {
         self.slots.len() - self.free.len()
     }
 
-    /// Connections being served.
+    /// Connections being served (established).
     pub fn active(&self) -> u64 {
         self.active
+    }
+
+    /// Half-open connections held.
+    pub fn half_open(&self) -> usize {
+        self.half_open.len()
     }
 
     /// The socket and app data of `token`, if it is one of the pool's.
@@ -127,9 +193,13 @@ impl<T: Default> Pool<T> {
         slot.as_mut().map(|s| (s.handle, &mut s.data))
     }
 
-    /// Classify an event on `token`: take a new connection (opening a
-    /// listener in its place) or refuse it, or recycle a finished one.
-    /// Bound: O(1) sockets opened or closed.
+    /// Classify an event on `token`: a SYN taken by a listener (a new
+    /// half-open connection, opening a listener in its place and dropping
+    /// the oldest half-open one beyond `syn_backlog`), a handshake
+    /// completed (served, or refused beyond `max_conns`), a half-open
+    /// connection reset or timed out, or a finished connection; recycle
+    /// what ended. Bound: O(1) sockets opened or closed, plus O(syn_backlog)
+    /// to take a slot out of the half-open queue.
     pub fn on_event(
         &mut self,
         sockets: &mut Sockets,
@@ -142,35 +212,116 @@ impl<T: Default> Pool<T> {
         let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
             return Phase::Done;
         };
-        let s = sockets.get_mut::<tcp::Socket>(slot.handle);
-        if slot.listening {
-            if s.state() == tcp::State::Listen {
-                return Phase::Listening;
+        let (role, shard) = (slot.role, slot.handle.shard());
+        let state = sockets.get::<tcp::Socket>(slot.handle).state();
+        match (role, state) {
+            (Role::Listening, tcp::State::Listen) => Phase::Listening,
+            (Role::Listening, tcp::State::SynReceived) => {
+                self.listening[shard] -= 1;
+                self.stats.syn_received += 1;
+                self.set_role(i, Role::HalfOpen);
+                let timeout = Duration::from_millis(self.syn_timeout_ms);
+                sockets
+                    .get_mut::<tcp::Socket>(slot_handle(&self.slots, i))
+                    .set_timeout(Some(timeout));
+                self.half_open.push_back(i);
+                self.replenish(sockets, reactor, shard);
+                self.drop_oldest_half_open(sockets, reactor);
+                Phase::HalfOpen
             }
-            slot.listening = false;
-            let shard = slot.handle.shard();
-            self.listening[shard] -= 1;
-            if self.active >= self.max_conns {
-                s.abort();
-                self.stats.refused += 1;
-                self.recycle(sockets, reactor, i, false);
-                return Phase::Refused;
+            (Role::Listening, tcp::State::Closed) => {
+                // Reset or timed out before the app saw the SYN.
+                self.listening[shard] -= 1;
+                self.set_role(i, Role::HalfOpen);
+                self.stats.timeouts += 1;
+                self.replenish(sockets, reactor, shard);
+                self.recycle(sockets, reactor, i);
+                Phase::Done
             }
-            self.active += 1;
-            self.stats.accepted += 1;
-            self.replenish(sockets, reactor, shard);
-            return Phase::New;
+            (Role::Listening, _) => {
+                self.listening[shard] -= 1;
+                self.set_role(i, Role::HalfOpen);
+                self.replenish(sockets, reactor, shard);
+                self.establish(sockets, reactor, i)
+            }
+            (Role::HalfOpen, tcp::State::SynReceived) => Phase::HalfOpen,
+            (Role::HalfOpen, tcp::State::Listen) => {
+                self.stats.resets += 1;
+                self.recycle(sockets, reactor, i);
+                Phase::Done
+            }
+            (Role::HalfOpen, tcp::State::Closed) => {
+                self.stats.timeouts += 1;
+                self.recycle(sockets, reactor, i);
+                Phase::Done
+            }
+            (Role::HalfOpen, _) => self.establish(sockets, reactor, i),
+            (Role::Open, _) => {
+                let s = sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
+                if s.state() == tcp::State::TimeWait {
+                    // The peer is gone: 2 MSL per connection would drain the pool.
+                    s.abort();
+                }
+                // A RST on an established connection closes it (CLOSED).
+                if matches!(s.state(), tcp::State::Closed | tcp::State::Listen) {
+                    self.recycle(sockets, reactor, i);
+                    return Phase::Done;
+                }
+                Phase::Open
+            }
         }
-        if s.state() == tcp::State::TimeWait {
-            // The peer is gone: 2 MSL per connection would drain the pool.
+    }
+
+    /// Half-open slot `i` completed its handshake: serve it, or refuse it
+    /// if `max_conns` are being served (an established connection is never
+    /// evicted for a new one).
+    fn establish(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, i: usize) -> Phase {
+        let s = sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
+        if self.active >= self.max_conns {
             s.abort();
+            self.stats.refused += 1;
+            self.recycle(sockets, reactor, i);
+            return Phase::Refused;
         }
-        // A RST in SYN-RECEIVED takes a socket back to LISTEN by itself.
-        if matches!(s.state(), tcp::State::Closed | tcp::State::Listen) {
-            self.recycle(sockets, reactor, i, true);
-            return Phase::Done;
+        s.set_timeout(Some(Duration::from_secs(TIMEOUT_SECS)));
+        self.set_role(i, Role::Open);
+        self.active += 1;
+        self.stats.accepted += 1;
+        Phase::New
+    }
+
+    /// Abort the oldest half-open connections while more than
+    /// `syn_backlog` are held. Bound: the excess (one after a SYN, more
+    /// only right after `syn_backlog` was lowered).
+    fn drop_oldest_half_open(&mut self, sockets: &mut Sockets, reactor: &mut Reactor) {
+        while self.half_open.len() as u64 > self.syn_backlog {
+            let Some(&oldest) = self.half_open.front() else {
+                return;
+            };
+            sockets
+                .get_mut::<tcp::Socket>(slot_handle(&self.slots, oldest))
+                .abort();
+            self.stats.syn_dropped += 1;
+            self.recycle(sockets, reactor, oldest);
         }
-        Phase::Open
+    }
+
+    /// Change slot `i`'s role, keeping `active` and the half-open queue in
+    /// step. Bound: O(syn_backlog) to leave the half-open queue.
+    fn set_role(&mut self, i: usize, role: Role) {
+        let Some(slot) = self.slots[i].as_mut() else {
+            return;
+        };
+        match slot.role {
+            Role::Open => self.active -= 1,
+            Role::HalfOpen => {
+                if let Some(pos) = self.half_open.iter().position(|&h| h == i) {
+                    self.half_open.remove(pos);
+                }
+            }
+            Role::Listening => {}
+        }
+        slot.role = role;
     }
 
     /// Re-arm `token` with `interest`, unless its slot was recycled away.
@@ -188,13 +339,11 @@ impl<T: Default> Pool<T> {
         }
     }
 
-    /// Slot `i` finished a connection (`served`: one counted in `active`):
-    /// listen again if its shard's backlog is short, else remove the socket
-    /// and free the slot.
-    fn recycle(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, i: usize, served: bool) {
-        if served {
-            self.active -= 1;
-        }
+    /// Slot `i`'s connection ended (or never was): listen again if its
+    /// shard's backlog is short, else remove the socket and free the slot.
+    fn recycle(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, i: usize) {
+        self.set_role(i, Role::Listening);
+        let timeout = Duration::from_millis(self.syn_timeout_ms);
         let Some(slot) = self.slots[i].as_mut() else {
             return;
         };
@@ -203,7 +352,7 @@ impl<T: Default> Pool<T> {
         if self.listening[shard] < LISTEN_PER_SHARD {
             let s = sockets.get_mut::<tcp::Socket>(slot.handle);
             if s.state() == tcp::State::Listen || s.listen(self.port).is_ok() {
-                slot.listening = true;
+                s.set_timeout(Some(timeout));
                 self.listening[shard] += 1;
                 return;
             }
@@ -223,10 +372,11 @@ impl<T: Default> Pool<T> {
             if i == self.slots.len() {
                 self.slots.push(None);
             }
-            let handle = sockets.add(shard, listener(self.port, self.buf));
+            let timeout = Duration::from_millis(self.syn_timeout_ms);
+            let handle = sockets.add(shard, listener(self.port, self.buf, timeout));
             self.slots[i] = Some(Slot {
                 handle,
-                listening: true,
+                role: Role::Listening,
                 data: T::default(),
             });
             self.listening[shard] += 1;
@@ -244,13 +394,22 @@ impl<T: Default> Pool<T> {
     }
 }
 
-/// A fresh listening TCP socket with `buf`-byte buffers and an idle timeout.
-fn listener(port: u16, buf: usize) -> tcp::Socket<'static> {
+/// The socket of slot `i` (which must hold one).
+fn slot_handle<T>(slots: &[Option<Slot<T>>], i: usize) -> SockRef {
+    slots[i]
+        .as_ref()
+        .map(|s| s.handle)
+        .expect("a live pool slot")
+}
+
+/// A fresh listening TCP socket with `buf`-byte buffers and the half-open
+/// timeout (the time a SYN it takes is given to complete).
+fn listener(port: u16, buf: usize, syn_timeout: Duration) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; buf]),
         tcp::SocketBuffer::new(vec![0; buf]),
     );
-    s.set_timeout(Some(smoltcp::time::Duration::from_secs(TIMEOUT_SECS)));
+    s.set_timeout(Some(syn_timeout));
     s.listen(port).expect("a fresh socket can listen");
     s
 }
@@ -260,7 +419,7 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
     mib: &mut pollsim_sysctl::Mib<C>,
     app: &'static str,
     get: impl Fn(&C) -> Option<&Pool<T>> + Copy + 'static,
-    get_mut: impl Fn(&mut C) -> Option<&mut Pool<T>> + 'static,
+    get_mut: impl Fn(&mut C) -> Option<&mut Pool<T>> + Copy + 'static,
 ) {
     use crate::sat;
     let max = sat(MAX_CONNS_MAX);
@@ -277,8 +436,36 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
             Ok(())
         },
     );
+    let max = sat(SYN_BACKLOG_MAX);
+    mib.add_rw(
+        &format!("user.{app}.syn_backlog"),
+        "Half-open connections kept; beyond, the oldest is dropped",
+        (1, max),
+        move |_| (1, max),
+        move |c| get(c).map_or(0, |p| sat(p.syn_backlog)),
+        move |c, v| {
+            if let Some(p) = get_mut(c) {
+                p.syn_backlog = v.unsigned_abs();
+            }
+            Ok(())
+        },
+    );
+    let (lo, hi) = (sat(SYN_TIMEOUT_MS_RANGE.0), sat(SYN_TIMEOUT_MS_RANGE.1));
+    mib.add_rw(
+        &format!("user.{app}.syn_timeout_ms"),
+        "Time a half-open connection is given to complete its handshake, ms",
+        (lo, hi),
+        move |_| (lo, hi),
+        move |c| get(c).map_or(0, |p| sat(p.syn_timeout_ms)),
+        move |c, v| {
+            if let Some(p) = get_mut(c) {
+                p.syn_timeout_ms = v.unsigned_abs();
+            }
+            Ok(())
+        },
+    );
     type Get<T> = fn(&Pool<T>) -> u64;
-    let nodes: [(&str, &str, Get<T>); 6] = [
+    let nodes: [(&str, &str, Get<T>); 11] = [
         ("accepted", "Connections accepted", |p| p.stats.accepted),
         (
             "refused",
@@ -290,7 +477,32 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
             "Finished connections whose socket was removed",
             |p| p.stats.reclaimed,
         ),
-        ("active", "Connections being served", |p| p.active),
+        ("active", "Established connections being served", |p| {
+            p.active
+        }),
+        (
+            "half_open",
+            "Half-open connections held (SYN-RECEIVED)",
+            |p| p.half_open() as u64,
+        ),
+        ("syn_received", "SYNs taken by a listener", |p| {
+            p.stats.syn_received
+        }),
+        (
+            "syn_dropped",
+            "Half-open connections dropped, oldest first, because syn_backlog were held",
+            |p| p.stats.syn_dropped,
+        ),
+        (
+            "timeouts",
+            "Half-open connections that gave up after syn_timeout_ms",
+            |p| p.stats.timeouts,
+        ),
+        (
+            "resets",
+            "Half-open connections reset by the peer, their slot freed at once",
+            |p| p.stats.resets,
+        ),
         ("backlog", "Listening sockets kept, over all shards", |p| {
             p.backlog() as u64
         }),

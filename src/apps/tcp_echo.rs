@@ -59,8 +59,17 @@ impl App for TcpEcho {
 
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
         let phase = self.pool.on_event(cx.sockets, cx.reactor, token);
-        if matches!(phase, Phase::New | Phase::Refused | Phase::Done) {
+        if matches!(
+            phase,
+            Phase::HalfOpen | Phase::New | Phase::Refused | Phase::Done
+        ) {
             cx.wrote = true; // a SYN-ACK, a RST or a new listener's state
+        }
+        if phase == Phase::HalfOpen {
+            // Nothing to serve before the handshake completes.
+            self.pool
+                .rearm(cx.sockets, cx.reactor, token, Interest::READABLE);
+            return Step::DONE;
         }
         let Some((h, ())) = self.pool.get(token) else {
             return Step::DONE;

@@ -130,10 +130,12 @@ pub fn stat(name: &str, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
     if !(wait.is_finite() && wait > 0.0) {
         bail!("-w {wait}: must be a positive number of seconds");
     }
-    let mut c = connect(name)?;
     let start = Instant::now();
-    let sample = |c: &mut Client| -> anyhow::Result<Snapshot> {
-        let nodes = call(c, &Request::get(""))?;
+    // A connection per sample: the instance closes a client that stays
+    // silent for ctl::CLIENT_IDLE, which a long -w interval would be.
+    let sample = || -> anyhow::Result<Snapshot> {
+        let mut c = connect(name)?;
+        let nodes = call(&mut c, &Request::get(""))?;
         let dump: Vec<(String, Value)> = nodes
             .iter()
             .map(|n| (n.name.clone(), value_of(&n.value)))
@@ -141,11 +143,11 @@ pub fn stat(name: &str, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
         let at = Nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         Ok(Snapshot::from_dump(at, &dump))
     };
-    let mut prev = sample(&mut c)?;
+    let mut prev = sample()?;
     let mut printed = 0u64;
     while count.is_none_or(|n| printed < n) {
         std::thread::sleep(Duration::from_secs_f64(wait));
-        let snap = sample(&mut c)?;
+        let snap = sample()?;
         if printed.is_multiple_of(20) {
             println!("{}", report::header_for(snap.host.is_some()));
         }

@@ -8,6 +8,7 @@ mod bench;
 mod calibrate;
 mod compare;
 mod compare_sim;
+mod pcap;
 mod run_sim;
 
 use std::process::ExitCode;
@@ -97,9 +98,15 @@ pub struct RunArgs {
     /// The tap device (create it first: ip tuntap add dev tap0 mode tap).
     #[arg(long = "if", default_value = "tap0", value_name = "IF")]
     pub ifname: String,
-    /// The stack's address and prefix.
+    /// The stack's address and prefix, in 198.18.0.0/15 (the RFC 2544
+    /// benchmarking range) unless --allow-any-addr is given.
     #[arg(long, default_value = "198.18.0.2/24", value_parser = parse_cidr)]
     pub addr: Ipv4Cidr,
+    /// Accept an --addr outside 198.18.0.0/15: the stack then answers on
+    /// whatever network the tap is bridged to. Off by default, so a typo
+    /// cannot put pollsim on a production network.
+    #[arg(long)]
+    pub allow_any_addr: bool,
     /// Initial input mode of the interface (dev.<if>.polling).
     #[arg(long, default_value = "polling", value_parser = parse_mode)]
     pub mode: Mode,
@@ -139,6 +146,15 @@ pub struct RunArgs {
     /// With --sim: the flood's mean rate (pps, k/M suffixes).
     #[arg(long, default_value = "100k", requires = "sim")]
     pub sim_rate: String,
+    /// Capture every frame the NIC took and every frame the stack sent to
+    /// FILE (pcapng, one interface block per NIC, kernel-clock timestamps;
+    /// virtual time with --sim).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+    /// Bound of the capture, bytes (k, M, G suffixes: powers of 1024);
+    /// frames beyond are not recorded, and counted.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = pcap::parse_size)]
+    pub pcap_limit: u64,
     /// With --sim: the flood's arrival process.
     #[arg(long, value_enum, default_value = "poisson", requires = "sim")]
     pub arrivals: crate::compare::sim::ArrivalKind,
@@ -260,8 +276,21 @@ fn flood(args: &crate::flood::FloodArgs) -> anyhow::Result<()> {
     crate::flood::main(args, &stop).map(|_| ())
 }
 
+/// Refuse an `--addr` outside 198.18.0.0/15 unless `--allow-any-addr`.
+fn check_addr(args: &RunArgs) -> anyhow::Result<()> {
+    if !args.allow_any_addr && !lab::is_bench_addr(args.addr.address()) {
+        bail!(
+            "--addr {} is outside 198.18.0.0/15, the benchmarking range: refused \
+             (pass --allow-any-addr to use it anyway)",
+            args.addr
+        );
+    }
+    Ok(())
+}
+
 /// `pollsim run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    check_addr(args)?;
     let cfg = KernelConfig {
         hz: Hz::new(args.hz)?,
         addr: args.addr,
@@ -293,7 +322,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let nic = TapNic::open(&args.ifname, mac_for(&args.addr))?;
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
-    k.attach(Box::new(nic), &cfg, clock.now());
+    let capture = pcap::create(args, pcap::unix_base(clock.now()))?;
+    match &capture {
+        Some(c) => k.attach(Box::new(c.wrap(nic)), &cfg, clock.now()),
+        None => k.attach(Box::new(nic), &cfg, clock.now()),
+    };
     let mut mib = mib::build(&k);
     crate::rt::host::register_sysctl(&mut mib);
     for kv in &args.sysctls {
@@ -336,7 +369,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("{}", report::line(&prev, &snap));
         prev = snap;
     };
-    let mut on_tick = |k: &mut Kernel| control.serve(&mib, k);
+    // Both schedulers switch the CPU's state at the tick just before this
+    // hook, so the last switch is the tick's time on the kernel's clock.
+    let mut on_tick = |k: &mut Kernel| {
+        let now = k.cpu.last_switch();
+        control.serve(&mib, k, now);
+    };
     let hooks = Hooks {
         observe: &mut observe,
         on_tick: &mut on_tick,
@@ -344,5 +382,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     run_real(&mut k, &mut clock, &stop, opts, hooks)
         .context("the scheduler's clock or epoll failed")?;
     print!("{}", report::summary(&mut k, &mib));
-    Ok(())
+    drop(k);
+    pcap::finish(args, capture)
 }

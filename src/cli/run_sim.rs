@@ -1,7 +1,9 @@
 //! `pollsim run --sim`: the same kernel, apps, `-w` lines and final summary
 //! as `pollsim run`, on virtual time against a simulated NIC fed by a
 //! seeded flood, marked simulated. No tap, no root, no control socket (the
-//! run is faster than real time; knobs are set with `--sysctl`).
+//! run is faster than real time; knobs are set with `--sysctl`). With
+//! `--pcap`, frames are timestamped with virtual time (shown as time since
+//! the UNIX epoch: the simulation starts at 1 s).
 
 use anyhow::Context as _;
 
@@ -28,7 +30,11 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         sysctls: args.sysctls.clone(),
         probe: false,
     };
-    let mut sim = Sim::new(&scfg)?;
+    let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
+    let mut sim = match &capture {
+        Some(c) => Sim::new_wrapped(&scfg, |nic| Box::new(c.wrap(nic)))?,
+        None => Sim::new(&scfg)?,
+    };
     let duration = opts.duration.unwrap_or(Nanos::from_secs(DEFAULT_SECS));
     eprintln!(
         "pollsim: simulating {} on virtual time ({}), kern.hz={}, {:?} flood of {} pps to udp-sink, \
@@ -64,5 +70,6 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     sim.run_until(end, &mut observe);
     println!("simulated: {} s of virtual time", duration.as_secs_f64());
     print!("{}", report::summary(&mut sim.k, &sim.mib));
-    Ok(())
+    drop(sim);
+    super::pcap::finish(args, capture)
 }

@@ -261,6 +261,8 @@ impl Kernel {
         let ipintrq = &mut self.ipintrq;
         let ifn = &mut self.ifs[i];
         ifn.counters.interrupts += 1;
+        // The scheduler switched to intr at the interrupt's time.
+        ifn.nic.set_now(self.cpu.last_switch().0);
         ifn.nic.rx(ifn.rx_ring, &mut |frame| {
             ipintrq.enqueue(i, frame);
         })
@@ -282,6 +284,7 @@ impl Kernel {
     pub fn netisr_step(&mut self, now: Nanos) -> NetisrWork {
         self.sched.netisr_runs += 1;
         self.reactor.note_activity();
+        self.set_nic_time(now);
         let mut work = NetisrWork::default();
         if self.poll.is_scheduled() {
             let checks = |k: &Kernel| k.ifs.iter().map(|f| f.counters.status_checks).sum::<u64>();
@@ -336,11 +339,19 @@ impl Kernel {
     /// the frames taken.
     pub fn idle_poll(&mut self, now: Nanos) -> u32 {
         self.sched.idle_polls += 1;
+        self.set_nic_time(now);
         let count = self.poll.each_burst();
         let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
         self.poll.ether_poll(count, |h, cmd, count| {
             poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
         })
+    }
+
+    /// Tell every NIC the kernel's time (for a capture's timestamps).
+    fn set_nic_time(&mut self, now: Nanos) {
+        for ifn in &mut self.ifs {
+            ifn.nic.set_now(now.0);
+        }
     }
 
     /// Whether a user process has work.

@@ -25,8 +25,9 @@
 //! # Readiness contract
 //! - A registration is *ready* when its socket can be read (data, or for a
 //!   TCP socket a close to answer or reclaim: CLOSE-WAIT, TIME-WAIT,
-//!   CLOSED, or a connection arrived on a socket that was listening when
-//!   armed) and [`Interest::READABLE`] was asked, or can be written and
+//!   CLOSED, or a change of state of a socket that was listening or
+//!   half-open (SYN-RECEIVED) when armed: a connection arrived, completed,
+//!   was reset or timed out) and [`Interest::READABLE`] was asked, or can be written and
 //!   [`Interest::WRITABLE`] was asked. Both backends use this one
 //!   predicate, checked at poll time, so they deliver the same events.
 //! - **Oneshot** ([`Trigger::Oneshot`], as ERTS `check_io` and
@@ -148,8 +149,9 @@ struct Registration {
     interest: Interest,
     trigger: Trigger,
     armed: bool,
-    /// The socket was listening when armed: a connection makes it readable.
-    listening: bool,
+    /// The socket was listening or half-open (SYN-RECEIVED) when armed, in
+    /// that state: any change of state makes it readable.
+    opening: Option<tcp::State>,
     /// The poll that last delivered it (one event per poll at most).
     delivered: u64,
     waker: Waker,
@@ -318,7 +320,7 @@ impl Reactor {
             interest,
             trigger,
             armed: false,
-            listening: false,
+            opening: None,
             delivered: 0,
             waker,
         });
@@ -408,8 +410,11 @@ impl Reactor {
             return;
         };
         reg.armed = true;
-        reg.listening = reg.kind == SockKind::Tcp
-            && sockets.get::<tcp::Socket>(reg.handle).state() == tcp::State::Listen;
+        reg.opening = match reg.kind {
+            SockKind::Tcp => Some(sockets.get::<tcp::Socket>(reg.handle).state())
+                .filter(|s| matches!(s, tcp::State::Listen | tcp::State::SynReceived)),
+            SockKind::Udp => None,
+        };
         match self.backend {
             Backend::Ready => {
                 arm_wakers(sockets, reg);
@@ -520,12 +525,13 @@ fn is_ready(sockets: &Sockets, reg: &Registration) -> bool {
             let state = s.state();
             // The app must act on data, on a close it has to answer
             // (CLOSE-WAIT) or reclaim (TIME-WAIT, CLOSED), or on a
-            // connection that arrived on a listener; other states wait for
-            // the peer.
+            // listener or half-open socket that changed state (a SYN
+            // arrived, the handshake completed, a RST or a timeout took it
+            // back); other states wait for the peer.
             let act = matches!(
                 state,
                 tcp::State::CloseWait | tcp::State::TimeWait | tcp::State::Closed
-            ) || (reg.listening && state != tcp::State::Listen);
+            ) || reg.opening.is_some_and(|armed| armed != state);
             (r && (s.can_recv() || act)) || (w && s.can_send())
         }
         SockKind::Udp => {
