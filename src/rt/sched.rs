@@ -131,11 +131,13 @@ pub fn run_real(
 /// taken off the kernel's clock before anything reads it, so that neither
 /// kern_poll's `kern_load` nor the tick grid sees it.
 fn unit_done(k: &mut Kernel, clock: &RealClock, start: Nanos, frames: u64) {
+    // Reading the clock first takes a stall in the unit off it and queues
+    // it, so the stall is recorded (and seen by the caller) at once.
+    let took = clock.now().since(start);
     clock.take_stalls(|d, stolen| k.host.record_stall(d, stolen));
     let Some(bound) = k.host.unit_bound(frames) else {
         return;
     };
-    let took = clock.now().since(start);
     if took > bound {
         let excess = Nanos(took.0 - bound.0);
         k.host.record_hiccup(excess, k.host.compensate);
