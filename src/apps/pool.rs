@@ -2,7 +2,9 @@
 //!
 //! smoltcp has no `accept`: a listening socket *becomes* the connection
 //! when a SYN arrives, and a SYN finding no listener is answered with a
-//! RST. So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its
+//! RST (the netisr drops instead a SYN to a served port whose shard has no
+//! free listener, as a full listen queue does; see `kernel/sockets.rs`).
+//! So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its
 //! port in every socket shard (a SYN is demultiplexed in the shard its
 //! 4-tuple hashes to, see `kernel/sockets.rs`; as an `SO_REUSEPORT`
 //! group), opens a new one each time one of them takes a connection, and
@@ -161,6 +163,7 @@ impl<T: Default> Pool<T> {
     /// Open the backlog in every shard, with tokens from `base`.
     pub fn start(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, base: usize) {
         self.base = base;
+        sockets.serve_tcp_port(self.port);
         self.listening = vec![0; sockets.shards()];
         for k in 0..sockets.shards() {
             self.replenish(sockets, reactor, k);

@@ -46,6 +46,8 @@ pub struct NetisrStats {
     pub udp_delivered: u64,
     /// UDP datagrams for an app dropped because its socket buffer was full
     pub udp_sockbuf_drops: u64,
+    /// SYNs dropped because no listener of their shard was free (listen queue overflow)
+    pub listen_drops: u64,
     /// Frames the stack sent to the NIC
     pub tx_frames: u64,
     /// Frames the stack could not send because the transmit queue was full
@@ -140,6 +142,10 @@ impl Netisr {
         let shard = self.sockets.shard_of(frame);
         if self.stats.arp != arp_before {
             self.sockets.mark_all_dirty();
+        }
+        if self.sockets.listen_overflow(shard, frame) {
+            self.stats.listen_drops += 1;
+            return;
         }
         let set = self.sockets.set_for_ingress(shard);
         iface.poll_ingress_single(instant(now), &mut dev, set);
