@@ -77,6 +77,9 @@ pub enum Phase {
     Refused,
     /// A connection being served.
     Open,
+    /// A connection in TIME-WAIT whose last ACK is not yet sent: nothing
+    /// to serve; the app re-arms it and makes the stack send.
+    Closing,
     /// A connection that ended; its slot is recycled.
     Done,
 }
@@ -109,6 +112,9 @@ enum Role {
     HalfOpen,
     /// An established connection, counted in `active`.
     Open,
+    /// A connection in TIME-WAIT, waiting for its shard's next egress pass
+    /// (the one that acknowledges the peer's FIN) at this count of passes.
+    TimeWait(u32),
 }
 
 #[derive(Debug)]
@@ -259,12 +265,31 @@ impl<T: Default> Pool<T> {
                 Phase::Done
             }
             (Role::HalfOpen, _) => self.establish(sockets, reactor, i),
+            (Role::Open, tcp::State::TimeWait) => {
+                // The peer's FIN is acknowledged by the next egress pass of
+                // the shard; the socket goes after it (aborted now, the ACK
+                // would never leave, and the peer's retransmitted FIN would
+                // meet a RST). Not counted in `active` meanwhile.
+                self.set_role(i, Role::TimeWait(sockets.egress_visits(shard)));
+                // Marks the shard for that pass.
+                sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
+                Phase::Closing
+            }
+            (Role::TimeWait(at), tcp::State::TimeWait) if sockets.egress_visits(shard) == at => {
+                sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
+                Phase::Closing
+            }
+            (Role::TimeWait(_), _) => {
+                // 2 MSL per connection would drain the pool: the peer has
+                // its ACK, the socket goes now.
+                sockets
+                    .get_mut::<tcp::Socket>(slot_handle(&self.slots, i))
+                    .abort();
+                self.recycle(sockets, reactor, i);
+                Phase::Done
+            }
             (Role::Open, _) => {
                 let s = sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
-                if s.state() == tcp::State::TimeWait {
-                    // The peer is gone: 2 MSL per connection would drain the pool.
-                    s.abort();
-                }
                 // A RST on an established connection closes it (CLOSED).
                 if matches!(s.state(), tcp::State::Closed | tcp::State::Listen) {
                     self.recycle(sockets, reactor, i);
@@ -322,7 +347,7 @@ impl<T: Default> Pool<T> {
                     self.half_open.remove(pos);
                 }
             }
-            Role::Listening => {}
+            Role::Listening | Role::TimeWait(_) => {}
         }
         slot.role = role;
     }

@@ -58,6 +58,8 @@ pub struct Sockets {
     len: usize,
     /// TCP ports whose server keeps listeners in every shard.
     served: Vec<u16>,
+    /// Per shard: egress passes that visited it (wrapping).
+    visits: Vec<u32>,
 }
 
 impl Sockets {
@@ -70,6 +72,7 @@ impl Sockets {
             next_at: vec![None; shards],
             len: 0,
             served: Vec::new(),
+            visits: vec![0; shards],
         }
     }
 
@@ -148,9 +151,16 @@ impl Sockets {
                 continue;
             }
             self.dirty[k] = false;
+            self.visits[k] = self.visits[k].wrapping_add(1);
             egress(iface, &mut self.sets[k]);
             self.next_at[k] = iface.poll_at(now, &self.sets[k]);
         }
+    }
+
+    /// Egress passes that visited `shard` so far (wrapping): a socket
+    /// changed since a reading has sent what it owed once this moves.
+    pub fn egress_visits(&self, shard: usize) -> u32 {
+        self.visits[shard]
     }
 
     /// Note that a server keeps listeners on TCP `port` in every shard.
