@@ -221,8 +221,8 @@ impl<T: Default> Pool<T> {
         let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
             return Phase::Done;
         };
-        let (role, shard) = (slot.role, slot.handle.shard());
-        let state = sockets.get::<tcp::Socket>(slot.handle).state();
+        let (role, shard, handle) = (slot.role, slot.handle.shard(), slot.handle);
+        let state = sockets.get::<tcp::Socket>(handle).state();
         match (role, state) {
             (Role::Listening, tcp::State::Listen) => Phase::Listening,
             (Role::Listening, tcp::State::SynReceived) => {
@@ -270,13 +270,13 @@ impl<T: Default> Pool<T> {
                 // the shard; the socket goes after it (aborted now, the ACK
                 // would never leave, and the peer's retransmitted FIN would
                 // meet a RST). Not counted in `active` meanwhile.
-                self.set_role(i, Role::TimeWait(sockets.egress_visits(shard)));
+                self.set_role(i, Role::TimeWait(sockets.egress_visits(handle)));
                 // Marks the shard for that pass.
-                sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
+                sockets.get_mut::<tcp::Socket>(handle);
                 Phase::Closing
             }
-            (Role::TimeWait(at), tcp::State::TimeWait) if sockets.egress_visits(shard) == at => {
-                sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
+            (Role::TimeWait(at), tcp::State::TimeWait) if sockets.egress_visits(handle) == at => {
+                sockets.get_mut::<tcp::Socket>(handle);
                 Phase::Closing
             }
             (Role::TimeWait(_), _) => {

@@ -157,10 +157,11 @@ impl Sockets {
         }
     }
 
-    /// Egress passes that visited `shard` so far (wrapping): a socket
-    /// changed since a reading has sent what it owed once this moves.
-    pub fn egress_visits(&self, shard: usize) -> u32 {
-        self.visits[shard]
+    /// Egress passes that visited the shard of `r` so far (wrapping): a
+    /// socket changed since a reading has sent what it owed once this
+    /// moves.
+    pub fn egress_visits(&self, r: SockRef) -> u32 {
+        self.visits[r.shard()]
     }
 
     /// Note that a server keeps listeners on TCP `port` in every shard.
