@@ -7,6 +7,7 @@
 use pollsim_sysctl::Mib;
 
 use super::Kernel;
+use super::discipline::Kind;
 use super::intr::{IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
 use crate::sat;
 
@@ -84,10 +85,19 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
         "Device polling on this interface (1) or interrupts (0)",
         (0, 1),
         |_| (0, 1),
-        move |k| i64::from(k.ifs[i].polling),
+        move |k| i64::from(k.ifs[i].discipline == Kind::Polling),
         move |k, v| {
             k.set_polling(i, v == 1);
             Ok(())
+        },
+    );
+    mib.add_rw_choice(
+        &format!("{p}.discipline"),
+        "Input discipline: interrupt (4.4BSD ipintrq), polling (FreeBSD kern_poll)",
+        &Kind::NAMES,
+        move |k| k.ifs[i].discipline.index(),
+        move |k, v| {
+            k.set_discipline(i, Kind::ALL[v]);
         },
     );
     mib.add_ro_str(&format!("{p}.ether"), "The NIC's MAC address", move |k| {
