@@ -19,7 +19,6 @@ use super::experiment::{
 use super::mlfrr;
 use super::model::{CpuPct, Frames, Measured, PollingDiag, Probe, Results, Run};
 use super::sweep::RECORDED_PARAMS;
-use crate::kernel::Mode;
 use crate::kernel::time::{Hz, Nanos};
 use crate::sim::{Sim, SimConfig};
 
@@ -103,11 +102,7 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     sysctls.extend(p.extra.iter().cloned());
     sysctls.extend(p.mode.sysctls.iter().cloned());
     let cfg = SimConfig {
-        mode: if p.mode.base == "polling" {
-            Mode::Polling
-        } else {
-            Mode::Interrupt
-        },
+        mode: p.mode.kind(),
         hz: Hz::DEFAULT,
         pattern: p.arrivals.pattern(p.pps),
         seed: p.seed,

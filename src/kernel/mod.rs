@@ -78,6 +78,9 @@ pub struct IfNet {
     pub rx_ring: usize,
     /// Counters.
     pub counters: IfCounters,
+    /// Interrupt moderation of its receive line (`rx_usecs`, `rx_frames`,
+    /// `adaptive_rx`).
+    pub moderation: discipline::moderation::Moderation,
 }
 
 /// What the scheduler did. Each doc line is the sysctl description.
@@ -185,7 +188,7 @@ impl Kernel {
             ifs: Vec::new(),
             poll_list: Vec::new(),
             poll: PollEngine::new(cfg.hz),
-            disc: Disciplines::default(),
+            disc: Disciplines::new(cfg.hz),
             fair: Fair::default(),
             ipintrq: IpIntrQ::new(intr::IPINTRQ_MAXLEN_DEFAULT),
             netisr: Netisr::new(),
@@ -223,6 +226,7 @@ impl Kernel {
             discipline: Kind::Interrupt,
             rx_ring: intr::RX_RING_DEFAULT,
             counters: IfCounters::default(),
+            moderation: discipline::moderation::Moderation::default(),
         });
         let i = self.ifs.len() - 1;
         let (disc, mut cx) = self.split(now);
@@ -333,6 +337,7 @@ impl Kernel {
         let now = self.cpu.last_switch();
         let ifn = &mut self.ifs[i];
         ifn.counters.interrupts += 1;
+        ifn.moderation.on_irq();
         ifn.nic.set_now(now.0);
         let kind = ifn.discipline;
         let (disc, mut cx) = self.split(now);
@@ -349,9 +354,17 @@ impl Kernel {
     }
 
     /// Which of the raised lines in `raised` (bit `i` for `ifs[i]`) the
-    /// CPU takes now.
-    pub fn irq_lines(&mut self, raised: u64, _now: Nanos) -> u64 {
-        raised
+    /// CPU takes now: each interface's moderation may hold its line.
+    pub fn irq_lines(&mut self, raised: u64, now: Nanos) -> u64 {
+        let mut take = 0;
+        for (i, ifn) in self.ifs.iter_mut().enumerate().take(64) {
+            if raised & (1 << i) == 0 {
+                ifn.moderation.idle();
+            } else if ifn.moderation.fire(now, ifn.nic.rx_pending()) {
+                take |= 1 << i;
+            }
+        }
+        take
     }
 
     /// Whether a discipline's timer is due at `now`.
@@ -381,7 +394,8 @@ impl Kernel {
     /// When the kernel next needs the CPU for a timer of its own (a
     /// discipline's), if any: an idle CPU must wake by then.
     pub fn next_deadline(&self) -> Option<Nanos> {
-        self.next_timer()
+        let held = self.ifs.iter().filter_map(|f| f.moderation.deadline());
+        held.chain(self.next_timer()).min()
     }
 
     /// Whether any interface's interrupt line is unmasked.

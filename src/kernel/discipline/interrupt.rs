@@ -40,6 +40,8 @@ impl Discipline for Interrupt {
         let n = ifn.nic.rx(ifn.rx_ring, &mut |frame| {
             ipintrq.enqueue(i, frame);
         });
+        let stats = ifn.nic.stats();
+        ifn.moderation.on_completion(cx.now, &stats);
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 

@@ -21,7 +21,11 @@
 //! discipline but a property of the NIC's interrupt line, so it works under
 //! `interrupt` and `napi` (and `mr`) alike.
 
+pub mod dim;
 pub mod interrupt;
+pub mod moderation;
+pub mod mr;
+pub mod napi;
 pub mod polling;
 
 use super::intr::IpIntrQ;
@@ -38,15 +42,19 @@ pub enum Kind {
     Interrupt,
     /// FreeBSD device polling.
     Polling,
+    /// Linux NAPI.
+    Napi,
+    /// Mogul & Ramakrishnan's polling thread.
+    Mr,
 }
 
 impl Kind {
     /// Every discipline, in the order of [`Kind::NAMES`] and of the
     /// kernel-priority work (polling's chunk first, as FreeBSD's netisr
     /// runs `netisr_poll` before the other queues).
-    pub const ALL: [Kind; 2] = [Kind::Interrupt, Kind::Polling];
+    pub const ALL: [Kind; 4] = [Kind::Interrupt, Kind::Polling, Kind::Napi, Kind::Mr];
     /// The names `dev.<if>.discipline` takes.
-    pub const NAMES: [&'static str; 2] = ["interrupt", "polling"];
+    pub const NAMES: [&'static str; 4] = ["interrupt", "polling", "napi", "mr"];
 
     /// The sysctl name.
     pub fn name(self) -> &'static str {
@@ -58,6 +66,8 @@ impl Kind {
         match self {
             Kind::Interrupt => 0,
             Kind::Polling => 1,
+            Kind::Napi => 2,
+            Kind::Mr => 3,
         }
     }
 
@@ -178,30 +188,54 @@ pub trait Discipline {
 }
 
 /// The engines, one per discipline.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Disciplines {
     /// 4.4BSD interrupts.
     pub interrupt: interrupt::Interrupt,
     /// FreeBSD polling.
     pub polling: polling::Polling,
+    /// Linux NAPI.
+    pub napi: napi::Napi,
+    /// Mogul & Ramakrishnan.
+    pub mr: mr::Mr,
 }
 
 impl Disciplines {
+    /// The engines at boot, for a kernel ticking at `hz`.
+    pub fn new(hz: super::time::Hz) -> Disciplines {
+        Disciplines {
+            interrupt: interrupt::Interrupt,
+            polling: polling::Polling,
+            napi: napi::Napi::new(hz),
+            mr: mr::Mr::new(hz),
+        }
+    }
+
     /// The engine of `kind`.
     pub fn get_mut(&mut self, kind: Kind) -> &mut dyn Discipline {
         match kind {
             Kind::Interrupt => &mut self.interrupt,
             Kind::Polling => &mut self.polling,
+            Kind::Napi => &mut self.napi,
+            Kind::Mr => &mut self.mr,
         }
     }
 
     /// Every engine, in kernel-priority order.
-    pub fn all(&self) -> [&dyn Discipline; 2] {
-        [&self.polling, &self.interrupt]
+    pub fn all(&self) -> [&dyn Discipline; 4] {
+        [&self.polling, &self.interrupt, &self.napi, &self.mr]
     }
 
     /// Every engine, in kernel-priority order.
-    pub fn all_mut(&mut self) -> [&mut dyn Discipline; 2] {
-        [&mut self.polling, &mut self.interrupt]
+    pub fn all_mut(&mut self) -> [&mut dyn Discipline; 4] {
+        [
+            &mut self.polling,
+            &mut self.interrupt,
+            &mut self.napi,
+            &mut self.mr,
+        ]
     }
 }
+
+#[cfg(test)]
+mod tests;
