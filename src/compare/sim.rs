@@ -186,8 +186,14 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
         let recorded = k.starts_with("hw.sim.")
             || k.starts_with("kern.polling.") && !is_counter(k)
             || RECORDED_PARAMS.contains(&k.as_str());
-        if let (true, pollsim_sysctl::Value::Int(i)) = (recorded, v) {
-            params.insert(k.clone(), (*i).into());
+        match (recorded, v) {
+            (true, pollsim_sysctl::Value::Int(i)) => {
+                params.insert(k.clone(), (*i).into());
+            }
+            (true, pollsim_sysctl::Value::Str(t)) => {
+                params.insert(k.clone(), t.as_str().into());
+            }
+            _ => {}
         }
     }
     Run::from_window(Measured {
