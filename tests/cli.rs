@@ -19,7 +19,10 @@ fn refused(args: &[&str], needle: &str) {
 
 #[test]
 fn unknown_mode_is_refused() {
-    refused(&["run", "--mode", "napi"], "unknown mode 'napi'");
+    refused(
+        &["run", "--mode", "bsd"],
+        "unknown mode 'bsd' (interrupt, polling, napi, mr)",
+    );
 }
 
 #[test]

@@ -24,7 +24,11 @@ fn num(v: &Value, path: &str) -> f64 {
 #[test]
 fn bad_arguments_are_refused_with_status_2() {
     for (args, needle) in [
-        (&["compare", "--modes", "napi"][..], "unknown mode 'napi'"),
+        (&["compare", "--modes", "bsd"][..], "unknown mode 'bsd'"),
+        (
+            &["compare", "--modes", "napi:budget=3"][..],
+            "'budget': unknown knob",
+        ),
         (&["compare", "--rates", "0"][..], "at least 1 pps"),
         (&["compare", "--rates", "fast"][..], "not a number"),
         (

@@ -111,6 +111,14 @@ pub trait Nic {
     /// calls `rx` and `tx` next. Drivers have no use for it; a wrapper
     /// that timestamps frames (a capture) keeps it.
     fn set_now(&mut self, _now_ns: u64) {}
+
+    /// Frames waiting in the receive ring, if the device can tell without
+    /// taking them (an in-memory ring can; a tap's queue cannot). Used by
+    /// interrupt moderation's frame count (`rx_frames`); `None` leaves
+    /// only its timer.
+    fn rx_pending(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Why a NIC could not be opened. Each message names the cause and the fix.

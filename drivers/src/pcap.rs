@@ -391,6 +391,10 @@ impl<N: Nic> Nic for PcapNic<N> {
         self.now_ns = now_ns;
         self.inner.set_now(now_ns);
     }
+
+    fn rx_pending(&self) -> Option<usize> {
+        self.inner.rx_pending()
+    }
 }
 
 impl<N> Drop for PcapNic<N> {

@@ -215,6 +215,10 @@ impl Nic for VirtNic {
     fn stats(&self) -> NicStats {
         self.stats
     }
+
+    fn rx_pending(&self) -> Option<usize> {
+        Some(self.ring.len())
+    }
 }
 
 /// A [`VirtNic`] shared between the kernel (which owns this as its
@@ -290,6 +294,10 @@ impl Nic for SharedVirtNic {
 
     fn stats(&self) -> NicStats {
         self.inner.borrow().stats
+    }
+
+    fn rx_pending(&self) -> Option<usize> {
+        Some(self.inner.borrow().ring.len())
     }
 }
 

@@ -107,7 +107,8 @@ pub struct RunArgs {
     /// cannot put pollsim on a production network.
     #[arg(long)]
     pub allow_any_addr: bool,
-    /// Initial input mode of the interface (dev.<if>.polling).
+    /// Initial input discipline of the interface (dev.<if>.discipline):
+    /// interrupt, polling, napi or mr.
     #[arg(long, default_value = "polling", value_parser = parse_mode)]
     pub mode: Mode,
     /// Clock interrupts per second (kern.hz), 100..10000.
@@ -176,11 +177,7 @@ fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
-    match s {
-        "polling" => Ok(Mode::Polling),
-        "interrupt" => Ok(Mode::Interrupt),
-        _ => Err(format!("unknown mode '{s}' (polling or interrupt)")),
-    }
+    Mode::from_name(s).ok_or_else(|| format!("unknown mode '{s}' ({})", Mode::NAMES.join(", ")))
 }
 
 fn parse_hz(s: &str) -> Result<u32, String> {
@@ -345,10 +342,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         "pollsim: running on {} as {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
         args.ifname,
         args.addr,
-        match args.mode {
-            Mode::Polling => "polling",
-            Mode::Interrupt => "interrupt",
-        },
+        args.mode.name(),
         args.hz,
         args.apps
             .iter()

@@ -11,7 +11,7 @@ use super::RunArgs;
 use crate::compare::experiment::parse_rate;
 use crate::kernel::sched::RunOptions;
 use crate::kernel::time::Nanos;
-use crate::kernel::{Kernel, KernelConfig, Mode};
+use crate::kernel::{Kernel, KernelConfig};
 use crate::report::{self, Snapshot};
 use crate::sim::{Sim, SimConfig};
 
@@ -40,10 +40,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         "pollsim: simulating {} on virtual time ({}), kern.hz={}, {:?} flood of {} pps to udp-sink, \
          seed {}, {} virtual s",
         crate::sim::IFNAME,
-        match cfg.mode {
-            Mode::Polling => "polling",
-            Mode::Interrupt => "interrupt",
-        },
+        cfg.mode.name(),
         cfg.hz.get(),
         args.arrivals,
         pps,

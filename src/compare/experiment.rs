@@ -129,62 +129,7 @@ pub enum Event<'a> {
     Step(&'a Run),
 }
 
-/// One mode to run: its label, `--mode`, and `--sysctl` settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModeSpec {
-    /// As given (`polling:user_frac=20`).
-    pub label: String,
-    /// `polling` or `interrupt`.
-    pub base: String,
-    /// Full sysctl assignments.
-    pub sysctls: Vec<String>,
-}
-
-/// Parse `--modes`: `interrupt`, `polling`, `polling:user_frac=20,burst_max=300`.
-/// Short knob names are `kern.polling.*`; `work_ns` is the sink's.
-pub fn parse_modes(text: &str) -> anyhow::Result<Vec<ModeSpec>> {
-    let sep = if text.contains(';') { ';' } else { ',' };
-    let mut out = Vec::new();
-    let mut pieces: Vec<String> = Vec::new();
-    // With ',' as separator, `polling:a=1,b=2` keeps its own commas: a piece
-    // with '=' and no ':' continues the previous mode.
-    for p in text.split(sep).map(str::trim).filter(|p| !p.is_empty()) {
-        match pieces.last_mut() {
-            Some(last) if sep == ',' && p.contains('=') && !p.contains(':') => {
-                last.push(',');
-                last.push_str(p);
-            }
-            _ => pieces.push(p.to_string()),
-        }
-    }
-    for p in pieces {
-        let (base, knobs) = p.split_once(':').unwrap_or((&p, ""));
-        if base != "polling" && base != "interrupt" {
-            bail!("unknown mode '{base}' (interrupt or polling)");
-        }
-        let mut sysctls = Vec::new();
-        for kv in knobs.split(',').filter(|k| !k.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .with_context(|| format!("'{kv}': expected name=value"))?;
-            let name = match k {
-                "work_ns" => "user.udp_sink.work_ns".to_string(),
-                k if k.contains('.') => k.to_string(),
-                k => format!("kern.polling.{k}"),
-            };
-            sysctls.push(format!("{name}={v}"));
-        }
-        out.push(ModeSpec {
-            label: p.clone(),
-            base: base.to_string(),
-            sysctls,
-        });
-    }
-    if out.is_empty() {
-        bail!("--modes is empty");
-    }
-    Ok(out)
-}
+pub use super::modes::{ModeSpec, parse_modes};
 
 /// Parse a rate: `max`, `250000`, `250k`, `1.2M`.
 pub fn parse_rate(text: &str) -> anyhow::Result<String> {
@@ -403,7 +348,7 @@ mod tests {
             ["kern.polling.user_frac=20", "kern.polling.burst_max=300"]
         );
         assert_eq!(m[2].base, "polling");
-        assert!(parse_modes("napi").is_err());
+        assert!(parse_modes("bsd").is_err());
         let m = parse_modes("polling:work_ns=5000;interrupt").unwrap();
         assert_eq!(m[0].sysctls, ["user.udp_sink.work_ns=5000"]);
     }

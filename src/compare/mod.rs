@@ -5,6 +5,7 @@ pub mod experiment;
 pub mod hostcheck;
 pub mod mlfrr;
 pub mod model;
+pub mod modes;
 pub mod output;
 pub mod plot;
 pub mod sim;

@@ -27,6 +27,10 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(86, 180, 233),
     RGBColor(0, 0, 0),
 ];
+/// More modes than this are drawn as small multiples, a row per family.
+const GROUP_ABOVE: usize = 4;
+/// Height of one row of small multiples, px.
+const ROW_HEIGHT: u32 = 400;
 /// Colour of the y = x reference line.
 const REFERENCE: RGBColor = RGBColor(120, 120, 120);
 
@@ -37,6 +41,7 @@ fn color(i: usize) -> RGBColor {
 
 /// One mode's points, `(offered, value)` sorted by offered load, and the
 /// error bars of those measured in trials, `(offered, min, value, max)`.
+#[derive(Clone)]
 struct Series {
     mode: String,
     points: Vec<(f64, f64)>,
@@ -259,7 +264,10 @@ fn panel(
 /// markers per mode, in the same colour in both panels, and a legend in
 /// each; the delivered rate of a point measured in trials has an error bar
 /// from its lowest to its highest trial. The title says "(simulated)" when
-/// the runs are.
+/// the runs are. With more than four modes of several families, small
+/// multiples: a row of the two panels per family (plain interrupts,
+/// interrupts with moderation, polling, NAPI, Mogul & Ramakrishnan), on the
+/// same axes, the colour-blind-safe palette restarting in each row.
 pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
     let runs = &results.runs;
     let sim = if runs.is_empty() || !runs.iter().any(|r| r.simulated) {
@@ -277,9 +285,19 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
     );
     let user = series(runs, |r| r.cp_time_pct.user, |_| None);
 
+    let groups = families(&delivered);
+    let grouped = delivered.len() > GROUP_ABOVE && groups.len() > 1;
+    let size = if grouped {
+        (
+            SIZE.0,
+            50 + ROW_HEIGHT * u32::try_from(groups.len()).unwrap_or(1),
+        )
+    } else {
+        SIZE
+    };
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(&title, (FONT, 22))?;
 
@@ -298,31 +316,78 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                 })
                 .fold(0.0_f64, f64::max);
             let y_rate = 0.0..if peak > 0.0 { peak * 1.12 } else { 1.0 };
-            let (left, right) = root.split_horizontally(SIZE.0 / 2);
-            panel(
-                &left,
-                "(a) delivered to the app vs offered",
-                "delivered to app (datagrams/s)",
-                x.clone(),
-                y_rate,
-                &delivered,
-                true,
-            )?;
-            panel(
-                &right,
-                "(b) user CPU share vs offered",
-                "user CPU share (%)",
-                x,
-                0.0..105.0,
-                &user,
-                false,
-            )?;
+            if grouped {
+                // Small multiples: one row per family, same axes in every
+                // row, colours restart in each row.
+                let rows = root.split_evenly((groups.len(), 1));
+                for (row, (name, members)) in rows.iter().zip(&groups) {
+                    let pick = |all: &[Series]| -> Vec<Series> {
+                        all.iter()
+                            .filter(|s| members.contains(&s.mode))
+                            .map(Series::clone)
+                            .collect()
+                    };
+                    let (left, right) = row.split_horizontally(SIZE.0 / 2);
+                    panel(
+                        &left,
+                        &format!("{name}: delivered vs offered"),
+                        "delivered to app (datagrams/s)",
+                        x.clone(),
+                        y_rate.clone(),
+                        &pick(&delivered),
+                        true,
+                    )?;
+                    panel(
+                        &right,
+                        &format!("{name}: user CPU share"),
+                        "user CPU share (%)",
+                        x.clone(),
+                        0.0..105.0,
+                        &pick(&user),
+                        false,
+                    )?;
+                }
+            } else {
+                let (left, right) = root.split_horizontally(SIZE.0 / 2);
+                panel(
+                    &left,
+                    "(a) delivered to the app vs offered",
+                    "delivered to app (datagrams/s)",
+                    x.clone(),
+                    y_rate,
+                    &delivered,
+                    true,
+                )?;
+                panel(
+                    &right,
+                    "(b) user CPU share vs offered",
+                    "user CPU share (%)",
+                    x,
+                    0.0..105.0,
+                    &user,
+                    false,
+                )?;
+            }
         } else {
             root.draw(&Text::new("no data", (40, 60), (FONT, 18)))?;
         }
         root.present()?;
     }
     Ok(buf)
+}
+
+/// The families of the modes (see `compare::modes::family`), in order of
+/// first appearance, each with its modes.
+fn families(all: &[Series]) -> Vec<(&'static str, Vec<String>)> {
+    let mut out: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for s in all {
+        let f = super::modes::family(&s.mode);
+        match out.iter_mut().find(|(name, _)| *name == f) {
+            Some((_, v)) => v.push(s.mode.clone()),
+            None => out.push((f, vec![s.mode.clone()])),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -394,6 +459,41 @@ mod tests {
         let bars = lines(&crate::compare::output::tests::sample_in_trials());
         // An error bar is three lines (the bar and its two caps), six points.
         assert_eq!(bars - plain, 3 * 6, "{plain} -> {bars}");
+    }
+
+    #[test]
+    fn many_modes_are_drawn_as_a_row_per_family() {
+        let mut res = sample(false);
+        let base = res.runs.clone();
+        res.runs.clear();
+        for mode in crate::compare::modes::ALL {
+            for r in &base {
+                let mut r = r.clone();
+                r.mode = mode.to_string();
+                res.runs.push(r);
+            }
+        }
+        let svg = livelock_svg(&res).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for family in [
+            "NAPI (Linux)",
+            "Mogul & Ramakrishnan",
+            "interrupt + moderation",
+        ] {
+            assert!(
+                texts.contains(&format!("{family}: delivered vs offered").as_str()),
+                "{family}"
+            );
+        }
+        for mode in crate::compare::modes::ALL {
+            assert_eq!(texts.iter().filter(|t| **t == mode).count(), 2, "{mode}");
+        }
     }
 
     #[test]

@@ -19,7 +19,6 @@ use super::experiment::{
 use super::mlfrr;
 use super::model::{CpuPct, Frames, Measured, PollingDiag, Probe, Results, Run};
 use super::sweep::RECORDED_PARAMS;
-use crate::kernel::Mode;
 use crate::kernel::time::{Hz, Nanos};
 use crate::sim::{Sim, SimConfig};
 
@@ -103,11 +102,7 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     sysctls.extend(p.extra.iter().cloned());
     sysctls.extend(p.mode.sysctls.iter().cloned());
     let cfg = SimConfig {
-        mode: if p.mode.base == "polling" {
-            Mode::Polling
-        } else {
-            Mode::Interrupt
-        },
+        mode: p.mode.kind(),
         hz: Hz::DEFAULT,
         pattern: p.arrivals.pattern(p.pps),
         seed: p.seed,
@@ -191,8 +186,14 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
         let recorded = k.starts_with("hw.sim.")
             || k.starts_with("kern.polling.") && !is_counter(k)
             || RECORDED_PARAMS.contains(&k.as_str());
-        if let (true, pollsim_sysctl::Value::Int(i)) = (recorded, v) {
-            params.insert(k.clone(), (*i).into());
+        match (recorded, v) {
+            (true, pollsim_sysctl::Value::Int(i)) => {
+                params.insert(k.clone(), (*i).into());
+            }
+            (true, pollsim_sysctl::Value::Str(t)) => {
+                params.insert(k.clone(), t.as_str().into());
+            }
+            _ => {}
         }
     }
     Run::from_window(Measured {

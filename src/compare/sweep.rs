@@ -481,10 +481,11 @@ pub fn host_window(a: &Snapshot, b: &Snapshot, seconds: f64) -> Option<HostDiag>
 
 /// The knobs recorded in every run's `params`, as read back from the
 /// instance (the value that ran).
-pub const RECORDED_PARAMS: [&str; 13] = [
+pub const RECORDED_PARAMS: [&str; 29] = [
     "kern.hz",
     "machdep.idle",
     "kern.sched.stall_compensate",
+    "dev.tap0.discipline",
     "kern.polling.user_frac",
     "kern.polling.burst_max",
     "kern.polling.each_burst",
@@ -492,6 +493,21 @@ pub const RECORDED_PARAMS: [&str; 13] = [
     "kern.polling.idle_poll",
     "dev.tap0.polling",
     "dev.tap0.rx_ring",
+    "dev.tap0.rx_usecs",
+    "dev.tap0.rx_frames",
+    "dev.tap0.adaptive_rx",
+    "dev.tap0.napi_defer_hard_irqs",
+    "dev.tap0.gro_flush_timeout",
+    "dev.tap0.threaded",
+    "net.core.netdev_budget",
+    "net.core.netdev_budget_usecs",
+    "net.core.dev_weight",
+    "kern.softirq.defer_to_ksoftirqd",
+    "net.mr.quota",
+    "net.mr.feedback",
+    "net.mr.feedback_hiwat",
+    "net.mr.feedback_lowat",
+    "net.mr.cycle_limit",
     "net.inet.ip.intr_queue_maxlen",
     "user.udp_sink.work_ns",
     "user.udp_sink.rcvbuf",

@@ -7,6 +7,7 @@
 use pollsim_sysctl::Mib;
 
 use super::Kernel;
+use super::discipline::{Kind, moderation, mr, napi};
 use super::intr::{IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
 use crate::sat;
 
@@ -31,6 +32,16 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         },
     );
     super::poll::register_sysctl(&mut mib, |k: &Kernel| &k.poll, |k: &mut Kernel| &mut k.poll);
+    napi::register_sysctl(
+        &mut mib,
+        |k: &Kernel| &k.disc.napi,
+        |k: &mut Kernel| &mut k.disc.napi,
+    );
+    mr::register_sysctl(
+        &mut mib,
+        |k: &Kernel| &k.disc.mr,
+        |k: &mut Kernel| &mut k.disc.mr,
+    );
     register_ipintrq(&mut mib);
     for i in 0..k.ifs.len() {
         register_if(&mut mib, k, i);
@@ -84,10 +95,19 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
         "Device polling on this interface (1) or interrupts (0)",
         (0, 1),
         |_| (0, 1),
-        move |k| i64::from(k.ifs[i].polling),
+        move |k| i64::from(k.ifs[i].discipline == Kind::Polling),
         move |k, v| {
             k.set_polling(i, v == 1);
             Ok(())
+        },
+    );
+    mib.add_rw_choice(
+        &format!("{p}.discipline"),
+        "Input discipline: interrupt (4.4BSD ipintrq), polling (FreeBSD kern_poll), napi (Linux), mr (Mogul & Ramakrishnan)",
+        &Kind::NAMES,
+        move |k| k.ifs[i].discipline.index(),
+        move |k, v| {
+            k.set_discipline(i, Kind::ALL[v]);
         },
     );
     mib.add_ro_str(&format!("{p}.ether"), "The NIC's MAC address", move |k| {
@@ -105,6 +125,19 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
                 .collect::<Vec<_>>()
                 .join(" ")
         },
+    );
+    napi::register_if_sysctl(
+        mib,
+        &p,
+        i,
+        |k: &Kernel| &k.disc.napi,
+        |k: &mut Kernel| &mut k.disc.napi,
+    );
+    moderation::register_if_sysctl(
+        mib,
+        &p,
+        move |k: &Kernel| &k.ifs[i].moderation,
+        move |k: &mut Kernel| &mut k.ifs[i].moderation,
     );
     let ring_max = sat(RX_RING_MAX as u64);
     mib.add_rw(

@@ -11,6 +11,8 @@
 pub mod clock;
 pub mod cost;
 pub mod cpu;
+pub mod discipline;
+pub mod fair;
 pub mod host;
 pub mod intr;
 pub mod mib;
@@ -34,20 +36,17 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 use crate::apps::{AppKind, Apps, UserCx};
 use clock::Clock;
 use cpu::Cpu;
+use discipline::{Cx, Discipline as _, Disciplines, Kind, Runnable, Thread};
+use fair::{Fair, Task};
 use intr::IpIntrQ;
 use netisr::Netisr;
 use poll::PollEngine;
 use reactor::{Event, Reactor, Token};
 use time::{Hz, Nanos};
 
-/// How an interface delivers frames: the initial `dev.<if>.polling`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Interrupt-driven input through `ipintrq` (livelocks under overload).
-    Interrupt,
-    /// FreeBSD device polling (`kern.polling.*`).
-    Polling,
-}
+/// How an interface delivers frames at start: its initial
+/// `dev.<if>.discipline`.
+pub type Mode = Kind;
 
 /// Longest slice of user CPU burn between checks for interrupts and ticks.
 pub const USER_SLICE: Nanos = Nanos::from_micros(5);
@@ -73,12 +72,15 @@ pub struct IfNet {
     pub nic: Box<dyn Nic>,
     /// smoltcp's per-interface state (addresses, neighbor cache).
     pub iface: Interface,
-    /// `dev.<if>.polling`.
-    pub polling: bool,
+    /// `dev.<if>.discipline`.
+    pub discipline: Kind,
     /// `dev.<if>.rx_ring`: frames one interrupt may move.
     pub rx_ring: usize,
     /// Counters.
     pub counters: IfCounters,
+    /// Interrupt moderation of its receive line (`rx_usecs`, `rx_frames`,
+    /// `adaptive_rx`).
+    pub moderation: discipline::moderation::Moderation,
 }
 
 /// What the scheduler did. Each doc line is the sysctl description.
@@ -105,6 +107,24 @@ pub struct NetisrWork {
     pub dispatched: u32,
     /// Status checks made (`POLL_AND_CHECK_STATUS`).
     pub status_checks: u32,
+    /// The pending egress runs in the same unit, after this work (as
+    /// FreeBSD's netisr runs its other queues after `netisr_poll`).
+    pub then_egress: bool,
+}
+
+/// What runs next below the interrupts, highest priority first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Kernel work above user processes ([`Kernel::kernel_step`]).
+    Kernel,
+    /// A kernel thread of the fair class ([`Kernel::thread_step`]).
+    Thread(Thread),
+    /// The user process ([`Kernel::user_step`]).
+    User,
+    /// A poll from the idle loop ([`Kernel::idle_poll`]).
+    IdlePoll,
+    /// Nothing: idle until the next event.
+    Idle,
 }
 
 /// The kernel's state. Fields are public to the crate's engines and to the
@@ -118,6 +138,10 @@ pub struct Kernel {
     pub poll_list: Vec<usize>,
     /// kern_poll.c.
     pub poll: PollEngine,
+    /// The engines of the input disciplines.
+    pub disc: Disciplines,
+    /// The fair class (the user process and kernel threads).
+    pub fair: Fair,
     /// `ipintrq`.
     pub ipintrq: IpIntrQ,
     /// The protocol stack and its accounting.
@@ -164,6 +188,8 @@ impl Kernel {
             ifs: Vec::new(),
             poll_list: Vec::new(),
             poll: PollEngine::new(cfg.hz),
+            disc: Disciplines::new(cfg.hz),
+            fair: Fair::default(),
             ipintrq: IpIntrQ::new(intr::IPINTRQ_MAXLEN_DEFAULT),
             netisr: Netisr::new(),
             reactor: Reactor::new(),
@@ -197,40 +223,83 @@ impl Kernel {
         self.ifs.push(IfNet {
             nic,
             iface,
-            polling: false,
+            discipline: Kind::Interrupt,
             rx_ring: intr::RX_RING_DEFAULT,
             counters: IfCounters::default(),
+            moderation: discipline::moderation::Moderation::default(),
         });
         let i = self.ifs.len() - 1;
-        self.set_polling(i, cfg.mode == Mode::Polling);
-        self.ifs[i]
-            .nic
-            .set_intr_enabled(cfg.mode == Mode::Interrupt);
+        let (disc, mut cx) = self.split(now);
+        if !disc.get_mut(cfg.mode).attach(&mut cx, i) {
+            disc.interrupt.attach(&mut cx, i);
+        } else {
+            self.ifs[i].discipline = cfg.mode;
+        }
         i
     }
 
-    /// `dev.<if>.polling`: register with kern_poll and mask the NIC's
-    /// interrupts, or deregister and unmask, as `ifconfig polling` does.
-    pub fn set_polling(&mut self, i: usize, on: bool) {
-        let ifn = &mut self.ifs[i];
-        if ifn.polling == on {
-            return;
+    /// The discipline engines, and the context they work in at `now`.
+    fn split(&mut self, now: Nanos) -> (&mut Disciplines, Cx<'_>) {
+        let need_resched = self.fair.need_resched();
+        let app_fill_pct = self.app_fill_pct();
+        (
+            &mut self.disc,
+            Cx {
+                ifs: &mut self.ifs,
+                netisr: &mut self.netisr,
+                ipintrq: &mut self.ipintrq,
+                poll: &mut self.poll,
+                poll_list: &mut self.poll_list,
+                now,
+                jiffies: self.sched.ticks,
+                need_resched,
+                app_fill_pct,
+            },
+        )
+    }
+
+    /// How full the udp-sink's socket buffer is, percent of `rcvbuf`
+    /// datagrams (`None` without the app).
+    fn app_fill_pct(&self) -> Option<u32> {
+        let sink = self.apps.udp_sink.as_ref()?;
+        let queued = self
+            .netisr
+            .stats
+            .udp_delivered
+            .saturating_sub(sink.datagrams);
+        let pct = queued * 100 / sink.rcvbuf.max(1);
+        Some(u32::try_from(pct).unwrap_or(u32::MAX))
+    }
+
+    /// `dev.<if>.discipline`: leave the current discipline and join
+    /// `kind`, as `ifconfig polling` does for FreeBSD's. Frames in the ring
+    /// and in `ipintrq` stay where they are. If `kind` refuses the
+    /// interface (a full polling list), it stays where it was; returns
+    /// whether it switched.
+    pub fn set_discipline(&mut self, i: usize, kind: Kind) -> bool {
+        let old = self.ifs[i].discipline;
+        if old == kind {
+            return true;
         }
-        if on {
-            if self.poll.register().is_err() {
-                return;
-            }
-            ifn.nic.set_intr_enabled(false);
-            self.poll_list.push(i);
+        let now = self.cpu.last_switch();
+        let (disc, mut cx) = self.split(now);
+        disc.get_mut(old).detach(&mut cx, i);
+        if disc.get_mut(kind).attach(&mut cx, i) {
+            self.ifs[i].discipline = kind;
+            true
         } else {
-            if let Some(pos) = self.poll_list.iter().position(|&x| x == i) {
-                // As ether_poll_deregister: the last entry takes the slot.
-                let _ = self.poll.deregister(pos);
-                self.poll_list.swap_remove(pos);
-            }
-            ifn.nic.set_intr_enabled(true);
+            disc.get_mut(old).attach(&mut cx, i);
+            false
         }
-        ifn.polling = on;
+    }
+
+    /// `dev.<if>.polling`, FreeBSD's sugar for the discipline: on, polling;
+    /// off, interrupts.
+    pub fn set_polling(&mut self, i: usize, on: bool) {
+        let kind = if on { Kind::Polling } else { Kind::Interrupt };
+        if on || self.ifs[i].discipline == Kind::Polling {
+            self.set_discipline(i, kind);
+        }
     }
 
     /// The clock interrupt for one tick: [`Kernel::hardclock_cnt`] with 1.
@@ -240,8 +309,9 @@ impl Kernel {
 
     /// The clock interrupt, standing for `cnt` ticks (FreeBSD's
     /// `hardclock(cnt, usermode)`, formerly `hardclock_cnt`): `ticks`
-    /// advances by `cnt`, `hardclock_device_poll` runs once, and the
-    /// protocol timers (softclock) need an egress pass.
+    /// advances by `cnt`, every discipline's clock hook runs once
+    /// (`hardclock_device_poll` for polling), the protocol timers
+    /// (softclock) need an egress pass, and the interrupt exits.
     ///
     /// When the timer is delivered late (the host was busy, or woke this
     /// process late from idle), several expirations are read at once; as in
@@ -250,22 +320,82 @@ impl Kernel {
     /// the kernel never overran a tick.
     pub fn hardclock_cnt(&mut self, now: Nanos, cnt: u64) {
         self.sched.ticks += cnt;
-        self.poll.hardclock(now);
+        let (disc, mut cx) = self.split(now);
+        for d in disc.all_mut() {
+            d.hardclock(&mut cx);
+        }
         self.egress_pending = true;
+        self.irq_exit(now);
     }
 
-    /// The ISR of interface `i`: move up to `rx_ring` frames to `ipintrq`,
-    /// dropping (and counting) what does not fit. Returns the frames taken
-    /// from the ring. Bound: `rx_ring` frames.
+    /// The hard interrupt of interface `i`, as its discipline handles it.
+    /// Returns the frames moved from the ring at interrupt level. Bound:
+    /// the discipline's (`rx_ring` frames for `interrupt`, none for the
+    /// others).
     pub fn isr(&mut self, i: usize) -> usize {
-        let ipintrq = &mut self.ipintrq;
+        // The scheduler switched to intr at the interrupt's time.
+        let now = self.cpu.last_switch();
         let ifn = &mut self.ifs[i];
         ifn.counters.interrupts += 1;
-        // The scheduler switched to intr at the interrupt's time.
-        ifn.nic.set_now(self.cpu.last_switch().0);
-        ifn.nic.rx(ifn.rx_ring, &mut |frame| {
-            ipintrq.enqueue(i, frame);
-        })
+        ifn.moderation.on_irq();
+        ifn.nic.set_now(now.0);
+        let kind = ifn.discipline;
+        let (disc, mut cx) = self.split(now);
+        disc.get_mut(kind).hardirq(&mut cx, i) as usize
+    }
+
+    /// Leaving a hard interrupt (Linux's `irq_exit`): a discipline may
+    /// start pending softirq work here.
+    pub fn irq_exit(&mut self, now: Nanos) {
+        let (disc, mut cx) = self.split(now);
+        for d in disc.all_mut() {
+            d.irq_exit(&mut cx);
+        }
+    }
+
+    /// Which of the raised lines in `raised` (bit `i` for `ifs[i]`) the
+    /// CPU takes now: each interface's moderation may hold its line.
+    pub fn irq_lines(&mut self, raised: u64, now: Nanos) -> u64 {
+        let mut take = 0;
+        for (i, ifn) in self.ifs.iter_mut().enumerate().take(64) {
+            if raised & (1 << i) == 0 {
+                ifn.moderation.idle();
+            } else if ifn.moderation.fire(now, ifn.nic.rx_pending()) {
+                take |= 1 << i;
+            }
+        }
+        take
+    }
+
+    /// Whether a discipline's timer is due at `now`.
+    pub fn timer_due(&self, now: Nanos) -> bool {
+        self.next_timer().is_some_and(|t| t <= now)
+    }
+
+    /// The earliest armed timer of any discipline.
+    fn next_timer(&self) -> Option<Nanos> {
+        self.disc.all().iter().filter_map(|d| d.next_timer()).min()
+    }
+
+    /// Run every discipline timer due at `now` (an interrupt). Returns
+    /// how many fired.
+    pub fn timers(&mut self, now: Nanos) -> u32 {
+        let (disc, mut cx) = self.split(now);
+        let mut n = 0;
+        for d in disc.all_mut() {
+            if d.next_timer().is_some_and(|t| t <= now) {
+                d.timer(&mut cx);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// When the kernel next needs the CPU for a timer of its own (a
+    /// discipline's), if any: an idle CPU must wake by then.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        let held = self.ifs.iter().filter_map(|f| f.moderation.deadline());
+        held.chain(self.next_timer()).min()
     }
 
     /// Whether any interface's interrupt line is unmasked.
@@ -273,47 +403,110 @@ impl Kernel {
         self.ifs.iter().any(|f| f.nic.intr_enabled())
     }
 
-    /// Whether the netisr has work.
-    pub fn netisr_pending(&self) -> bool {
-        self.poll.is_scheduled() || !self.ipintrq.is_empty() || self.egress_pending
+    /// Whether there is kernel work above the user processes.
+    pub fn netisr_pending(&mut self) -> bool {
+        if self.egress_pending {
+            return true;
+        }
+        let now = self.cpu.last_switch();
+        let (disc, cx) = self.split(now);
+        disc.all_mut().into_iter().any(|d| d.kernel_pending(&cx))
     }
 
-    /// One unit of netisr work, highest first: a polling chunk (the caller
-    /// then runs [`Kernel::netisr_pollmore`] at the time the chunk ended),
-    /// one `ipintrq` frame, or an egress pass. Returns what it did.
+    /// What runs next below the interrupts: kernel work, else the fair
+    /// class's pick (the user process or a kernel thread), else the idle
+    /// loop's poll, else idle. The schedulers ask this and never look at
+    /// a discipline.
+    pub fn next_unit(&mut self, now: Nanos) -> Unit {
+        if self.netisr_pending() {
+            return Unit::Kernel;
+        }
+        let mut threads: Vec<Runnable> = Vec::new();
+        for d in self.disc.all_mut() {
+            d.runnable_threads(&mut threads);
+        }
+        match self.fair.pick(now, self.user_runnable(), &threads) {
+            Some(Task::User) => Unit::User,
+            Some(Task::Thread(t)) => Unit::Thread(t),
+            None => {
+                let (disc, cx) = self.split(now);
+                if disc.all_mut().iter().any(|d| d.idle_pending(&cx)) {
+                    Unit::IdlePoll
+                } else {
+                    Unit::Idle
+                }
+            }
+        }
+    }
+
+    /// One unit of kernel work, highest first: a discipline's (a polling
+    /// chunk, one `ipintrq` frame, ...), or an egress pass. The caller then
+    /// runs [`Kernel::unit_done`] at the time the unit ended. Returns what
+    /// it did.
     pub fn netisr_step(&mut self, now: Nanos) -> NetisrWork {
         self.sched.netisr_runs += 1;
         self.reactor.note_activity();
         self.set_nic_time(now);
-        let mut work = NetisrWork::default();
-        if self.poll.is_scheduled() {
-            let checks = |k: &Kernel| k.ifs.iter().map(|f| f.counters.status_checks).sum::<u64>();
-            let before = checks(self);
-            work.polled = self.netisr_poll(now);
-            work.status_checks = u32::try_from(checks(self) - before).unwrap_or(u32::MAX);
-            if self.egress_pending {
-                self.egress(now);
+        let (disc, mut cx) = self.split(now);
+        let mut work = None;
+        for d in disc.all_mut() {
+            if d.kernel_pending(&cx) {
+                work = Some(d.kernel_step(&mut cx));
+                break;
             }
-        } else if !self.ipintrq.is_empty() {
-            let (ifs, netisr) = (&mut self.ifs, &mut self.netisr);
-            self.ipintrq.dequeue_with(|i, frame| {
-                netisr.ingress(&mut ifs[i].iface, now, frame);
-                netisr.flush(ifs[i].nic.as_mut());
-            });
-            work.dispatched = 1;
-        } else if self.egress_pending {
+        }
+        match work {
+            Some(w) => {
+                if w.then_egress && self.egress_pending {
+                    self.egress(now);
+                }
+                w
+            }
+            None => {
+                if self.egress_pending {
+                    self.egress(now);
+                }
+                NetisrWork::default()
+            }
+        }
+    }
+
+    /// One unit of work of the kernel thread `t`. The caller then runs
+    /// [`Kernel::unit_done`].
+    pub fn thread_step(&mut self, now: Nanos, t: Thread) -> NetisrWork {
+        self.sched.netisr_runs += 1;
+        self.reactor.note_activity();
+        self.set_nic_time(now);
+        let (disc, mut cx) = self.split(now);
+        let mut work = NetisrWork::default();
+        for d in disc.all_mut() {
+            let mut mine = Vec::new();
+            d.runnable_threads(&mut mine);
+            if mine.iter().any(|r| r.thread == t) {
+                work = d.thread_step(&mut cx, t);
+                break;
+            }
+        }
+        if work.then_egress && self.egress_pending {
             self.egress(now);
         }
         work
     }
 
-    /// `netisr_pollmore`, at `now` = when the netisr work before it ended.
-    /// The scheduler calls it after every [`Kernel::netisr_step`] (a no-op
-    /// unless a polling chunk ran): as in FreeBSD, where `netisr_pollmore`
-    /// reads the clock itself, the tick's kernel load must include its last
-    /// chunk, so the caller passes the time after that chunk, not before.
+    /// The unit of kernel work before ended at `now` (FreeBSD's
+    /// `netisr_pollmore` reads the clock itself: the tick's kernel load
+    /// must include its last chunk, so the caller passes the time after
+    /// that chunk, not before).
+    pub fn unit_done(&mut self, now: Nanos) {
+        let (disc, mut cx) = self.split(now);
+        for d in disc.all_mut() {
+            d.unit_done(&mut cx);
+        }
+    }
+
+    /// [`Kernel::unit_done`] under its FreeBSD name.
     pub fn netisr_pollmore(&mut self, now: Nanos) {
-        self.poll.netisr_pollmore(now);
+        self.unit_done(now);
     }
 
     fn egress(&mut self, now: Nanos) {
@@ -324,27 +517,19 @@ impl Kernel {
         }
     }
 
-    /// `netisr_poll`: every registered handler gets the same chunk. A
-    /// handler takes frames straight into the stack (direct dispatch, as
-    /// FreeBSD does since 5.x), so polling never touches `ipintrq`.
+    /// A poll from the idle loop (`ether_poll`, `kern.polling.idle_poll`).
     /// Returns the frames taken.
-    fn netisr_poll(&mut self, now: Nanos) -> u32 {
-        let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
-        self.poll.netisr_poll(now, |h, cmd, count| {
-            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
-        })
-    }
-
-    /// `ether_poll` from the idle loop (`kern.polling.idle_poll`). Returns
-    /// the frames taken.
     pub fn idle_poll(&mut self, now: Nanos) -> u32 {
         self.sched.idle_polls += 1;
         self.set_nic_time(now);
-        let count = self.poll.each_burst();
-        let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
-        self.poll.ether_poll(count, |h, cmd, count| {
-            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
-        })
+        let (disc, mut cx) = self.split(now);
+        let mut taken = 0;
+        for d in disc.all_mut() {
+            if d.idle_pending(&cx) {
+                taken += d.idle_step(&mut cx);
+            }
+        }
+        taken
     }
 
     /// Tell every NIC the kernel's time (for a capture's timestamps).
@@ -407,8 +592,9 @@ impl Kernel {
     }
 }
 
-/// The poll handler of one interface (a driver's `*_poll`): status check
-/// if asked, then up to `count` frames straight into the stack.
+/// The poll handler of one interface (a driver's `*_poll`, a NAPI
+/// `->poll`): status check if asked, then up to `count` frames straight
+/// into the stack. Bound: `count` frames.
 fn poll_handler(ifn: &mut IfNet, netisr: &mut Netisr, now: Nanos, cmd: PollCmd, count: u32) -> u32 {
     ifn.counters.polls += 1;
     if cmd == PollCmd::PollAndCheckStatus {

@@ -21,12 +21,12 @@
 //! `rx_missed`), and an interrupt raised during netisr or user work
 //! preempts at the next boundary, exactly as on the real clock.
 
-use super::Kernel;
 use super::clock::{Clock, VirtualClock};
 use super::cost::CostModel;
 use super::cpu::CpuState;
 use super::sched::{Hooks, preempting};
 use super::time::Nanos;
+use super::{Kernel, NetisrWork, Unit};
 
 /// Everything outside the simulated CPU that makes events happen.
 pub trait World {
@@ -97,7 +97,7 @@ impl VirtualSched {
                 self.tick(k, clock, &cost, hooks);
                 continue;
             }
-            if k.any_intr_enabled() && self.interrupts(k, clock, world, &cost) {
+            if self.interrupts(k, clock, world, &cost) {
                 continue;
             }
             if let Some(r) = self.next_report
@@ -130,32 +130,39 @@ impl VirtualSched {
         } else {
             0
         };
-        if k.netisr_pending() {
-            preempting(k, now, CpuState::Sys);
-            let w = k.netisr_step(now);
-            let frames = u64::from(w.polled);
-            let ns = frames * (cost.rx_cost_ns + cost.proto_cost_ns)
-                + u64::from(w.dispatched) * cost.proto_cost_ns
-                + u64::from(w.status_checks) * cost.status_cost_ns;
-            clock.advance(Nanos(ns + check));
-            k.netisr_pollmore(clock.now());
-        } else if k.user_runnable() {
-            k.cpu.switch(now, CpuState::User);
-            k.user_step(now, clock);
-            clock.advance(Nanos(check));
-        } else if !k.poll.idlepoll_sleeping() && !k.poll_list.is_empty() {
-            k.cpu.switch(now, CpuState::Sys);
-            let frames = u64::from(k.idle_poll(now));
-            if frames == 0 {
-                // The idle poller spins on empty rings until something
-                // happens: skip there, the time charged to sys.
-                clock.skip_to(self.wake_at(world, now, end));
-            } else {
-                clock.advance(Nanos(frames * (cost.rx_cost_ns + cost.proto_cost_ns)));
+        match k.next_unit(now) {
+            Unit::Kernel => {
+                preempting(k, now, CpuState::Sys);
+                let w = k.netisr_step(now);
+                clock.advance(Nanos(work_ns(cost, &w) + check));
+                k.unit_done(clock.now());
             }
-        } else {
-            k.cpu.switch(now, CpuState::Idle);
-            clock.skip_to(self.wake_at(world, now, end));
+            Unit::Thread(t) => {
+                preempting(k, now, CpuState::Sys);
+                let w = k.thread_step(now, t);
+                clock.advance(Nanos(work_ns(cost, &w) + check));
+                k.unit_done(clock.now());
+            }
+            Unit::User => {
+                k.cpu.switch(now, CpuState::User);
+                k.user_step(now, clock);
+                clock.advance(Nanos(check));
+            }
+            Unit::IdlePoll => {
+                k.cpu.switch(now, CpuState::Sys);
+                let frames = u64::from(k.idle_poll(now));
+                if frames == 0 {
+                    // The idle poller spins on empty rings until something
+                    // happens: skip there, the time charged to sys.
+                    clock.skip_to(self.wake_at(k, world, now, end));
+                } else {
+                    clock.advance(Nanos(frames * (cost.rx_cost_ns + cost.proto_cost_ns)));
+                }
+            }
+            Unit::Idle => {
+                k.cpu.switch(now, CpuState::Idle);
+                clock.skip_to(self.wake_at(k, world, now, end));
+            }
         }
     }
 
@@ -185,7 +192,8 @@ impl VirtualSched {
         (hooks.on_tick)(k);
     }
 
-    /// Serve every raised interrupt line; false if none was raised.
+    /// Serve every raised interrupt line the CPU takes now, and every
+    /// discipline timer due; false if there was none.
     fn interrupts(
         &mut self,
         k: &mut Kernel,
@@ -193,23 +201,38 @@ impl VirtualSched {
         world: &dyn World,
         cost: &CostModel,
     ) -> bool {
-        let mut mask = world.pending_irqs();
-        if mask == 0 {
+        let now = clock.now();
+        let raised = if k.any_intr_enabled() {
+            world.pending_irqs()
+        } else {
+            0
+        };
+        let mut mask = k.irq_lines(raised, now);
+        let timer = k.timer_due(now);
+        if mask == 0 && !timer {
             return false;
         }
-        preempting(k, clock.now(), CpuState::Intr);
+        preempting(k, now, CpuState::Intr);
         while mask != 0 {
             let i = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let frames = k.isr(i) as u64;
             clock.advance(Nanos(cost.intr_cost_ns + frames * cost.rx_cost_ns));
         }
+        if timer {
+            let n = u64::from(k.timers(clock.now()));
+            clock.advance(Nanos(n * cost.intr_cost_ns));
+        }
+        k.irq_exit(clock.now());
         true
     }
 
     /// When an idle CPU next has something to do.
-    fn wake_at(&self, world: &dyn World, now: Nanos, end: Nanos) -> Nanos {
+    fn wake_at(&self, k: &Kernel, world: &dyn World, now: Nanos, end: Nanos) -> Nanos {
         let mut t = self.next_tick.min(end);
+        if let Some(d) = k.next_deadline() {
+            t = t.min(d);
+        }
         if let Some(e) = world.next_event() {
             t = t.min(e);
         }
@@ -218,4 +241,12 @@ impl VirtualSched {
         }
         t.max(Nanos(now.0 + 1))
     }
+}
+
+/// The cost of a unit of kernel work: frames polled into the stack pay the
+/// driver and the protocol, frames from `ipintrq` the protocol only.
+fn work_ns(cost: &CostModel, w: &NetisrWork) -> u64 {
+    u64::from(w.polled) * (cost.rx_cost_ns + cost.proto_cost_ns)
+        + u64::from(w.dispatched) * cost.proto_cost_ns
+        + u64::from(w.status_checks) * cost.status_cost_ns
 }

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::clock::{RealClock, TickTimer};
 use super::os::Selector;
-use crate::kernel::Kernel;
 use crate::kernel::clock::Clock;
 use crate::kernel::cpu::CpuState;
 use crate::kernel::host::Idle;
 use crate::kernel::sched::{Hooks, RunOptions, preempting};
 use crate::kernel::time::Nanos;
+use crate::kernel::{Kernel, Unit};
 
 /// Run `k` on the real clock until `stop` is set or the duration (of wall
 /// time) passes. Once a second (every `kern.hz` ticks) the NICs' status is
@@ -64,23 +64,31 @@ pub fn run_real(
             clock.configure(&k.host);
             continue;
         }
-        if k.any_intr_enabled() {
-            let mut mask = sel.pending_irqs();
-            if mask != 0 {
-                preempting(k, now, CpuState::Intr);
-                let drops = k.ipintrq.drops;
-                let mut frames = 0;
-                while mask != 0 {
-                    let i = mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    frames += k.isr(i) as u64;
-                }
-                unit_done(k, clock, now, frames);
-                if k.host.stalled_this_tick {
-                    k.host.stall_ipintrq_drops += k.ipintrq.drops - drops;
-                }
-                continue;
+        let raised = if k.any_intr_enabled() {
+            sel.pending_irqs()
+        } else {
+            0
+        };
+        let mut mask = k.irq_lines(raised, now);
+        let timer = k.timer_due(now);
+        if mask != 0 || timer {
+            preempting(k, now, CpuState::Intr);
+            let drops = k.ipintrq.drops;
+            let mut frames = 0;
+            while mask != 0 {
+                let i = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                frames += k.isr(i) as u64;
             }
+            if timer {
+                k.timers(clock.now());
+            }
+            k.irq_exit(clock.now());
+            unit_done(k, clock, now, frames);
+            if k.host.stalled_this_tick {
+                k.host.stall_ipintrq_drops += k.ipintrq.drops - drops;
+            }
+            continue;
         }
         if let Some(r) = next_report
             && wall >= r
@@ -90,31 +98,46 @@ pub fn run_real(
             next_report = opts.report_every.map(|p| r + p);
             continue;
         }
-        if k.netisr_pending() {
-            preempting(k, now, CpuState::Sys);
-            let w = k.netisr_step(now);
-            unit_done(k, clock, now, u64::from(w.polled) + u64::from(w.dispatched));
-            k.netisr_pollmore(clock.now());
-        } else if k.user_runnable() {
-            k.cpu.switch(now, CpuState::User);
-            k.user_step(now, clock);
-            unit_done(k, clock, now, 0);
-        } else if !k.poll.idlepoll_sleeping() && !k.poll_list.is_empty() {
-            k.cpu.switch(now, CpuState::Sys);
-            let frames = k.idle_poll(now);
-            unit_done(k, clock, now, u64::from(frames));
-        } else {
-            k.cpu.switch(now, CpuState::Idle);
-            match k.host.idle {
-                Idle::Spin => {
-                    std::hint::spin_loop();
-                    unit_done(k, clock, now, 0);
-                }
-                Idle::Hlt => {
-                    let until = next_report.unwrap_or(wall + Nanos::from_secs(1));
-                    let ms = until.since(wall).0.div_ceil(1_000_000).min(1000);
-                    sel.wait(u16::try_from(ms).unwrap_or(1000));
-                    clock.resume();
+        match k.next_unit(now) {
+            Unit::Kernel => {
+                preempting(k, now, CpuState::Sys);
+                let w = k.netisr_step(now);
+                unit_done(k, clock, now, u64::from(w.polled) + u64::from(w.dispatched));
+                k.unit_done(clock.now());
+            }
+            Unit::Thread(t) => {
+                preempting(k, now, CpuState::Sys);
+                let w = k.thread_step(now, t);
+                unit_done(k, clock, now, u64::from(w.polled) + u64::from(w.dispatched));
+                k.unit_done(clock.now());
+            }
+            Unit::User => {
+                k.cpu.switch(now, CpuState::User);
+                k.user_step(now, clock);
+                unit_done(k, clock, now, 0);
+            }
+            Unit::IdlePoll => {
+                k.cpu.switch(now, CpuState::Sys);
+                let frames = k.idle_poll(now);
+                unit_done(k, clock, now, u64::from(frames));
+            }
+            Unit::Idle => {
+                k.cpu.switch(now, CpuState::Idle);
+                match k.host.idle {
+                    Idle::Spin => {
+                        std::hint::spin_loop();
+                        unit_done(k, clock, now, 0);
+                    }
+                    Idle::Hlt => {
+                        let mut until = next_report.unwrap_or(wall + Nanos::from_secs(1));
+                        if let Some(d) = k.next_deadline() {
+                            // A kernel timer (on the kernel's clock) comes first.
+                            until = until.min(wall + d.since(now));
+                        }
+                        let ms = until.since(wall).0.div_ceil(1_000_000).min(1000);
+                        sel.wait(u16::try_from(ms).unwrap_or(1000));
+                        clock.resume();
+                    }
                 }
             }
         }
