@@ -294,7 +294,7 @@ impl Accounting {
         a.offered = a.received + a.rx_missed;
         a.ipintrq_drops = k.ipintrq.drops;
         a.ipintrq_queued = k.ipintrq.len() as u64;
-        let n = &k.netisr.stats;
+        let n = k.netisr.stats();
         a.stack = n.frames;
         a.socket_drops = n.udp_sockbuf_drops;
         a.socket_queued = n.udp_delivered;

@@ -100,10 +100,10 @@ pub fn proto_ns() -> u64 {
         }
     }
     debug_assert_eq!(
-        k.netisr.stats.udp_delivered + k.netisr.stats.udp_sockbuf_drops,
+        k.netisr.stats().udp_delivered + k.netisr.stats().udp_sockbuf_drops,
         (ROUNDS * BATCH) as u64,
         "{:?}",
-        k.netisr.stats
+        k.netisr.stats()
     );
     median(rounds)
 }

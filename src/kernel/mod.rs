@@ -65,14 +65,16 @@ pub struct IfCounters {
     pub status_checks: u64,
     /// Link state at the last status check (1 up, 0 down)
     pub link_up: bool,
+    /// Frames of this interface dropped because `ipintrq` was full
+    pub ipintrq_drops: u64,
 }
 
-/// One interface: the NIC, its smoltcp `Interface`, its polling state.
+/// One interface: the NIC and its polling state. Its smoltcp `Interface`
+/// and sockets are in the netisr, at the same index (`sockets.rs` says why
+/// they are bundled there).
 pub struct IfNet {
     /// The driver.
     pub nic: Box<dyn Nic>,
-    /// smoltcp's per-interface state (addresses, neighbor cache).
-    pub iface: Interface,
     /// `dev.<if>.polling`.
     pub polling: bool,
     /// `dev.<if>.rx_ring`: frames one interrupt may move.
@@ -184,19 +186,35 @@ impl Kernel {
         self.apps.start(&mut self.netisr, &mut self.reactor);
     }
 
-    /// Attach `nic` with address `addr`, in `mode`. Returns its index.
+    /// Attach `nic` with the address `cfg.addr`, in `cfg.mode`. Returns its
+    /// index.
     pub fn attach(&mut self, nic: Box<dyn Nic>, cfg: &KernelConfig, now: Nanos) -> usize {
+        self.attach_at(nic, cfg.addr, cfg, now)
+    }
+
+    /// Attach `nic` with address `addr`, in `cfg.mode`, with an Interface
+    /// and sockets of its own. Returns its index. Apps started later
+    /// listen on it too.
+    pub fn attach_at(
+        &mut self,
+        nic: Box<dyn Nic>,
+        addr: Ipv4Cidr,
+        cfg: &KernelConfig,
+        now: Nanos,
+    ) -> usize {
         let mac = nic.mac();
         let mut ic = IfConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-        ic.random_seed = cfg.seed;
+        // A seed of its own per NIC: two Interfaces must not pick the same ISNs.
+        ic.random_seed = cfg.seed ^ (self.ifs.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut iface =
             Interface::new(ic, &mut netisr::capabilities_device(), netisr::instant(now));
         iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::Ipv4(cfg.addr));
+            let _ = a.push(IpCidr::Ipv4(addr));
         });
+        let at = self.netisr.attach(iface);
+        debug_assert_eq!(at, self.ifs.len());
         self.ifs.push(IfNet {
             nic,
-            iface,
             polling: false,
             rx_ring: intr::RX_RING_DEFAULT,
             counters: IfCounters::default(),
@@ -263,8 +281,11 @@ impl Kernel {
         ifn.counters.interrupts += 1;
         // The scheduler switched to intr at the interrupt's time.
         ifn.nic.set_now(self.cpu.last_switch().0);
+        let drops = &mut ifn.counters.ipintrq_drops;
         ifn.nic.rx(ifn.rx_ring, &mut |frame| {
-            ipintrq.enqueue(i, frame);
+            if !ipintrq.enqueue(i, frame) {
+                *drops += 1;
+            }
         })
     }
 
@@ -297,8 +318,8 @@ impl Kernel {
         } else if !self.ipintrq.is_empty() {
             let (ifs, netisr) = (&mut self.ifs, &mut self.netisr);
             self.ipintrq.dequeue_with(|i, frame| {
-                netisr.ingress(&mut ifs[i].iface, now, frame);
-                netisr.flush(ifs[i].nic.as_mut());
+                netisr.ingress(i, now, frame);
+                netisr.flush(i, ifs[i].nic.as_mut());
             });
             work.dispatched = 1;
         } else if self.egress_pending {
@@ -318,9 +339,9 @@ impl Kernel {
 
     fn egress(&mut self, now: Nanos) {
         self.egress_pending = false;
-        for ifn in &mut self.ifs {
-            self.netisr.egress(&mut ifn.iface, ifn.nic.as_mut(), now);
-            self.netisr.flush(ifn.nic.as_mut());
+        for (i, ifn) in self.ifs.iter_mut().enumerate() {
+            self.netisr.egress(i, ifn.nic.as_mut(), now);
+            self.netisr.flush(i, ifn.nic.as_mut());
         }
     }
 
@@ -331,7 +352,7 @@ impl Kernel {
     fn netisr_poll(&mut self, now: Nanos) -> u32 {
         let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
         self.poll.netisr_poll(now, |h, cmd, count| {
-            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
+            poll_handler(ifs, list[h], netisr, now, cmd, count)
         })
     }
 
@@ -343,7 +364,7 @@ impl Kernel {
         let count = self.poll.each_burst();
         let (ifs, netisr, list) = (&mut self.ifs, &mut self.netisr, &self.poll_list);
         self.poll.ether_poll(count, |h, cmd, count| {
-            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
+            poll_handler(ifs, list[h], netisr, now, cmd, count)
         })
     }
 
@@ -407,19 +428,26 @@ impl Kernel {
     }
 }
 
-/// The poll handler of one interface (a driver's `*_poll`): status check
-/// if asked, then up to `count` frames straight into the stack.
-fn poll_handler(ifn: &mut IfNet, netisr: &mut Netisr, now: Nanos, cmd: PollCmd, count: u32) -> u32 {
+/// The poll handler of interface `i` (a driver's `*_poll`): status check
+/// if asked, then up to `count` frames straight into its stack.
+fn poll_handler(
+    ifs: &mut [IfNet],
+    i: usize,
+    netisr: &mut Netisr,
+    now: Nanos,
+    cmd: PollCmd,
+    count: u32,
+) -> u32 {
+    let ifn = &mut ifs[i];
     ifn.counters.polls += 1;
     if cmd == PollCmd::PollAndCheckStatus {
         let st = ifn.nic.check_status();
         ifn.counters.status_checks += 1;
         ifn.counters.link_up = st.link_up;
     }
-    let IfNet { nic, iface, .. } = ifn;
-    let taken = nic.rx(count as usize, &mut |frame| {
-        netisr.ingress(iface, now, frame)
-    });
-    netisr.flush(nic.as_mut());
+    let taken = ifn
+        .nic
+        .rx(count as usize, &mut |frame| netisr.ingress(i, now, frame));
+    netisr.flush(i, ifn.nic.as_mut());
     u32::try_from(taken).unwrap_or(u32::MAX)
 }

@@ -194,6 +194,9 @@ fn every_counter_moves_in_a_scripted_run() {
         "kern.sched.preemptions",
         "kern.polling.idlepoll_sleeping",
         "net.inet.ip.intr_queue_len",
+        "dev.virt0.ipintrq_len",
+        "dev.virt0.udp_sockbuf_drops",
+        "dev.virt0.stack_tx",
         "kern.reactor.registered",
         // The real-clock scheduler's account of the host.
         "kern.sched.stalls",

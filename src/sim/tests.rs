@@ -268,7 +268,7 @@ fn costs_are_charged_exactly_per_unit() {
     assert_eq!(t.0[3], 1000 * 1300, "intr: {:?}", t.0);
     // Sys: each frame's netisr unit (proto + the scheduler's check); the
     // egress passes after ticks cost nothing but their check.
-    let egress = s.k.netisr.stats.egress_runs;
+    let egress = s.k.netisr.stats().egress_runs;
     assert_eq!(t.0[2], 1000 * 600 + egress * 100, "sys: {:?}", t.0);
     assert_eq!(s.k.apps.udp_sink.as_ref().unwrap().datagrams, 1000);
 }
