@@ -55,7 +55,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     let mib = crate::kernel::mib::build(&sim.k);
     let mut observe = |k: &mut Kernel, now: Nanos| {
         if lines.is_multiple_of(20) {
-            println!("{}  (simulated)", report::header());
+            println!("{}  (simulated)", report::header_for(&prev));
         }
         lines += 1;
         k.check_status();

@@ -95,7 +95,7 @@ pub fn proto_ns() -> u64 {
         }));
         // Let the sink drain its socket (untimed), so no round sees it full.
         k.cpu.switch(now, CpuState::User);
-        while k.user_runnable() {
+        while k.user_runnable(now) {
             k.user_step(now, &mut clock);
         }
     }

@@ -47,8 +47,12 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
             |k: &mut Kernel| k.cost.as_mut(),
         );
     }
-    k.apps
-        .register_sysctl(&mut mib, |k: &Kernel| &k.apps, |k: &mut Kernel| &mut k.apps);
+    k.apps.register_sysctl(
+        &mut mib,
+        |k: &Kernel| &k.apps,
+        |k: &mut Kernel| &mut k.apps,
+        |k: &Kernel| k.cpu.last_switch(),
+    );
     mib
 }
 

@@ -181,9 +181,11 @@ impl Kernel {
         }
     }
 
-    /// Start the apps (after start-time tunables are set).
+    /// Start the apps (after start-time tunables are set), at the time of
+    /// the CPU's last switch.
     pub fn start_apps(&mut self) {
-        self.apps.start(&mut self.netisr, &mut self.reactor);
+        let now = self.cpu.last_switch();
+        self.apps.start(&mut self.netisr, &mut self.reactor, now);
     }
 
     /// Attach `nic` with the address `cfg.addr`, in `cfg.mode`. Returns its
@@ -375,19 +377,43 @@ impl Kernel {
         }
     }
 
-    /// Whether a user process has work.
-    pub fn user_runnable(&self) -> bool {
-        self.burn_left > Nanos::ZERO || !self.runq.is_empty() || self.reactor.has_events()
+    /// Whether a user process has work at `now`.
+    pub fn user_runnable(&self, now: Nanos) -> bool {
+        self.burn_left > Nanos::ZERO
+            || !self.runq.is_empty()
+            || self.reactor.has_events()
+            || self
+                .apps
+                .interactive
+                .as_ref()
+                .is_some_and(|a| a.runnable(now))
     }
 
     /// Whether user work is half done (a burn in progress).
     pub fn user_mid_work(&self) -> bool {
         self.burn_left > Nanos::ZERO
+            || self
+                .apps
+                .interactive
+                .as_ref()
+                .is_some_and(|a| a.mid_slice())
     }
 
-    /// One unit of user work: a slice of CPU burn, or one app step.
+    /// When a user process that sleeps now next wants the CPU (the
+    /// interactive process's next slice), for an idle CPU to wake.
+    pub fn user_next_due(&self) -> Option<Nanos> {
+        self.apps.interactive.as_ref().and_then(|a| a.next_due())
+    }
+
+    /// One unit of user work: a slice of the interactive process when it
+    /// is due (it goes first among user processes), else a slice of CPU
+    /// burn, or one app step.
     pub fn user_step(&mut self, now: Nanos, clock: &mut dyn Clock) {
         self.sched.user_steps += 1;
+        if let Some(a) = self.apps.interactive.as_mut().filter(|a| a.runnable(now)) {
+            clock.burn(a.step(now, USER_SLICE));
+            return;
+        }
         if self.burn_left > Nanos::ZERO {
             let slice = Nanos(self.burn_left.0.min(USER_SLICE.0));
             clock.burn(slice);

@@ -70,7 +70,7 @@ fn step(k: &mut Kernel, clock: &mut FakeClock, ring: &mut usize) -> bool {
         k.cpu.switch(now, CpuState::Sys);
         k.netisr_step(now);
         k.netisr_pollmore(clock.now());
-    } else if k.user_runnable() {
+    } else if k.user_runnable(now) {
         k.cpu.switch(now, CpuState::User);
         k.user_step(now, clock);
     } else {

@@ -139,7 +139,7 @@ impl VirtualSched {
                 + u64::from(w.status_checks) * cost.status_cost_ns;
             clock.advance(Nanos(ns + check));
             k.netisr_pollmore(clock.now());
-        } else if k.user_runnable() {
+        } else if k.user_runnable(now) {
             k.cpu.switch(now, CpuState::User);
             k.user_step(now, clock);
             clock.advance(Nanos(check));
@@ -149,13 +149,13 @@ impl VirtualSched {
             if frames == 0 {
                 // The idle poller spins on empty rings until something
                 // happens: skip there, the time charged to sys.
-                clock.skip_to(self.wake_at(world, now, end));
+                clock.skip_to(self.wake_at(k, world, now, end));
             } else {
                 clock.advance(Nanos(frames * (cost.rx_cost_ns + cost.proto_cost_ns)));
             }
         } else {
             k.cpu.switch(now, CpuState::Idle);
-            clock.skip_to(self.wake_at(world, now, end));
+            clock.skip_to(self.wake_at(k, world, now, end));
         }
     }
 
@@ -207,9 +207,13 @@ impl VirtualSched {
         true
     }
 
-    /// When an idle CPU next has something to do.
-    fn wake_at(&self, world: &dyn World, now: Nanos, end: Nanos) -> Nanos {
+    /// When an idle CPU next has something to do: a tick, an external
+    /// event, a report, or a sleeping user process's wake-up.
+    fn wake_at(&self, k: &Kernel, world: &dyn World, now: Nanos, end: Nanos) -> Nanos {
         let mut t = self.next_tick.min(end);
+        if let Some(d) = k.user_next_due() {
+            t = t.min(d);
+        }
         if let Some(e) = world.next_event() {
             t = t.min(e);
         }

@@ -95,7 +95,7 @@ pub fn run_real(
             let w = k.netisr_step(now);
             unit_done(k, clock, now, u64::from(w.polled) + u64::from(w.dispatched));
             k.netisr_pollmore(clock.now());
-        } else if k.user_runnable() {
+        } else if k.user_runnable(now) {
             k.cpu.switch(now, CpuState::User);
             k.user_step(now, clock);
             unit_done(k, clock, now, 0);
