@@ -28,7 +28,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         seed: args.seed,
         apps: cfg.apps.clone(),
         sysctls: args.sysctls.clone(),
-        probe: false,
+        probe: None,
     };
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
     let mut sim = match &capture {
