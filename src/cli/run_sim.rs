@@ -37,9 +37,10 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     };
     let duration = opts.duration.unwrap_or(Nanos::from_secs(DEFAULT_SECS));
     eprintln!(
-        "pollsim: simulating {} on virtual time ({}), kern.hz={}, {:?} flood of {} pps to udp-sink, \
-         seed {}, {} virtual s",
+        "pollsim: simulating {} (flooded) and {} (quiet) on virtual time ({}), kern.hz={}, \
+         {:?} flood of {} pps to udp-sink, seed {}, {} virtual s",
         crate::sim::IFNAME,
+        crate::sim::QUIET_IFNAME,
         match cfg.mode {
             Mode::Polling => "polling",
             Mode::Interrupt => "interrupt",
