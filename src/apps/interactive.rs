@@ -18,6 +18,12 @@
 //! moves to the next period boundary, as a periodic task that overran.
 //! Missed slices are counted as soon as they are missed, even while the
 //! process still waits for the CPU, so a fully starved process shows.
+//!
+//! An idle CPU wakes for it: the virtual scheduler skips idle time only up
+//! to its next due time; on the real clock with `machdep.idle=hlt` the idle
+//! loop wakes at the next tick (the timerfd stays armed), so a slice due in
+//! an idle stretch starts up to a tick late there; with `spin` (compare's
+//! setting) at once.
 
 use pollsim_sysctl::Mib;
 

@@ -122,7 +122,8 @@ pub struct Kernel {
     pub poll: PollEngine,
     /// `ipintrq`.
     pub ipintrq: IpIntrQ,
-    /// The protocol stack and its accounting.
+    /// The protocol stack: every NIC's smoltcp Interface and sockets, and
+    /// the accounting.
     pub netisr: Netisr,
     /// Socket readiness for the apps.
     pub reactor: Reactor,
