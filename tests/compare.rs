@@ -164,13 +164,21 @@ fn check_diagnostics(r: &Value) {
 /// offered = received + rx_missed within 1 % (received less the probe's
 /// own frames, which the flood did not offer), and received splits exactly
 /// into the drops by stage, what is still queued and what was delivered.
+///
+/// The two sides are counted by two processes: the sender's count is read
+/// just before pollsim answers a snapshot, so a stall of pollsim at either
+/// end of the window lets the flood send frames the other side counts in
+/// the next window. Up to the longest stall at each end is allowed beyond
+/// the 1 % (on a busy host, 41 ms stalls made a 1.3 % gap in a 1 s window).
 fn check_accounting(doc: &Value) {
     for r in doc["runs"].as_array().unwrap() {
         let offered = num(r, "offered_pps");
-        let probe = num(r, "frames.other") / num(r, "seconds");
+        let seconds = num(r, "seconds");
+        let probe = num(r, "frames.other") / seconds;
         let seen = num(r, "received_pps") - probe + num(r, "drops.rx_missed");
+        let stall = r["host"]["stall_max_us"].as_f64().unwrap_or(0.0) / 1e6;
         assert!(
-            (offered - seen).abs() <= 0.01 * offered,
+            (offered - seen).abs() <= (0.01 + 2.0 * stall / seconds) * offered,
             "offered {offered} vs received + rx_missed {seen}: {r}"
         );
         let f = &r["frames"];

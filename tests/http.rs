@@ -171,8 +171,14 @@ fn keep_alive_pipelining_and_errors() {
     });
 }
 
-fn wrk_in(mode: &str) {
-    let run = Running::start(&["--apps", "http", "--mode", mode]);
+/// wrk for 4 s against an instance in `mode` with `extra` arguments: no
+/// socket error at all (a SYN that finds its shard's listeners taken is
+/// dropped as a real kernel's listen queue does, and retransmitted, never
+/// reset: wrk would count the RST as a write error).
+fn wrk_in(mode: &str, extra: &[&str]) {
+    let mut args = vec!["--apps", "http", "--mode", mode];
+    args.extend_from_slice(extra);
+    let run = Running::start(&args);
     let out = Command::new("wrk")
         .args(["-t1", "-c16", "-d4s", "http://198.18.0.2/"])
         .output()
@@ -180,25 +186,20 @@ fn wrk_in(mode: &str) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Requests/sec"), "{text}");
-    // Issue 12 asks for no socket error at all. Most runs have none, but
-    // about one full-suite run in four saw a single write error in polling
-    // mode (of some 57,000 requests), not yet explained; until it is, one
-    // is tolerated here so that CI tells a regression from that flake.
-    let errors: u64 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map_or(0, |l| {
-            l.split(',')
-                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
-                .sum()
-        });
-    assert!(errors <= 1 && !text.contains("Non-2xx"), "{mode}: {text}");
-    println!("{mode}: {text}");
+    assert!(
+        !text.contains("Socket errors") && !text.contains("Non-2xx"),
+        "{mode} {extra:?}: {text}"
+    );
+    println!("{mode} {extra:?}: {text}");
     let s = run.stop();
     assert!(
-        s.int("user.http.reused") > s.int("user.http.accepted"),
+        s.int("user.http.reused") > s.int("user.http.accepted") / 2,
         "{}",
         s.text
+    );
+    println!(
+        "{mode} {extra:?}: listen_drops {}",
+        s.int("net.netisr.listen_drops")
     );
 }
 
@@ -209,7 +210,10 @@ fn wrk_sees_no_socket_errors_in_either_mode() {
     }
     let _serial = util::serial();
     with_tap(|| {
-        wrk_in("interrupt");
-        wrk_in("polling");
+        wrk_in("interrupt", &[]);
+        wrk_in("polling", &[]);
+        // A new connection every other request: about 18,000 SYNs, in
+        // bursts of 16 that outrun the app's replenishing of listeners.
+        wrk_in("polling", &["--sysctl", "user.http.keepalive_max=2"]);
     });
 }

@@ -129,6 +129,88 @@ fn a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark() {
     let _ = std::fs::remove_file(&file);
 }
 
+/// Whether `resp` holds a whole response (head and Content-Length bytes).
+fn complete(resp: &[u8]) -> bool {
+    let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&resp[..end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Content-Length");
+    resp.len() >= end + 4 + len
+}
+
+/// Connections end as TCP says, whoever closes first: the server acknowledges
+/// the client's FIN before it forgets the connection (TIME-WAIT is cut
+/// short, not the last ACK), so no FIN is retransmitted and no RST is sent.
+#[test]
+fn connections_close_without_a_reset_or_a_retransmitted_fin() {
+    if !require_root_or_skip("connections_close_without_a_reset_or_a_retransmitted_fin") {
+        return;
+    }
+    let _serial = util::serial();
+    let file = temp_file("close");
+    let file_arg = file.to_str().expect("a UTF-8 temp path").to_string();
+    with_tap(|| {
+        lab::static_neigh("tap0", ADDR, MAC).expect("neighbour");
+        for mode in ["interrupt", "polling"] {
+            let run = Running::start(&["--mode", mode, "--pcap", &file_arg]);
+            for i in 0..10 {
+                // The server closes first (HTTP/1.0, no keep-alive).
+                let mut s =
+                    TcpStream::connect_timeout(&sock(80).into(), Duration::from_secs(5)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(format!("GET /{i} HTTP/1.0\r\n\r\n").as_bytes())
+                    .unwrap();
+                let mut page = String::new();
+                s.read_to_string(&mut page).unwrap();
+                assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+                drop(s);
+                // The client closes first (keep-alive, then echo).
+                let mut s =
+                    TcpStream::connect_timeout(&sock(80).into(), Duration::from_secs(5)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                // All of the response: unread data would make the close a RST.
+                let mut resp = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !complete(&resp) {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0, "closed mid-response");
+                    resp.extend_from_slice(&buf[..n]);
+                }
+                assert!(resp.starts_with(b"HTTP/1.1 200 OK"));
+                drop(s);
+                let mut e =
+                    TcpStream::connect_timeout(&sock(7).into(), Duration::from_secs(5)).unwrap();
+                e.write_all(b"bye").unwrap();
+                let mut got = [0u8; 3];
+                e.read_exact(&mut got).unwrap();
+                drop(e);
+            }
+            // A lost last ACK shows as the client's FIN sent again after
+            // its RTO (200 ms at least), and answered with a RST.
+            std::thread::sleep(Duration::from_millis(700));
+            let sum = run.stop();
+            assert_eq!(sum.int("user.http.active"), 0, "{}", sum.text);
+            let rst = tshark(
+                &file,
+                "tcp.flags.reset == 1",
+                &["tcp.srcport", "tcp.dstport"],
+            );
+            let again = tshark(&file, "tcp.analysis.retransmission", &["tcp.srcport"]);
+            let fins = tshark(&file, "tcp.flags.fin == 1", &[]).len();
+            assert!(fins >= 60, "{mode}: {fins} FINs captured");
+            assert!(rst.is_empty(), "{mode}: resets {rst:?}");
+            assert!(again.is_empty(), "{mode}: retransmissions {again:?}");
+        }
+    });
+    let _ = std::fs::remove_file(&file);
+}
+
 #[test]
 fn a_sim_capture_is_on_virtual_time_and_bounded() {
     let file = temp_file("sim");

@@ -2,12 +2,15 @@
 //!
 //! smoltcp has no `accept`: a listening socket *becomes* the connection
 //! when a SYN arrives, and a SYN finding no listener is answered with a
-//! RST. So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its
-//! port in every socket shard of every NIC (a SYN is demultiplexed in the
-//! shard its 4-tuple hashes to, among the sockets of the NIC it came in
-//! on, see `kernel/sockets.rs`; as an `SO_REUSEPORT` group), each bound to
-//! its NIC's address, so that a connection's local address is always one
-//! its Interface owns; it opens a new one each time one of them takes a connection, and
+//! RST (the netisr drops instead a SYN to a served port whose shard has no
+//! free listener, as a full listen queue does; see `kernel/sockets.rs`).
+//! So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its port in
+//! every socket shard of every NIC (a SYN is demultiplexed in the shard its
+//! 4-tuple hashes to, among the sockets of the NIC it came in on, see
+//! `kernel/sockets.rs`; as an `SO_REUSEPORT` group), each bound to its
+//! NIC's address, so that a connection's local address is always one its
+//! Interface owns; it opens a new one each time one of them takes a
+//! connection, and
 //! bounds the connections it serves at once by `max_conns`
 //! (`user.<app>.max_conns`): a connection beyond it is aborted and counted
 //! as refused. A finished connection's socket listens again if its shard's
@@ -78,6 +81,9 @@ pub enum Phase {
     Refused,
     /// A connection being served.
     Open,
+    /// A connection in TIME-WAIT whose last ACK is not yet sent: nothing
+    /// to serve; the app re-arms it and makes the stack send.
+    Closing,
     /// A connection that ended; its slot is recycled.
     Done,
 }
@@ -110,6 +116,9 @@ enum Role {
     HalfOpen,
     /// An established connection, counted in `active`.
     Open,
+    /// A connection in TIME-WAIT, waiting for its shard's next egress pass
+    /// (the one that acknowledges the peer's FIN) at this count of passes.
+    TimeWait(u32),
 }
 
 #[derive(Debug)]
@@ -171,6 +180,7 @@ impl<T: Default> Pool<T> {
     /// `base`.
     pub fn start(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, base: usize) {
         self.base = base;
+        sockets.serve_tcp_port(self.port);
         self.shards = sockets.shards();
         self.addrs = (0..sockets.nics())
             .map(|n| sockets.nic(n).ipv4_addr())
@@ -285,12 +295,31 @@ impl<T: Default> Pool<T> {
                 Phase::Done
             }
             (Role::HalfOpen, _) => self.establish(sockets, reactor, i),
+            (Role::Open, tcp::State::TimeWait) => {
+                // The peer's FIN is acknowledged by the next egress pass of
+                // the shard; the socket goes after it (aborted now, the ACK
+                // would never leave, and the peer's retransmitted FIN would
+                // meet a RST). Not counted in `active` meanwhile.
+                self.set_role(i, Role::TimeWait(sockets.egress_visits(handle)));
+                // Marks the shard for that pass.
+                sockets.get_mut::<tcp::Socket>(handle);
+                Phase::Closing
+            }
+            (Role::TimeWait(at), tcp::State::TimeWait) if sockets.egress_visits(handle) == at => {
+                sockets.get_mut::<tcp::Socket>(handle);
+                Phase::Closing
+            }
+            (Role::TimeWait(_), _) => {
+                // 2 MSL per connection would drain the pool: the peer has
+                // its ACK, the socket goes now.
+                sockets
+                    .get_mut::<tcp::Socket>(slot_handle(&self.slots, i))
+                    .abort();
+                self.recycle(sockets, reactor, i);
+                Phase::Done
+            }
             (Role::Open, _) => {
                 let s = sockets.get_mut::<tcp::Socket>(slot_handle(&self.slots, i));
-                if s.state() == tcp::State::TimeWait {
-                    // The peer is gone: 2 MSL per connection would drain the pool.
-                    s.abort();
-                }
                 // A RST on an established connection closes it (CLOSED).
                 if matches!(s.state(), tcp::State::Closed | tcp::State::Listen) {
                     self.recycle(sockets, reactor, i);
@@ -348,7 +377,7 @@ impl<T: Default> Pool<T> {
                     self.half_open.remove(pos);
                 }
             }
-            Role::Listening => {}
+            Role::Listening | Role::TimeWait(_) => {}
         }
         slot.role = role;
     }

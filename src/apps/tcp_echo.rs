@@ -61,12 +61,13 @@ impl App for TcpEcho {
         let phase = self.pool.on_event(cx.sockets, cx.reactor, token);
         if matches!(
             phase,
-            Phase::HalfOpen | Phase::New | Phase::Refused | Phase::Done
+            Phase::HalfOpen | Phase::New | Phase::Refused | Phase::Closing | Phase::Done
         ) {
             cx.wrote = true; // a SYN-ACK, a RST or a new listener's state
         }
-        if phase == Phase::HalfOpen {
-            // Nothing to serve before the handshake completes.
+        if matches!(phase, Phase::HalfOpen | Phase::Closing) {
+            // Nothing to serve before the handshake completes, nor in
+            // TIME-WAIT (the pool reclaims it after the last ACK is sent).
             self.pool
                 .rearm(cx.sockets, cx.reactor, token, Interest::READABLE);
             return Step::DONE;

@@ -218,7 +218,7 @@ fn register_if_stack(mib: &mut Mib<Kernel>, p: &str, i: usize) {
 
 fn register_counters(mib: &mut Mib<Kernel>) {
     type Get = fn(&Kernel) -> u64;
-    let nodes: [(&str, &str, Get); 17] = [
+    let nodes: [(&str, &str, Get); 18] = [
         (
             "net.netisr.frames",
             "Frames handed to the protocol stack",
@@ -248,6 +248,11 @@ fn register_counters(mib: &mut Mib<Kernel>) {
             "net.netisr.udp_sockbuf_drops",
             "UDP datagrams for an app dropped because its socket buffer was full",
             |k| k.netisr.stats().udp_sockbuf_drops,
+        ),
+        (
+            "net.netisr.listen_drops",
+            "SYNs dropped because no listener of their shard was free (listen queue overflow)",
+            |k| k.netisr.stats().listen_drops,
         ),
         (
             "net.netisr.tx_frames",

@@ -48,6 +48,8 @@ pub struct NetisrStats {
     pub udp_delivered: u64,
     /// UDP datagrams for an app dropped because its socket buffer was full
     pub udp_sockbuf_drops: u64,
+    /// SYNs dropped because no listener of their shard was free (listen queue overflow)
+    pub listen_drops: u64,
     /// Frames the stack sent to the NIC
     pub tx_frames: u64,
     /// Frames the stack could not send because the transmit queue was full
@@ -67,6 +69,7 @@ impl NetisrStats {
         self.other += o.other;
         self.udp_delivered += o.udp_delivered;
         self.udp_sockbuf_drops += o.udp_sockbuf_drops;
+        self.listen_drops += o.listen_drops;
         self.tx_frames += o.tx_frames;
         self.txq_drops += o.txq_drops;
         self.egress_runs += o.egress_runs;
@@ -179,10 +182,14 @@ impl Netisr {
         let watched = classify(&mut pn.stats, &pn.udp_ports, frame);
         let before = watched.map(|h| self.sockets.get::<udp::Socket>(h).recv_queue());
         let shard = self.sockets.shard_of(frame);
-        let ns = self.sockets.nic_mut(nic);
         if pn.stats.arp != arp_before {
-            ns.mark_all_dirty();
+            self.sockets.nic_mut(nic).mark_all_dirty();
         }
+        if self.sockets.listen_overflow(nic, shard, frame) {
+            pn.stats.listen_drops += 1;
+            return;
+        }
+        let ns = self.sockets.nic_mut(nic);
         let mut dev = OneFrame {
             rx: Some(frame),
             txq: &mut pn.txq,

@@ -45,6 +45,14 @@
 //! `apps/pool.rs`). Frames that are neither TCP nor UDP (ARP, ICMP) go to
 //! shard 0.
 //!
+//! A SYN to a served port whose shard has no listener left (the app has
+//! not yet opened new ones after a burst of SYNs) and no socket of its
+//! flow is dropped, not answered with smoltcp's RST: a real kernel drops a
+//! SYN when its listen queue overflows (Linux's `ListenOverflows`,
+//! FreeBSD's `sonewconn` failure), and the client's retransmission finds
+//! the listeners the app has opened since. A RST would fail the client's
+//! `connect` (see [`Sockets::listen_overflow`]).
+//!
 //! Egress visits only shards that may have something to send: one that
 //! took a frame or whose sockets an app touched since its last egress
 //! (`dirty`), or whose earliest timer (smoltcp's `poll_at`) is due, so an
@@ -52,7 +60,7 @@
 
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
-use smoltcp::socket::AnySocket;
+use smoltcp::socket::{AnySocket, Socket, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
@@ -91,6 +99,8 @@ pub struct NicSockets {
     dirty: Vec<bool>,
     /// Per shard: when smoltcp next needs an egress pass (None: never).
     next_at: Vec<Option<Instant>>,
+    /// Per shard: egress passes that visited it (wrapping).
+    visits: Vec<u32>,
 }
 
 impl NicSockets {
@@ -100,6 +110,7 @@ impl NicSockets {
             sets: (0..shards).map(|_| SocketSet::new(Vec::new())).collect(),
             dirty: vec![false; shards],
             next_at: vec![None; shards],
+            visits: vec![0; shards],
         }
     }
 
@@ -143,6 +154,7 @@ impl NicSockets {
                 continue;
             }
             self.dirty[k] = false;
+            self.visits[k] = self.visits[k].wrapping_add(1);
             self.iface.poll_egress(now, dev, &mut self.sets[k]);
             after(dev);
             self.next_at[k] = self.iface.poll_at(now, &self.sets[k]);
@@ -155,6 +167,8 @@ pub struct Sockets {
     nics: Vec<NicSockets>,
     shards: usize,
     len: usize,
+    /// TCP ports whose server keeps listeners in every shard (of every NIC).
+    served: Vec<u16>,
 }
 
 impl Sockets {
@@ -165,6 +179,7 @@ impl Sockets {
             nics: Vec::new(),
             shards,
             len: 0,
+            served: Vec::new(),
         }
     }
 
@@ -259,6 +274,51 @@ impl Sockets {
         self.nics[r.nic()].sets[r.shard()].get_mut::<T>(r.handle)
     }
 
+    /// Egress passes that visited the shard of `r` so far (wrapping): a
+    /// socket changed since a reading has sent what it owed once this
+    /// moves.
+    pub fn egress_visits(&self, r: SockRef) -> u32 {
+        self.nics[r.nic()].visits[r.shard()]
+    }
+
+    /// Note that a server keeps listeners on TCP `port` in every shard.
+    pub fn serve_tcp_port(&mut self, port: u16) {
+        if !self.served.contains(&port) {
+            self.served.push(port);
+        }
+    }
+
+    /// Whether `frame`, for `shard` of NIC `nic`, is a SYN to a served
+    /// port that no socket of the shard can take: none listens on the port
+    /// and none holds the SYN's flow (a retransmitted SYN goes to its
+    /// half-open socket). Bound: one scan of the shard, as smoltcp's own
+    /// demux.
+    pub fn listen_overflow(&self, nic: usize, shard: usize, frame: &[u8]) -> bool {
+        if self.served.is_empty() {
+            return false;
+        }
+        let Some((src, sport, dport)) = syn_of(frame) else {
+            return false;
+        };
+        if !self.served.contains(&dport) {
+            return false;
+        }
+        !self.nics[nic].sets[shard].iter().any(|(_, sock)| {
+            let Socket::Tcp(t) = sock else {
+                return false;
+            };
+            match t.state() {
+                tcp::State::Listen => t.listen_endpoint().port == dport,
+                _ => {
+                    t.local_endpoint().is_some_and(|l| l.port == dport)
+                        && t.remote_endpoint().is_some_and(|r| {
+                            r.port == sport && r.addr == smoltcp::wire::IpAddress::Ipv4(src)
+                        })
+                }
+            }
+        })
+    }
+
     /// The shard of TCP port pair and addresses (a flow's 4-tuple).
     pub fn tcp_shard(&self, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> usize {
         let a = u64::from(u32::from_be_bytes(src)) << 32 | u64::from(u32::from_be_bytes(dst));
@@ -306,6 +366,21 @@ impl Sockets {
     }
 }
 
+/// A TCP SYN (without ACK) over IPv4: source address and port, and
+/// destination port.
+fn syn_of(frame: &[u8]) -> Option<(smoltcp::wire::Ipv4Address, u16, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let t = TcpPacket::new_checked(ip.payload()).ok()?;
+    (t.syn() && !t.ack()).then(|| (ip.src_addr(), t.src_port(), t.dst_port()))
+}
+
 /// SplitMix64's finaliser: every input bit moves every output bit.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -341,5 +416,75 @@ mod tests {
         let f = crate::lab::udp_frame(([2; 6], src), ([3; 6], dst), b"x");
         assert_eq!(s.shard_of(&f), s.udp_shard(9));
         assert_eq!(s.shard_of(&[0u8; 10]), 0);
+    }
+
+    fn syn_to(port: u16) -> Vec<u8> {
+        use crate::flood::frames::{FrameSpec, Proto, build_into};
+        let spec = FrameSpec {
+            proto: Proto::Syn,
+            size: 60,
+            src_mac: [2; 6],
+            dst_mac: [3; 6],
+            src: "198.18.0.1".parse().unwrap(),
+            dst: std::net::SocketAddrV4::new("198.18.0.2".parse().unwrap(), port),
+        };
+        let mut f = vec![0; 60];
+        build_into(&spec, 40_000, &mut f).unwrap();
+        f
+    }
+
+    fn listener(port: u16) -> tcp::Socket<'static> {
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64]),
+            tcp::SocketBuffer::new(vec![0; 64]),
+        );
+        s.listen(port).unwrap();
+        s
+    }
+
+    /// Sockets of `nics` NICs (198.18.n.2/24), one shard each.
+    fn one_shard(nics: u8) -> Sockets {
+        use smoltcp::iface::Config;
+        use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Cidr};
+        let mut s = Sockets::new(1);
+        for n in 0..nics {
+            let ic = Config::new(HardwareAddress::Ethernet(EthernetAddress([
+                2, 0, 0, 0, 0, n,
+            ])));
+            let mut dev = crate::kernel::netisr::capabilities_device();
+            let mut iface = Interface::new(ic, &mut dev, Instant::from_millis(0));
+            iface.update_ip_addrs(|a| {
+                let ip = Ipv4Address::new(198, 18, n, 2);
+                a.push(IpCidr::Ipv4(Ipv4Cidr::new(ip, 24))).unwrap();
+            });
+            s.add_nic(iface);
+        }
+        s
+    }
+
+    #[test]
+    fn a_syn_to_a_served_port_without_a_free_listener_overflows() {
+        let mut s = one_shard(2);
+        let syn = syn_to(80);
+        assert!(!s.listen_overflow(0, 0, &syn), "no server: smoltcp answers");
+        s.serve_tcp_port(80);
+        assert!(s.listen_overflow(0, 0, &syn), "served, no listener left");
+        assert!(!s.listen_overflow(0, 0, &syn_to(81)), "another port");
+        let l = s.add(0, 0, listener(8080));
+        assert!(s.listen_overflow(0, 0, &syn), "a listener on another port");
+        s.remove(l);
+        s.add(1, 0, listener(80));
+        assert!(
+            s.listen_overflow(0, 0, &syn),
+            "a listener of another NIC cannot take it"
+        );
+        s.add(0, 0, listener(80));
+        assert!(!s.listen_overflow(0, 0, &syn), "a free listener takes it");
+        let mut ack = syn_to(80);
+        // Not a SYN: the flag byte of the TCP header (14 + 20 + 13) is ACK.
+        ack[47] = 0x10;
+        s = one_shard(1);
+        s.serve_tcp_port(80);
+        assert!(!s.listen_overflow(0, 0, &ack), "only SYNs overflow");
     }
 }

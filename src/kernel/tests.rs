@@ -173,6 +173,7 @@ fn every_counter_moves_in_a_scripted_run() {
     // trouble, kern_poll's anomaly detectors, idle polling, and knobs.
     let still = [
         "net.netisr.arp",
+        "net.netisr.listen_drops",
         "net.netisr.tcp",
         "net.netisr.icmp",
         "net.netisr.other",
