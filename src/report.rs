@@ -128,6 +128,43 @@ pub struct Snapshot {
     pub lost_polls: u64,
     /// The host's account (real clock only).
     pub host: Option<HostSnapshot>,
+    /// The interactive process's account, if it runs.
+    pub interactive: Option<InteractiveSnapshot>,
+}
+
+/// The interactive process's account at one instant (`user.interactive.*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InteractiveSnapshot {
+    /// `user.interactive.late_hist`.
+    pub late_hist: Hist,
+    /// `user.interactive.missed`.
+    pub missed: u64,
+    /// `user.interactive.slices`.
+    pub slices: u64,
+}
+
+/// What the interactive process saw over a window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InteractiveWindow {
+    /// Slices started.
+    pub slices: u64,
+    /// Slices missed.
+    pub missed: u64,
+    /// Lateness p50, p99, max (bucket upper bounds), µs.
+    pub late_us: [Option<u64>; 3],
+}
+
+impl InteractiveWindow {
+    /// The window from `a` to `b`.
+    pub fn between(a: &InteractiveSnapshot, b: &InteractiveSnapshot) -> InteractiveWindow {
+        let late = b.late_hist.delta(&a.late_hist);
+        let q = |p: f64| late.quantile(p).map(|ns| ns / 1_000);
+        InteractiveWindow {
+            slices: b.slices.saturating_sub(a.slices),
+            missed: b.missed.saturating_sub(a.missed),
+            late_us: [q(0.5), q(0.99), q(1.0)],
+        }
+    }
 }
 
 impl Snapshot {
@@ -173,6 +210,18 @@ impl Snapshot {
                 }
                 continue;
             }
+            if let Some(leaf) = name.strip_prefix("user.interactive.") {
+                let i = s
+                    .interactive
+                    .get_or_insert_with(InteractiveSnapshot::default);
+                match leaf {
+                    "late_hist" => i.late_hist = list(v),
+                    "missed" => i.missed = int(v),
+                    "slices" => i.slices = int(v),
+                    _ => {}
+                }
+                continue;
+            }
             match name.as_str() {
                 "net.inet.ip.intr_queue_drops" => s.ipintrq_drops = int(v),
                 "net.netisr.udp_delivered" => s.delivered = int(v),
@@ -199,13 +248,21 @@ impl Snapshot {
 /// interval, and the p99 lateness of the clock interrupt in µs.
 const HOST_HEADER: &str = "steal stall late99";
 
-/// The header of the `-w` lines (with the host's columns on the real clock).
-pub fn header_for(host: bool) -> String {
-    if host {
-        format!("{} {HOST_HEADER}", header())
-    } else {
-        header()
+/// The interactive process's columns of the `-w` line: p99 of how late
+/// its slices started (µs) and the slices it missed, in the interval.
+const INTERACTIVE_HEADER: &str = "ilate99 imiss";
+
+/// The header of the `-w` lines, with the interactive process's columns
+/// if it runs and the host's columns on the real clock.
+pub fn header_for(snap: &Snapshot) -> String {
+    let mut h = header();
+    if snap.interactive.is_some() {
+        h = format!("{h} {INTERACTIVE_HEADER}");
     }
+    if snap.host.is_some() {
+        h = format!("{h} {HOST_HEADER}");
+    }
+    h
 }
 
 /// The header of the `-w` lines, without the host's columns.
@@ -244,7 +301,17 @@ pub fn line(a: &Snapshot, b: &Snapshot) -> String {
         p[4],
         b.burst,
         b.lost_polls.saturating_sub(a.lost_polls)
-    ) + &host_columns(a, b, secs)
+    ) + &interactive_columns(a, b)
+        + &host_columns(a, b, secs)
+}
+
+fn interactive_columns(a: &Snapshot, b: &Snapshot) -> String {
+    let (Some(ia), Some(ib)) = (&a.interactive, &b.interactive) else {
+        return String::new();
+    };
+    let w = InteractiveWindow::between(ia, ib);
+    let late = w.late_us[1].map_or("-".to_string(), |v| v.to_string());
+    format!(" {late:>7} {:>5}", w.missed)
 }
 
 fn host_columns(a: &Snapshot, b: &Snapshot, secs: f64) -> String {
@@ -294,12 +361,39 @@ impl Accounting {
         a.offered = a.received + a.rx_missed;
         a.ipintrq_drops = k.ipintrq.drops;
         a.ipintrq_queued = k.ipintrq.len() as u64;
-        let n = &k.netisr.stats;
+        let n = k.netisr.stats();
         a.stack = n.frames;
         a.socket_drops = n.udp_sockbuf_drops;
         a.socket_queued = n.udp_delivered;
         a.app_read = k.apps.udp_sink.as_ref().map_or(0, |s| s.datagrams);
         a.stack_other = n.frames - n.udp_delivered - n.udp_sockbuf_drops;
+        a
+    }
+
+    /// The account of interface `i` alone: its NIC's frames, its share
+    /// of `ipintrq` and of the stack, what udp-sink read from its socket.
+    pub fn of_if(k: &Kernel, i: usize) -> Accounting {
+        let ifn = &k.ifs[i];
+        let st = ifn.nic.stats();
+        let n = k.netisr.nic_stats(i);
+        let mut a = Accounting {
+            received: st.rx_packets,
+            rx_missed: st.rx_missed,
+            ipintrq_drops: ifn.counters.ipintrq_drops,
+            ipintrq_queued: k.ipintrq.len_of(i) as u64,
+            stack: n.frames,
+            socket_drops: n.udp_sockbuf_drops,
+            socket_queued: n.udp_delivered,
+            stack_other: n.frames - n.udp_delivered - n.udp_sockbuf_drops,
+            ..Accounting::default()
+        };
+        a.offered = a.received + a.rx_missed;
+        a.app_read = k
+            .apps
+            .udp_sink
+            .as_ref()
+            .and_then(|s| s.datagrams_by_nic.get(i).copied())
+            .unwrap_or(0);
         a
     }
 
@@ -360,10 +454,53 @@ pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
             "MISMATCH"
         }
     );
+    if k.ifs.len() > 1 {
+        per_if_accounting(&mut out, k);
+    }
+    if let Some(i) = &k.apps.interactive {
+        let now = k.cpu.last_switch();
+        let us = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{} us", v / 1_000));
+        let _ = writeln!(
+            out,
+            "\ninteractive process ({} us every {} us): {} slices, {} missed; late p50 {}, p99 {}, max {} us",
+            i.slice_us,
+            i.period_us,
+            i.slices,
+            i.missed(now),
+            us(i.late.quantile(0.5)),
+            us(i.late.quantile(0.99)),
+            i.late_max.0 / 1_000
+        );
+    }
     if let Some(h) = Snapshot::take(k, mib, Nanos::ZERO).host {
         host_summary(&mut out, k, &h);
     }
     out
+}
+
+/// The accounting of each interface, one line each, for the summary.
+fn per_if_accounting(out: &mut String, k: &Kernel) {
+    let _ = writeln!(
+        out,
+        "\nper interface: {:>6} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  balance",
+        "if", "offered", "rx_missed", "ipintrq", "sockbuf", "queued", "app read", "stack"
+    );
+    for (i, ifn) in k.ifs.iter().enumerate() {
+        let a = Accounting::of_if(k, i);
+        let _ = writeln!(
+            out,
+            "               {:>6} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}",
+            ifn.nic.name(),
+            a.offered,
+            a.rx_missed,
+            a.ipintrq_drops,
+            a.socket_drops,
+            a.ipintrq_queued + a.socket_queued - a.app_read.min(a.socket_queued),
+            a.app_read,
+            a.stack_other,
+            if a.balanced() { "ok" } else { "MISMATCH" }
+        );
+    }
 }
 
 /// The host's account of the whole run, for the summary.
@@ -448,6 +585,6 @@ mod tests {
             "{}",
             line(&a, &b)
         );
-        assert!(header_for(true).ends_with("steal stall late99"));
+        assert!(header_for(&b).ends_with("steal stall late99"));
     }
 }

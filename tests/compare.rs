@@ -75,6 +75,14 @@ fn check_schema(doc: &Value) {
         }
         let p = &r["probe_ms"];
         assert!(p.get("p50").is_some() && p.get("p99").is_some(), "{r}");
+        // The interactive process ran in every window.
+        assert!(num(r, "interactive.slices") > 0.0, "{r}");
+        num(r, "interactive.missed");
+        assert!(r["interactive"].get("late_p99_ms").is_some(), "{r}");
+        assert_eq!(
+            r["params"]["dev.tap1.polling"], r["params"]["dev.tap0.polling"],
+            "{r}"
+        );
         assert_eq!(r["simulated"], Value::Bool(false));
         assert_eq!(r["params"]["machdep.idle"], "spin", "{r}");
         assert!(
@@ -96,6 +104,10 @@ fn check_schema(doc: &Value) {
             check_diagnostics(t);
         }
     }
+    assert_eq!(
+        doc["meta"]["probe_link"], "quiet",
+        "the probe's default link"
+    );
     let host = &doc["meta"]["host"];
     assert!(host["quiet"].is_boolean(), "{host}");
     num(host, "host.steal_pct");
@@ -275,7 +287,11 @@ fn quick_sweep_shows_livelock_and_accounts_for_every_frame() {
         .count();
     assert!(
         series >= 4,
-        "two series in each of the two panels: {series}"
+        "two series in each of the first two panels: {series}"
+    );
+    assert!(
+        texts.contains(&"(c) responsiveness vs offered"),
+        "the responsiveness panel: {texts:?}"
     );
 
     let (ipeak, itop) = shape(&doc, "interrupt");

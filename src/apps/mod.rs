@@ -8,6 +8,7 @@
 //! burn in slices, as an interrupt would.
 
 mod http;
+pub mod interactive;
 pub mod pool;
 mod tcp_echo;
 mod udp_sink;
@@ -21,6 +22,7 @@ use crate::kernel::reactor::{Reactor, Token};
 use crate::kernel::time::Nanos;
 
 pub use http::Http;
+pub use interactive::Interactive;
 pub use tcp_echo::TcpEcho;
 pub use udp_sink::UdpSink;
 
@@ -73,6 +75,8 @@ pub enum AppKind {
     TcpEcho,
     /// `http` on port 80.
     Http,
+    /// `interactive`: a slice of CPU at a fixed period, no socket.
+    Interactive,
 }
 
 impl std::fmt::Display for AppKind {
@@ -81,6 +85,7 @@ impl std::fmt::Display for AppKind {
             AppKind::UdpSink => "udp-sink",
             AppKind::TcpEcho => "tcp-echo",
             AppKind::Http => "http",
+            AppKind::Interactive => "interactive",
         })
     }
 }
@@ -92,8 +97,9 @@ impl FromStr for AppKind {
             "udp-sink" => Ok(AppKind::UdpSink),
             "tcp-echo" => Ok(AppKind::TcpEcho),
             "http" => Ok(AppKind::Http),
+            "interactive" => Ok(AppKind::Interactive),
             other => Err(format!(
-                "unknown app '{other}' (known: udp-sink, tcp-echo, http)"
+                "unknown app '{other}' (known: udp-sink, tcp-echo, http, interactive)"
             )),
         }
     }
@@ -108,6 +114,8 @@ pub struct Apps {
     pub tcp_echo: Option<TcpEcho>,
     /// http, if running.
     pub http: Option<Http>,
+    /// interactive, if running (no socket: the scheduler runs it when due).
+    pub interactive: Option<Interactive>,
 }
 
 /// Tokens each app may use: app `i` (in `each` order) owns
@@ -123,6 +131,7 @@ impl Apps {
                 AppKind::UdpSink => apps.udp_sink = Some(UdpSink::new()),
                 AppKind::TcpEcho => apps.tcp_echo = Some(TcpEcho::new()),
                 AppKind::Http => apps.http = Some(Http::new()),
+                AppKind::Interactive => apps.interactive = Some(Interactive::new()),
             }
         }
         apps
@@ -136,12 +145,15 @@ impl Apps {
         ]
     }
 
-    /// Start every app.
-    pub fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor) {
+    /// Start every app at `now`.
+    pub fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, now: Nanos) {
         for (i, app) in self.each().into_iter().enumerate() {
             if let Some(app) = app {
                 app.start(netisr, reactor, i * TOKEN_SPACE);
             }
+        }
+        if let Some(a) = self.interactive.as_mut() {
+            a.start(now);
         }
     }
 
@@ -153,13 +165,18 @@ impl Apps {
         }
     }
 
-    /// Register every app's knobs and counters under `user.`.
+    /// Register every app's knobs and counters under `user.` (`now`
+    /// reads the kernel's time, for counts that grow while a process waits).
     pub fn register_sysctl<C: 'static>(
         &self,
         mib: &mut Mib<C>,
         get: fn(&C) -> &Apps,
         get_mut: fn(&mut C) -> &mut Apps,
+        now: fn(&C) -> Nanos,
     ) {
+        if self.interactive.is_some() {
+            interactive::register_sysctl(mib, get, get_mut, now);
+        }
         if self.udp_sink.is_some() {
             udp_sink::register_sysctl(mib, get, get_mut);
         }

@@ -4,10 +4,13 @@
 //! when a SYN arrives, and a SYN finding no listener is answered with a
 //! RST (the netisr drops instead a SYN to a served port whose shard has no
 //! free listener, as a full listen queue does; see `kernel/sockets.rs`).
-//! So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its
-//! port in every socket shard (a SYN is demultiplexed in the shard its
-//! 4-tuple hashes to, see `kernel/sockets.rs`; as an `SO_REUSEPORT`
-//! group), opens a new one each time one of them takes a connection, and
+//! So a server keeps [`LISTEN_PER_SHARD`] listening sockets on its port in
+//! every socket shard of every NIC (a SYN is demultiplexed in the shard its
+//! 4-tuple hashes to, among the sockets of the NIC it came in on, see
+//! `kernel/sockets.rs`; as an `SO_REUSEPORT` group), each bound to its
+//! NIC's address, so that a connection's local address is always one its
+//! Interface owns; it opens a new one each time one of them takes a
+//! connection, and
 //! bounds the connections it serves at once by `max_conns`
 //! (`user.<app>.max_conns`): a connection beyond it is aborted and counted
 //! as refused. A finished connection's socket listens again if its shard's
@@ -39,6 +42,7 @@ use std::collections::VecDeque;
 
 use smoltcp::socket::tcp;
 use smoltcp::time::Duration;
+use smoltcp::wire::{IpAddress, IpListenEndpoint, Ipv4Address};
 
 use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
 use crate::kernel::sockets::{SockRef, Sockets};
@@ -140,8 +144,12 @@ pub struct Pool<T> {
     half_open: VecDeque<usize>,
     slots: Vec<Option<Slot<T>>>,
     free: Vec<usize>,
-    /// Listening sockets per shard.
+    /// Listening sockets per (NIC, shard), at `nic * shards + shard`.
     listening: Vec<usize>,
+    /// Shards per NIC.
+    shards: usize,
+    /// Each NIC's address, the listeners' local address.
+    addrs: Vec<Option<Ipv4Address>>,
     active: u64,
     /// Counters.
     pub stats: PoolStats,
@@ -161,22 +169,43 @@ impl<T: Default> Pool<T> {
             slots: Vec::new(),
             free: Vec::new(),
             listening: Vec::new(),
+            shards: 1,
+            addrs: Vec::new(),
             active: 0,
             stats: PoolStats::default(),
         }
     }
 
-    /// Open the backlog in every shard, with tokens from `base`.
+    /// Open the backlog in every shard of every NIC, with tokens from
+    /// `base`.
     pub fn start(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, base: usize) {
         self.base = base;
         sockets.serve_tcp_port(self.port);
-        self.listening = vec![0; sockets.shards()];
-        for k in 0..sockets.shards() {
+        self.shards = sockets.shards();
+        self.addrs = (0..sockets.nics())
+            .map(|n| sockets.nic(n).ipv4_addr())
+            .collect();
+        self.listening = vec![0; sockets.nics() * self.shards];
+        for k in 0..self.listening.len() {
             self.replenish(sockets, reactor, k);
         }
     }
 
-    /// Listening sockets kept (over all shards).
+    /// The backlog index of a socket: its (NIC, shard).
+    fn group(&self, r: SockRef) -> usize {
+        r.nic() * self.shards + r.shard()
+    }
+
+    /// What a listener of backlog `group` listens on: the port, at its
+    /// NIC's address.
+    fn endpoint(&self, group: usize) -> IpListenEndpoint {
+        IpListenEndpoint {
+            addr: self.addrs[group / self.shards].map(IpAddress::Ipv4),
+            port: self.port,
+        }
+    }
+
+    /// Listening sockets kept (over all NICs and shards).
     pub fn backlog(&self) -> usize {
         LISTEN_PER_SHARD * self.listening.len()
     }
@@ -218,10 +247,11 @@ impl<T: Default> Pool<T> {
         let Some(i) = token.0.checked_sub(self.base) else {
             return Phase::Done;
         };
-        let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
+        let Some(slot) = self.slots.get(i).and_then(Option::as_ref) else {
             return Phase::Done;
         };
-        let (role, shard, handle) = (slot.role, slot.handle.shard(), slot.handle);
+        let (role, handle) = (slot.role, slot.handle);
+        let shard = self.group(handle);
         let state = sockets.get::<tcp::Socket>(handle).state();
         match (role, state) {
             (Role::Listening, tcp::State::Listen) => Phase::Listening,
@@ -376,32 +406,37 @@ impl<T: Default> Pool<T> {
             return;
         };
         slot.data = T::default();
-        let shard = slot.handle.shard();
+        let handle = slot.handle;
+        // (slot's borrow ends here: the backlog is found from the handle.)
+        let shard = self.group(handle);
+        let endpoint = self.endpoint(shard);
         if self.listening[shard] < LISTEN_PER_SHARD {
-            let s = sockets.get_mut::<tcp::Socket>(slot.handle);
-            if s.state() == tcp::State::Listen || s.listen(self.port).is_ok() {
+            let s = sockets.get_mut::<tcp::Socket>(handle);
+            if s.state() == tcp::State::Listen || s.listen(endpoint).is_ok() {
                 s.set_timeout(Some(timeout));
                 self.listening[shard] += 1;
                 return;
             }
         }
-        sockets.remove(slot.handle);
+        sockets.remove(handle);
         let _ = reactor.deregister(Token(self.base + i));
         self.slots[i] = None;
         self.free.push(i);
         self.stats.reclaimed += 1;
     }
 
-    /// Open listeners in `shard` until its backlog is full. Bound:
-    /// `LISTEN_PER_SHARD` sockets.
+    /// Open listeners in backlog `shard` (a NIC's shard, see
+    /// [`Pool::group`]) until it is full. Bound: `LISTEN_PER_SHARD` sockets.
     fn replenish(&mut self, sockets: &mut Sockets, reactor: &mut Reactor, shard: usize) {
+        let (nic, k) = (shard / self.shards, shard % self.shards);
         while self.listening[shard] < LISTEN_PER_SHARD {
             let i = self.free.pop().unwrap_or(self.slots.len());
             if i == self.slots.len() {
                 self.slots.push(None);
             }
             let timeout = Duration::from_millis(self.syn_timeout_ms);
-            let handle = sockets.add(shard, listener(self.port, self.buf, timeout));
+            let l = listener(self.endpoint(shard), self.buf, timeout);
+            let handle = sockets.add(nic, k, l);
             self.slots[i] = Some(Slot {
                 handle,
                 role: Role::Listening,
@@ -432,13 +467,13 @@ fn slot_handle<T>(slots: &[Option<Slot<T>>], i: usize) -> SockRef {
 
 /// A fresh listening TCP socket with `buf`-byte buffers and the half-open
 /// timeout (the time a SYN it takes is given to complete).
-fn listener(port: u16, buf: usize, syn_timeout: Duration) -> tcp::Socket<'static> {
+fn listener(at: IpListenEndpoint, buf: usize, syn_timeout: Duration) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; buf]),
         tcp::SocketBuffer::new(vec![0; buf]),
     );
     s.set_timeout(Some(syn_timeout));
-    s.listen(port).expect("a fresh socket can listen");
+    s.listen(at).expect("a fresh socket can listen");
     s
 }
 
@@ -531,9 +566,11 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
             "Half-open connections reset by the peer, their slot freed at once",
             |p| p.stats.resets,
         ),
-        ("backlog", "Listening sockets kept, over all shards", |p| {
-            p.backlog() as u64
-        }),
+        (
+            "backlog",
+            "Listening sockets kept, over all NICs and shards",
+            |p| p.backlog() as u64,
+        ),
         ("sockets", "Sockets held (listening and connected)", |p| {
             p.sockets() as u64
         }),

@@ -3,6 +3,8 @@
 //! The model of a user process that must do work for every packet it
 //! receives (Mogul & Ramakrishnan's screend): each datagram costs
 //! `user.udp_sink.work_ns` of CPU. Under livelock it is the one starved.
+//! It has one socket per NIC (each bound to port 9 among that NIC's
+//! sockets), each with its own token and `rcvbuf`.
 
 use pollsim_sysctl::Mib;
 use smoltcp::socket::udp;
@@ -38,8 +40,10 @@ pub struct UdpSink {
     pub datagrams: u64,
     /// Payload bytes received by the app
     pub bytes: u64,
-    handle: Option<crate::kernel::sockets::SockRef>,
-    token: Token,
+    /// Datagrams received, per NIC (attach order).
+    pub datagrams_by_nic: Vec<u64>,
+    handles: Vec<crate::kernel::sockets::SockRef>,
+    first_token: usize,
     buf: Vec<u8>,
 }
 
@@ -51,8 +55,9 @@ impl UdpSink {
             rcvbuf: RCVBUF_DEFAULT,
             datagrams: 0,
             bytes: 0,
-            handle: None,
-            token: Token(0),
+            datagrams_by_nic: Vec::new(),
+            handles: Vec::new(),
+            first_token: 0,
             buf: vec![0; 65_536],
         }
     }
@@ -70,39 +75,44 @@ impl App for UdpSink {
     }
 
     fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, first_token: usize) {
+        self.first_token = first_token;
         let n = usize::try_from(self.rcvbuf).unwrap_or(usize::MAX);
-        let rx = udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; n],
-            vec![0; n * RCVBUF_BYTES_PER_DATAGRAM],
-        );
-        let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]);
-        let mut sock = udp::Socket::new(rx, tx);
-        sock.bind(PORT).expect("binding a fresh socket cannot fail");
-        let shard = netisr.sockets.udp_shard(PORT);
-        let h = netisr.sockets.add(shard, sock);
-        netisr.watch_udp_port(PORT, h);
-        self.handle = Some(h);
-        self.token = Token(first_token);
-        reactor
-            .register(
-                &mut netisr.sockets,
-                h,
-                SockKind::Udp,
-                self.token,
-                Interest::READABLE,
-                Trigger::Oneshot,
-            )
-            .expect("the app's first token is unused");
+        for nic in 0..netisr.sockets.nics() {
+            let rx = udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; n],
+                vec![0; n * RCVBUF_BYTES_PER_DATAGRAM],
+            );
+            let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0; 64]);
+            let mut sock = udp::Socket::new(rx, tx);
+            sock.bind(PORT).expect("binding a fresh socket cannot fail");
+            let shard = netisr.sockets.udp_shard(PORT);
+            let h = netisr.sockets.add(nic, shard, sock);
+            netisr.watch_udp_port(PORT, h);
+            self.handles.push(h);
+            self.datagrams_by_nic.push(0);
+            reactor
+                .register(
+                    &mut netisr.sockets,
+                    h,
+                    SockKind::Udp,
+                    Token(first_token + nic),
+                    Interest::READABLE,
+                    Trigger::Oneshot,
+                )
+                .expect("the app's tokens are unused");
+        }
     }
 
     fn step(&mut self, cx: &mut UserCx<'_>, token: Token) -> Step {
-        let Some(h) = self.handle else {
+        let nic = token.0.wrapping_sub(self.first_token);
+        let Some(&h) = self.handles.get(nic) else {
             return Step::DONE;
         };
         let sock = cx.sockets.get_mut::<udp::Socket>(h);
         match sock.recv_slice(&mut self.buf) {
             Ok((n, _)) => {
                 self.datagrams += 1;
+                self.datagrams_by_nic[nic] += 1;
                 self.bytes += n as u64;
                 Step {
                     work: Nanos(self.work_ns),
@@ -146,7 +156,7 @@ pub(super) fn register_sysctl<C: 'static>(
         move |_| (1, rmax),
         move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.rcvbuf)),
         move |c, v| match get_mut(c).udp_sink.as_mut() {
-            Some(a) if a.handle.is_none() => {
+            Some(a) if a.handles.is_empty() => {
                 a.rcvbuf = v.unsigned_abs();
                 Ok(())
             }

@@ -54,7 +54,6 @@ pub struct Point {
 }
 
 struct Side {
-    iface: Interface,
     netisr: Netisr,
     nic: VirtNic,
     socks: Vec<SockRef>,
@@ -71,9 +70,10 @@ impl Side {
                 24,
             )));
         });
+        let mut netisr = Netisr::with_shards(shards);
+        netisr.attach(iface);
         Side {
-            iface,
-            netisr: Netisr::with_shards(shards),
+            netisr,
             nic: VirtNic::new("demux", mac, 1 << 17).expect("an in-memory NIC"),
             socks: Vec::new(),
         }
@@ -81,15 +81,15 @@ impl Side {
 
     /// Egress; returns what it sent.
     fn egress(&mut self, t: u64) -> Vec<Vec<u8>> {
-        self.netisr.egress(&mut self.iface, &mut self.nic, Nanos(t));
+        self.netisr.egress(0, &mut self.nic, Nanos(t));
         self.nic.take_sent()
     }
 
     fn ingress_all(&mut self, frames: &[Vec<u8>], t: u64) {
         for f in frames {
-            self.netisr.ingress(&mut self.iface, Nanos(t), f);
+            self.netisr.ingress(0, Nanos(t), f);
         }
-        self.netisr.flush(&mut self.nic);
+        self.netisr.flush(0, &mut self.nic);
     }
 
     fn tcp(&mut self, i: usize) -> &mut tcp::Socket<'static> {
@@ -123,12 +123,12 @@ fn establish(n: usize, shards: usize, t: &mut u64) -> (Side, Side) {
             .tcp_shard(CLIENT.1, cport, SERVER.1, PORT);
         let mut l = socket();
         l.listen(PORT).expect("listen");
-        server.socks.push(server.netisr.sockets.add(k, l));
+        server.socks.push(server.netisr.sockets.add(0, k, l));
         let k = client
             .netisr
             .sockets
             .tcp_shard(SERVER.1, PORT, CLIENT.1, cport);
-        client.socks.push(client.netisr.sockets.add(k, socket()));
+        client.socks.push(client.netisr.sockets.add(0, k, socket()));
     }
     // Handshakes in chunks that fit the transmit queue, so none is lost
     // and no retransmission timer slows the set-up.
@@ -136,12 +136,11 @@ fn establish(n: usize, shards: usize, t: &mut u64) -> (Side, Side) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(128) {
         for &i in chunk {
             let cport = FIRST_CLIENT_PORT + u16::try_from(i).expect("a client port");
-            let cx = client.iface.context();
-            let s = client
+            client
                 .netisr
                 .sockets
-                .get_mut::<tcp::Socket>(client.socks[i]);
-            s.connect(cx, remote, cport).expect("connect");
+                .connect_tcp(client.socks[i], remote, cport)
+                .expect("connect");
         }
         for _ in 0..100 {
             *t += 1_000_000;
@@ -200,11 +199,11 @@ pub fn measure(n: usize, shards: usize, frames: u64, hot: bool) -> Point {
         let data = client.egress(t);
         let start = Instant::now();
         for f in &data {
-            server.netisr.ingress(&mut server.iface, Nanos(t), f);
+            server.netisr.ingress(0, Nanos(t), f);
         }
         ns += start.elapsed().as_nanos();
         timed += data.len() as u64;
-        server.netisr.flush(&mut server.nic);
+        server.netisr.flush(0, &mut server.nic);
         let mut got = 0;
         for k in 0..per_round {
             let i = conn(k);

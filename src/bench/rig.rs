@@ -26,7 +26,6 @@ const RX_SLOTS: usize = 8;
 
 /// `n` registered UDP sockets; socket `i` has token `i`.
 pub struct Rig {
-    iface: Interface,
     /// The netisr and its sockets.
     pub netisr: Netisr,
     /// The reactor under test.
@@ -50,6 +49,7 @@ impl Rig {
             )));
         });
         let mut netisr = Netisr::new();
+        netisr.attach(iface);
         let mut reactor = Reactor::new();
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
@@ -61,7 +61,7 @@ impl Rig {
             let mut s = udp::Socket::new(rx, tx);
             s.bind(port(i)).expect("a fresh socket binds");
             let shard = netisr.sockets.udp_shard(port(i));
-            let h = netisr.sockets.add(shard, s);
+            let h = netisr.sockets.add(0, shard, s);
             reactor
                 .register(
                     &mut netisr.sockets,
@@ -75,7 +75,6 @@ impl Rig {
             handles.push(h);
         }
         Rig {
-            iface,
             netisr,
             reactor,
             handles,
@@ -108,7 +107,7 @@ impl Rig {
     /// Feed `frame` to the netisr, as the NIC would.
     pub fn ingress(&mut self, frame: &[u8]) {
         let now = Nanos::from_secs(1);
-        self.netisr.ingress(&mut self.iface, now, frame);
+        self.netisr.ingress(0, now, frame);
     }
 
     /// One datagram to socket `i`, through the netisr.

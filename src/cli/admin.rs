@@ -149,7 +149,7 @@ pub fn stat(name: &str, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs_f64(wait));
         let snap = sample()?;
         if printed.is_multiple_of(20) {
-            println!("{}", report::header_for(snap.host.is_some()));
+            println!("{}", report::header_for(&snap));
         }
         println!("{}", report::line(&prev, &snap));
         prev = snap;

@@ -143,6 +143,7 @@ fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<()> {
         json: false,
         work_ns: None,
         sim: false,
+        probe_link: crate::compare::sweep::ProbeLink::default(),
         vs_real: false,
         seed: 1,
         arrivals: ArrivalKind::Poisson,

@@ -95,11 +95,15 @@ enum Cmd {
 /// Arguments of `pollsim run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// The tap device (create it first: ip tuntap add dev tap0 mode tap).
-    #[arg(long = "if", default_value = "tap0", value_name = "IF")]
-    pub ifname: String,
-    /// The stack's address and prefix, in 198.18.0.0/15 (the RFC 2544
-    /// benchmarking range) unless --allow-any-addr is given.
+    /// A tap device, as IF or IF=ADDR/LEN (repeatable: one per interface,
+    /// e.g. --if tap0=198.18.0.2/24 --if tap1=198.18.1.2/24; create them
+    /// first: ip tuntap add dev tap0 mode tap). An IF without its address
+    /// takes --addr.
+    #[arg(long = "if", default_value = "tap0", value_name = "IF[=ADDR/LEN]")]
+    pub ifnames: Vec<String>,
+    /// The stack's address and prefix on the one --if given without its
+    /// own, in 198.18.0.0/15 (the RFC 2544 benchmarking range) unless
+    /// --allow-any-addr is given.
     #[arg(long, default_value = "198.18.0.2/24", value_parser = parse_cidr)]
     pub addr: Ipv4Cidr,
     /// Accept an --addr outside 198.18.0.0/15: the stack then answers on
@@ -114,8 +118,8 @@ pub struct RunArgs {
     /// Clock interrupts per second (kern.hz), 100..10000.
     #[arg(long, default_value_t = 1000, value_parser = parse_hz)]
     pub hz: u32,
-    /// Apps to run, comma separated: udp-sink, tcp-echo, http.
-    #[arg(long, default_value = "udp-sink,tcp-echo,http", value_delimiter = ',', value_parser = parse_app)]
+    /// Apps to run, comma separated: udp-sink, tcp-echo, http, interactive.
+    #[arg(long, default_value = "udp-sink,tcp-echo,http,interactive", value_delimiter = ',', value_parser = parse_app)]
     pub apps: Vec<AppKind>,
     /// Instance name: its MIB is served on /run/pollsim/NAME.sock for
     /// `pollsim sysctl`, `ifconfig` and `stat`.
@@ -189,33 +193,99 @@ fn parse_app(s: &str) -> Result<AppKind, String> {
     s.parse()
 }
 
+/// One interface of `pollsim run`: the tap's name and the stack's
+/// address on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfSpec {
+    /// The tap.
+    pub name: String,
+    /// The stack's address and prefix on it.
+    pub addr: Ipv4Cidr,
+}
+
+impl RunArgs {
+    /// The interfaces, in `--if` order: `IF=ADDR/LEN`, or `IF` with
+    /// `--addr` (for at most one of them). Names and subnets must differ.
+    pub fn interfaces(&self) -> anyhow::Result<Vec<IfSpec>> {
+        let mut out: Vec<IfSpec> = Vec::new();
+        let mut bare = 0;
+        for spec in &self.ifnames {
+            let (name, addr) = match spec.split_once('=') {
+                Some((n, a)) => (
+                    n,
+                    parse_cidr(a).map_err(|e| anyhow::anyhow!("--if {spec}: {e}"))?,
+                ),
+                None => {
+                    bare += 1;
+                    (spec.as_str(), self.addr)
+                }
+            };
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '.']) {
+                bail!("--if {spec}: '{name}' is not an interface name");
+            }
+            if bare > 1 {
+                bail!(
+                    "--if {spec}: only one --if may take --addr; give the others theirs (--if {name}=198.18.1.2/24)"
+                );
+            }
+            if let Some(o) = out.iter().find(|o| o.name == name) {
+                bail!("--if {spec}: {} is given twice", o.name);
+            }
+            if let Some(o) = out.iter().find(|o| o.addr.network() == addr.network()) {
+                bail!(
+                    "--if {spec}: {addr} is in the subnet of {} ({}): each interface needs its own",
+                    o.name,
+                    o.addr
+                );
+            }
+            out.push(IfSpec {
+                name: name.to_string(),
+                addr,
+            });
+        }
+        if out.len() > crate::kernel::sockets::MAX_NICS.min(64) {
+            bail!("--if: at most 64 interfaces");
+        }
+        Ok(out)
+    }
+}
+
+/// The kernel side's address on a tap whose stack side is `addr`: .1, or
+/// .2 if the stack is .1.
+pub fn kernel_side(addr: &Ipv4Cidr) -> std::net::Ipv4Addr {
+    let o = addr.address().octets();
+    std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 })
+}
+
 /// `--private-netns`: unshare the network namespace (before any other
-/// thread exists, so all later threads inherit it) and create the tap in it.
-fn enter_private_netns(args: &RunArgs) -> anyhow::Result<()> {
+/// thread exists, so all later threads inherit it) and create every tap in
+/// it.
+fn enter_private_netns(ifs: &[IfSpec]) -> anyhow::Result<()> {
     if !lab::is_root() {
         bail!("--private-netns needs root (to create a network namespace and a tap)");
     }
-    let ip = args.addr.address();
-    if !lab::is_bench_addr(ip) {
-        bail!(
-            "--private-netns: --addr {} is outside 198.18.0.0/15, the benchmarking range",
-            args.addr
+    for f in ifs {
+        if !lab::is_bench_addr(f.addr.address()) {
+            bail!(
+                "--private-netns: {} {} is outside 198.18.0.0/15, the benchmarking range",
+                f.name,
+                f.addr
+            );
+        }
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+    for f in ifs {
+        let kernel_ip = kernel_side(&f.addr);
+        lab::setup_tap(&f.name, &format!("{kernel_ip}/{}", f.addr.prefix_len()))
+            .with_context(|| format!("creating {} in the private namespace", f.name))?;
+        eprintln!(
+            "pollsim: private network namespace with {} (kernel side {kernel_ip}); from another shell:\n\
+             pollsim:   nsenter --net=/proc/{}/ns/net curl http://{}/",
+            f.name,
+            std::process::id(),
+            f.addr.address()
         );
     }
-    let o = ip.octets();
-    let kernel_ip = std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 });
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
-    lab::setup_tap(
-        &args.ifname,
-        &format!("{kernel_ip}/{}", args.addr.prefix_len()),
-    )
-    .context("creating the tap in the private namespace")?;
-    eprintln!(
-        "pollsim: private network namespace with {} (kernel side {kernel_ip}); from another shell:\n\
-         pollsim:   nsenter --net=/proc/{}/ns/net curl http://{ip}/",
-        args.ifname,
-        std::process::id()
-    );
     Ok(())
 }
 
@@ -273,24 +343,31 @@ fn flood(args: &crate::flood::FloodArgs) -> anyhow::Result<()> {
     crate::flood::main(args, &stop).map(|_| ())
 }
 
-/// Refuse an `--addr` outside 198.18.0.0/15 unless `--allow-any-addr`.
-fn check_addr(args: &RunArgs) -> anyhow::Result<()> {
-    if !args.allow_any_addr && !lab::is_bench_addr(args.addr.address()) {
-        bail!(
-            "--addr {} is outside 198.18.0.0/15, the benchmarking range: refused \
-             (pass --allow-any-addr to use it anyway)",
-            args.addr
-        );
+/// Refuse an address outside 198.18.0.0/15 unless `--allow-any-addr`.
+fn check_addr(args: &RunArgs, ifs: &[IfSpec]) -> anyhow::Result<()> {
+    for f in ifs {
+        if !args.allow_any_addr && !lab::is_bench_addr(f.addr.address()) {
+            let what = if args.ifnames.iter().any(|s| s.contains('=')) {
+                format!("--if {}={}", f.name, f.addr)
+            } else {
+                format!("--addr {}", f.addr)
+            };
+            bail!(
+                "{what} is outside 198.18.0.0/15, the benchmarking range: refused \
+                 (pass --allow-any-addr to use it anyway)"
+            );
+        }
     }
     Ok(())
 }
 
 /// `pollsim run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    check_addr(args)?;
+    let ifs = args.interfaces()?;
+    check_addr(args, &ifs)?;
     let cfg = KernelConfig {
         hz: Hz::new(args.hz)?,
-        addr: args.addr,
+        addr: ifs[0].addr,
         mode: args.mode,
         apps: args.apps.clone(),
         seed: args.seed,
@@ -314,16 +391,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     // The name is checked first: a second instance must not get any further.
     let mut control = Control::bind(&args.name)?;
     if args.private_netns {
-        enter_private_netns(args)?;
+        enter_private_netns(&ifs)?;
     }
-    let nic = TapNic::open(&args.ifname, mac_for(&args.addr))?;
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
     let capture = pcap::create(args, pcap::unix_base(clock.now()))?;
-    match &capture {
-        Some(c) => k.attach(Box::new(c.wrap(nic)), &cfg, clock.now()),
-        None => k.attach(Box::new(nic), &cfg, clock.now()),
-    };
+    for f in &ifs {
+        let nic = TapNic::open(&f.name, mac_for(&f.addr))?;
+        match &capture {
+            Some(c) => k.attach_at(Box::new(c.wrap(nic)), f.addr, &cfg, clock.now()),
+            None => k.attach_at(Box::new(nic), f.addr, &cfg, clock.now()),
+        };
+    }
     let mut mib = mib::build(&k);
     crate::rt::host::register_sysctl(&mut mib);
     for kv in &args.sysctls {
@@ -339,9 +418,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     eprintln!(
-        "pollsim: running on {} as {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
-        args.ifname,
-        args.addr,
+        "pollsim: running on {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
+        ifs.iter()
+            .map(|f| format!("{} as {}", f.name, f.addr))
+            .collect::<Vec<_>>()
+            .join(", "),
         args.mode.name(),
         args.hz,
         args.apps
@@ -357,7 +438,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         k.check_status();
         let snap = Snapshot::take(k, &mib, now);
         if lines.is_multiple_of(20) {
-            println!("{}", report::header_for(snap.host.is_some()));
+            println!("{}", report::header_for(&snap));
         }
         lines += 1;
         println!("{}", report::line(&prev, &snap));

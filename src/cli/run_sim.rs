@@ -28,7 +28,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         seed: args.seed,
         apps: cfg.apps.clone(),
         sysctls: args.sysctls.clone(),
-        probe: false,
+        probe: None,
     };
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
     let mut sim = match &capture {
@@ -37,9 +37,10 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     };
     let duration = opts.duration.unwrap_or(Nanos::from_secs(DEFAULT_SECS));
     eprintln!(
-        "pollsim: simulating {} on virtual time ({}), kern.hz={}, {:?} flood of {} pps to udp-sink, \
-         seed {}, {} virtual s",
+        "pollsim: simulating {} (flooded) and {} (quiet) on virtual time ({}), kern.hz={}, \
+         {:?} flood of {} pps to udp-sink, seed {}, {} virtual s",
         crate::sim::IFNAME,
+        crate::sim::QUIET_IFNAME,
         cfg.mode.name(),
         cfg.hz.get(),
         args.arrivals,
@@ -52,7 +53,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     let mib = crate::kernel::mib::build(&sim.k);
     let mut observe = |k: &mut Kernel, now: Nanos| {
         if lines.is_multiple_of(20) {
-            println!("{}  (simulated)", report::header());
+            println!("{}  (simulated)", report::header_for(&prev));
         }
         lines += 1;
         k.check_status();

@@ -95,15 +95,15 @@ pub fn proto_ns() -> u64 {
         }));
         // Let the sink drain its socket (untimed), so no round sees it full.
         k.cpu.switch(now, CpuState::User);
-        while k.user_runnable() {
+        while k.user_runnable(now) {
             k.user_step(now, &mut clock);
         }
     }
     debug_assert_eq!(
-        k.netisr.stats.udp_delivered + k.netisr.stats.udp_sockbuf_drops,
+        k.netisr.stats().udp_delivered + k.netisr.stats().udp_sockbuf_drops,
         (ROUNDS * BATCH) as u64,
         "{:?}",
-        k.netisr.stats
+        k.netisr.stats()
     );
     median(rounds)
 }

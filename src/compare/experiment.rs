@@ -69,6 +69,11 @@ pub struct CompareArgs {
     /// as many tries as trials.
     #[arg(long, default_value_t = 5.0)]
     pub max_steal: f64,
+    /// The link of the HTTP probe: `quiet` (tap1, which the flood does not
+    /// reach: does the machine still answer?) or `flooded` (tap0, where the
+    /// probe's frames share the flood's full queue).
+    #[arg(long, value_enum, default_value = "quiet")]
+    pub probe_link: super::sweep::ProbeLink,
     /// Steps of each mode's MLFRR search (bisection between the last
     /// loss-free and the first lossy point; 0: no search).
     #[arg(long, default_value_t = mlfrr::MAX_STEPS)]
@@ -179,7 +184,13 @@ pub fn log_rates(lo: f64, hi: f64, n: usize) -> Vec<String> {
 /// measurement in trials as a point (medians; noisy trials re-run). Returns
 /// (work_ns, the last calibration row: capacity = its delivered rate,
 /// flood max = its offered rate).
-fn calibrate(secs: f64, fixed: Option<u64>, name: &str, plan: &Plan) -> anyhow::Result<(u64, Run)> {
+fn calibrate(
+    secs: f64,
+    fixed: Option<u64>,
+    name: &str,
+    plan: &Plan,
+    link: super::sweep::ProbeLink,
+) -> anyhow::Result<(u64, Run)> {
     let mut work = fixed.unwrap_or(WORK_NS_START);
     loop {
         let mut inst =
@@ -187,7 +198,7 @@ fn calibrate(secs: f64, fixed: Option<u64>, name: &str, plan: &Plan) -> anyhow::
         let run = measure_point(
             plan,
             || false,
-            || measure(&mut inst, "calibration", "max", 0.5, secs),
+            || measure(&mut inst, "calibration", "max", (0.5, secs), link),
         );
         inst.stop();
         let run = run?.context("calibration made no trial")?;
@@ -229,7 +240,14 @@ pub fn run(
     let check = HostCheck::measure(&format!("{base}-host"), args.max_steal)?;
     progress(Event::Host(&check));
     let plan = args.plan();
-    let (work, cal) = calibrate(secs.min(1.5), args.work_ns, &format!("{base}-cal"), &plan)?;
+    let link = args.probe_link;
+    let (work, cal) = calibrate(
+        secs.min(1.5),
+        args.work_ns,
+        &format!("{base}-cal"),
+        &plan,
+        link,
+    )?;
     let (cap, max) = (cal.delivered_pps, cal.offered_pps);
     let rates: Vec<String> = if args.rates.is_empty() {
         log_rates((cap / 4.0).max(1000.0), max, if args.quick { 5 } else { 8 })
@@ -254,7 +272,7 @@ pub fn run(
         let mut inst = Instance::start(&format!("{base}-{i}"), &m.base, &sysctls)?;
         let mut point = |rate: &str| {
             measure_point(&plan, stopped, || {
-                let run = measure(&mut inst, &m.label, rate, warmup, secs);
+                let run = measure(&mut inst, &m.label, rate, (warmup, secs), link);
                 std::thread::sleep(Duration::from_millis(300)); // queues drain
                 run
             })
@@ -292,6 +310,7 @@ pub fn run(
     meta.insert("max_steal_pct".into(), plan.max_steal_pct.into());
     meta.insert("idle".into(), super::sweep::IDLE.into());
     meta.insert("work_ns".into(), work.into());
+    meta.insert("probe_link".into(), link.name().into());
     meta.insert(
         "work_ns_reason".into(),
         "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),

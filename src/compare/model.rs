@@ -210,6 +210,43 @@ impl HostDiag {
     }
 }
 
+/// The interactive user process over a window (`user.interactive.*`):
+/// how late its slices started (upper bounds of log-histogram buckets, so
+/// within 19 %), ms, and the slices it missed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InteractiveDiag {
+    /// Median lateness; `None` if no slice started.
+    pub late_p50_ms: Option<f64>,
+    /// 99th percentile.
+    pub late_p99_ms: Option<f64>,
+    /// Latest.
+    pub late_max_ms: Option<f64>,
+    /// Slices started.
+    pub slices: u64,
+    /// Slices missed (not started before the next was due).
+    pub missed: u64,
+}
+
+impl InteractiveDiag {
+    /// From the window of the instance's account.
+    pub fn from_window(w: &crate::report::InteractiveWindow) -> InteractiveDiag {
+        let ms = |v: Option<u64>| v.map(|us| us as f64 / 1e3);
+        InteractiveDiag {
+            late_p50_ms: ms(w.late_us[0]),
+            late_p99_ms: ms(w.late_us[1]),
+            late_max_ms: ms(w.late_us[2]),
+            slices: w.slices,
+            missed: w.missed,
+        }
+    }
+
+    /// Whether it was starved: a slice missed, or p99 lateness of at least
+    /// `ms`.
+    pub fn starved(&self, ms: f64) -> bool {
+        self.missed > 0 || self.late_p99_ms.is_some_and(|p| p >= ms)
+    }
+}
+
 /// `kern.polling.burst` sampled over a window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BurstStats {
@@ -300,6 +337,9 @@ pub struct Run {
     /// The polling engine's diagnostics over the window.
     #[serde(default)]
     pub polling: Option<PollingDiag>,
+    /// The interactive user process over the window (`null` without it).
+    #[serde(default)]
+    pub interactive: Option<InteractiveDiag>,
     /// A row: fewer clean trials than asked for, the least noisy others
     /// kept. A trial: the host took more than `--max-steal` of the CPU.
     #[serde(default)]
@@ -399,6 +439,8 @@ pub struct Measured {
     pub host: Option<HostDiag>,
     /// The polling engine's diagnostics.
     pub polling: Option<PollingDiag>,
+    /// The interactive user process.
+    pub interactive: Option<InteractiveDiag>,
 }
 
 impl Run {
@@ -426,6 +468,7 @@ impl Run {
             frames: w.frames,
             host: w.host,
             polling: w.polling,
+            interactive: w.interactive,
             ..Run::default()
         }
     }

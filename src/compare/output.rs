@@ -70,7 +70,7 @@ fn summary_of(results: &Results) -> Vec<Summary> {
 }
 
 /// Right-aligned columns after the mode: (header, width).
-const COLS: [(&str, usize); 14] = [
+const COLS: [(&str, usize); 16] = [
     ("offered", 8),
     ("received", 8),
     ("delivered", 9),
@@ -85,6 +85,8 @@ const COLS: [(&str, usize); 14] = [
     ("p50", 7),
     ("p99", 7),
     ("timeouts", 8),
+    ("late99", 7),
+    ("missed", 6),
 ];
 
 /// Columns of measured rows (trials): the delivered rate's min-max over
@@ -176,12 +178,13 @@ pub fn table(results: &Results) -> String {
         format!("{} {label} {}", "-".repeat(left), "-".repeat(fill - left))
     };
     let mut groups = format!(
-        "{:mode_w$}  {}  {}  {}  {}",
+        "{:mode_w$}  {}  {}  {}  {}  {}",
         "",
         group("rates (pps)", span(0, 2)),
         group("drops (pps)", span(3, 6)),
         group("cpu %", span(7, 10)),
         group("probe (ms)", span(11, 13)),
+        group("interactive", span(14, 15)),
     );
     let trial_cols = if with_trials { &TRIAL_COLS[..] } else { &[] };
     if with_trials {
@@ -212,6 +215,11 @@ pub fn table(results: &Results) -> String {
                 format!("{}/{}", p.timeouts, p.sent)
             },
         ];
+        let i = r.interactive.as_ref();
+        let interactive = [
+            ms(i.and_then(|i| i.late_p99_ms)),
+            i.map_or("-".into(), |i| i.missed.to_string()),
+        ];
         let trial = if with_trials {
             trial_cells(r).to_vec()
         } else {
@@ -220,6 +228,7 @@ pub fn table(results: &Results) -> String {
         let cells = (r.rate_columns().into_iter().map(human))
             .chain(r.cpu_columns().into_iter().map(pct))
             .chain(probe)
+            .chain(interactive)
             .chain(trial);
         let mut line = format!("{:<mode_w$}", format!("{}{}", r.mode, star(r)));
         for (cell, (_, width)) in cells.zip(COLS.iter().chain(trial_cols)) {
@@ -334,7 +343,9 @@ fn csv_num(x: f64) -> String {
 pub const CSV_HEADER: &str = "mode,offered_pps,received_pps,delivered_pps,drops_rx_missed,drops_ipintrq,\
 drops_socket,drops_app,cpu_user,cpu_sys,cpu_intr,cpu_idle,probe_p50_ms,probe_p99_ms,probe_timeouts,\
 probe_sent,seconds,simulated,delivered_pps_min,delivered_pps_max,trials,tries,discarded,noisy,\
-host_steal_pct,host_stall_pct,tick_late_p99_us,burst_mean,lost_polls,short_ticks,suspect";
+host_steal_pct,host_stall_pct,tick_late_p99_us,burst_mean,lost_polls,short_ticks,suspect,\
+interactive_late_p50_ms,interactive_late_p99_ms,interactive_late_max_ms,interactive_slices,\
+interactive_missed";
 
 /// The runs as CSV: the header and one row per run (an absent probe
 /// latency is an empty field).
@@ -386,6 +397,17 @@ fn csv_extra(r: &Run) -> Vec<String> {
         p.map(|p| p.lost_polls.to_string()).unwrap_or_default(),
         p.map(|p| p.short_ticks.to_string()).unwrap_or_default(),
         p.map(|p| p.suspect.to_string()).unwrap_or_default(),
+        opt(r.interactive.as_ref().and_then(|i| i.late_p50_ms)),
+        opt(r.interactive.as_ref().and_then(|i| i.late_p99_ms)),
+        opt(r.interactive.as_ref().and_then(|i| i.late_max_ms)),
+        r.interactive
+            .as_ref()
+            .map(|i| i.slices.to_string())
+            .unwrap_or_default(),
+        r.interactive
+            .as_ref()
+            .map(|i| i.missed.to_string())
+            .unwrap_or_default(),
     ]
 }
 
@@ -598,7 +620,7 @@ pub(crate) mod tests {
         assert!(!l.contains('\n'));
     }
 
-    const CSV_FIELDS: usize = 31;
+    const CSV_FIELDS: usize = 36;
 
     #[test]
     fn csv_rows_and_quoting() {

@@ -14,7 +14,12 @@ use super::model::{Results, Run};
 use super::output::human;
 
 /// Size of the whole figure, px.
-const SIZE: (u32, u32) = (1200, 540);
+const SIZE: (u32, u32) = (1800, 540);
+/// Where panel (c) puts a probe point whose p99 is a timeout (more than 1 %
+/// of the probes unanswered): the probe's timeout, ms.
+const PROBE_TIMEOUT_MS: f64 = 1000.0;
+/// Range of panel (c), log10 of ms: 10 µs to 10 s.
+const RESPONSE_LOG_MS: Range<f64> = -2.0..4.0;
 /// Font family of all text (resolved by the SVG viewer).
 const FONT: &str = "sans-serif";
 /// Okabe–Ito colour-blind-safe colours, one per mode in order.
@@ -258,9 +263,99 @@ fn panel(
     Ok(())
 }
 
-/// The sweep as an SVG figure with two panels over the offered load (log
+/// The probe's p99 of a run, ms, a timeout counting as
+/// [`PROBE_TIMEOUT_MS`]: when more than 1 % of the probes went unanswered,
+/// the 99th percentile is a timeout.
+fn probe_p99_ms(r: &Run) -> f64 {
+    let p = &r.probe_ms;
+    if p.sent == 0 {
+        return f64::NAN;
+    }
+    if u64::from(p.timeouts) * 100 > u64::from(p.sent) {
+        PROBE_TIMEOUT_MS
+    } else {
+        p.p99.unwrap_or(PROBE_TIMEOUT_MS)
+    }
+}
+
+/// Panel (c): per mode, the HTTP probe's p99 latency (solid) and the
+/// interactive process's p99 lateness (dashed), in the mode's colour, on a
+/// log scale of ms (log10 values on a linear axis, labelled in ms).
+fn responsiveness_panel(area: &Area<'_>, x: Range<f64>, runs: &[Run]) -> anyhow::Result<()> {
+    let lg = |v: f64| v.max(10f64.powf(RESPONSE_LOG_MS.start)).log10();
+    let probe = series(runs, |r| lg(probe_p99_ms(r)), |_| None);
+    let late = series(
+        runs,
+        |r| {
+            r.interactive
+                .as_ref()
+                .and_then(|i| i.late_p99_ms)
+                .map_or(f64::NAN, lg)
+        },
+        |_| None,
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption("(c) responsiveness vs offered", (FONT, 17))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            x.clone()
+                .log_scale()
+                .with_key_points(log_ticks(&x))
+                .with_light_points(log_ticks_dense(&x)),
+            RESPONSE_LOG_MS,
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("offered load (frames/s, log scale)")
+        .y_desc("p99, ms (log scale; probe timeout = 1000)")
+        .y_labels(7)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(10f64.powf(*v)))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+    for (i, s) in probe.iter().enumerate() {
+        let c = color(i);
+        let line = c.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), line))?
+            .label(format!("{}: probe p99", s.mode))
+            .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 20, py)], line));
+        chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
+    }
+    for (i, s) in late.iter().enumerate() {
+        let c = color(probe.iter().position(|p| p.mode == s.mode).unwrap_or(i));
+        let line = c.stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, line))?
+            .label(format!("{}: interactive lateness p99", s.mode))
+            .legend(move |(px, py)| {
+                let dash = move |a: i32| PathElement::new(vec![(a, 0), (a + 6, 0)], line);
+                EmptyElement::at((px, py)) + dash(0) + dash(12)
+            });
+        chart.draw_series(s.points.iter().map(|&p| Cross::new(p, 4, line)))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .margin(8)
+        .draw()?;
+    Ok(())
+}
+
+/// The sweep as an SVG figure with three panels over the offered load (log
 /// scale): (a) the rate delivered to the app per mode, with the y = x line
-/// of a loss-free system; (b) the user CPU share per mode. One line with
+/// of a loss-free system; (b) the user CPU share per mode; (c) how
+/// responsive the machine stayed: the HTTP probe's p99 and the interactive
+/// process's p99 lateness, per mode. One line with
 /// markers per mode, in the same colour in both panels, and a legend in
 /// each; the delivered rate of a point measured in trials has an error bar
 /// from its lowest to its highest trial. The title says "(simulated)" when
@@ -327,9 +422,14 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                             .map(Series::clone)
                             .collect()
                     };
-                    let (left, right) = row.split_horizontally(SIZE.0 / 2);
+                    let mine: Vec<Run> = runs
+                        .iter()
+                        .filter(|r| members.contains(&r.mode))
+                        .cloned()
+                        .collect();
+                    let cols = row.split_evenly((1, 3));
                     panel(
-                        &left,
+                        &cols[0],
                         &format!("{name}: delivered vs offered"),
                         "delivered to app (datagrams/s)",
                         x.clone(),
@@ -338,7 +438,7 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                         true,
                     )?;
                     panel(
-                        &right,
+                        &cols[1],
                         &format!("{name}: user CPU share"),
                         "user CPU share (%)",
                         x.clone(),
@@ -346,11 +446,13 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                         &pick(&user),
                         false,
                     )?;
+                    responsiveness_panel(&cols[2], x.clone(), &mine)?;
                 }
             } else {
-                let (left, right) = root.split_horizontally(SIZE.0 / 2);
+                let cols = root.split_evenly((1, 3));
+                let (left, right) = (&cols[0], &cols[1]);
                 panel(
-                    &left,
+                    left,
                     "(a) delivered to the app vs offered",
                     "delivered to app (datagrams/s)",
                     x.clone(),
@@ -359,14 +461,15 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                     true,
                 )?;
                 panel(
-                    &right,
+                    right,
                     "(b) user CPU share vs offered",
                     "user CPU share (%)",
-                    x,
+                    x.clone(),
                     0.0..105.0,
                     &user,
                     false,
                 )?;
+                responsiveness_panel(&cols[2], x, runs)?;
             }
         } else {
             root.draw(&Text::new("no data", (40, 60), (FONT, 18)))?;
@@ -430,7 +533,9 @@ mod tests {
                         .is_some_and(|p| p.split_whitespace().count() == 6)
                 })
                 .count();
-            assert_eq!(lines, 2, "{}: {stroke}", s.mode);
+            // Delivered, user share, and the probe's p99 in panel (c) (the
+            // interactive lateness there is dashed: no polyline).
+            assert_eq!(lines, 3, "{}: {stroke}", s.mode);
             assert_eq!(
                 texts.iter().filter(|t| **t == s.mode).count(),
                 2,

@@ -17,10 +17,12 @@ use super::experiment::{
     parse_secs,
 };
 use super::mlfrr;
-use super::model::{CpuPct, Frames, Measured, PollingDiag, Probe, Results, Run};
+use super::model::{CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run};
 use super::sweep::RECORDED_PARAMS;
+use crate::apps::AppKind;
 use crate::kernel::time::{Hz, Nanos};
-use crate::sim::{Sim, SimConfig};
+use crate::report::InteractiveWindow;
+use crate::sim::{ProbeLink, Sim, SimConfig};
 
 /// The flood's maximum rate in the simulation, frames/s: what `pollsim
 /// flood --rate max` reaches on the development machine (README), so that
@@ -81,6 +83,8 @@ pub struct PointSpec<'a> {
     pub arrivals: ArrivalKind,
     /// Extra knobs for every point (e.g. `hw.sim.*` from calibration).
     pub extra: &'a [String],
+    /// The link of the HTTP probe.
+    pub probe_link: ProbeLink,
 }
 
 fn nanos(secs: f64) -> Nanos {
@@ -106,9 +110,9 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
         hz: Hz::DEFAULT,
         pattern: p.arrivals.pattern(p.pps),
         seed: p.seed,
-        apps: vec![crate::apps::AppKind::UdpSink, crate::apps::AppKind::Http],
+        apps: vec![AppKind::UdpSink, AppKind::Http, AppKind::Interactive],
         sysctls,
-        probe: true,
+        probe: Some(p.probe_link),
     };
     let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
     sim.run_for(nanos(p.warmup));
@@ -144,15 +148,18 @@ struct Window {
     at: Nanos,
     arrived: u64,
     nodes: std::collections::BTreeMap<String, pollsim_sysctl::Value>,
+    interactive: Option<crate::report::InteractiveSnapshot>,
 }
 
 impl Window {
     fn take(sim: &mut Sim) -> Window {
         let nodes = sim.mib.dump(&sim.k, "").unwrap_or_default();
+        let interactive = crate::report::Snapshot::from_dump(sim.now(), &nodes).interactive;
         Window {
             at: sim.now(),
             arrived: sim.arrived(),
             nodes: nodes.into_iter().collect(),
+            interactive,
         }
     }
 
@@ -180,7 +187,12 @@ impl Window {
 fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> Run {
     let secs = b.at.since(a.at).as_secs_f64().max(1e-9);
     let d = |n: &str| b.int(n) - a.int(n);
-    let nic = |suffix: &str| d(&format!("dev.tap0{suffix}"));
+    let nic = |suffix: &str| {
+        [crate::sim::IFNAME, crate::sim::QUIET_IFNAME]
+            .iter()
+            .map(|n| d(&format!("dev.{n}{suffix}")))
+            .sum()
+    };
     let mut params = serde_json::Map::new();
     for (k, v) in &b.nodes {
         let recorded = k.starts_with("hw.sim.")
@@ -207,6 +219,11 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
         simulated: true,
         host: None,
         polling: Some(PollingDiag::from_counters(d, burst)),
+        interactive: a
+            .interactive
+            .as_ref()
+            .zip(b.interactive.as_ref())
+            .map(|(a, b)| InteractiveDiag::from_window(&InteractiveWindow::between(a, b))),
     })
 }
 
@@ -226,6 +243,7 @@ fn calibrate(
     fixed: Option<u64>,
     seed: u64,
     arrivals: ArrivalKind,
+    probe_link: ProbeLink,
 ) -> anyhow::Result<(u64, f64)> {
     let polling = parse_modes("polling")?.remove(0);
     let mut work = fixed.unwrap_or(WORK_NS_START);
@@ -239,6 +257,7 @@ fn calibrate(
             seed,
             arrivals,
             extra: &[],
+            probe_link,
         })?;
         let cap = run.delivered_pps;
         match next_work_ns(work, cap, max_pps, fixed.is_some()) {
@@ -278,6 +297,7 @@ pub fn mirror(
             seed: point_seed(args.seed, i, j),
             arrivals: args.arrivals,
             extra: &[],
+            probe_link: args.probe_link,
         });
     }
     let mut results = Results {
@@ -368,7 +388,7 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
     };
     let arrivals = args.arrivals;
     let max_pps = SIM_FLOOD_MAX_PPS;
-    let (work, cap) = calibrate(max_pps, args.work_ns, args.seed, arrivals)?;
+    let (work, cap) = calibrate(max_pps, args.work_ns, args.seed, arrivals, args.probe_link)?;
     let rates: Vec<f64> = if args.rates.is_empty() {
         log_rates(
             (cap / 4.0).max(1000.0),
@@ -398,6 +418,7 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
                 seed: point_seed(args.seed, i, j),
                 arrivals,
                 extra: &[],
+                probe_link: args.probe_link,
             });
         }
     }
@@ -422,6 +443,7 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
                 seed: point_seed(args.seed, i, SEARCH_SEED + step),
                 arrivals,
                 extra: &[],
+                probe_link: args.probe_link,
             })?;
             progress(&run);
             Ok(Some(run))

@@ -1,6 +1,12 @@
 //! The real-clock sweep of `pollsim compare`, as root: a private network
-//! namespace, a tap, a `pollsim run` per mode pinned to one CPU, the pnet
-//! flood pinned to the other, and an HTTP probe, point by point.
+//! namespace, two taps (tap0 flooded, tap1 quiet), a `pollsim run` per
+//! mode on both, pinned to one CPU, the pnet flood on tap0 pinned to the
+//! other, and an HTTP probe, point by point: on the quiet tap1 by default
+//! (is the machine still responsive while one link is flooded?), or on
+//! the flooded tap0 (`--probe-link flooded`: then the probe's SYN competes
+//! with the flood in the same full tap queue and is lost before any CPU is
+//! spent, in either mode). Every instance also runs the interactive user
+//! process, whose lateness each point records.
 //!
 //! Mirrors the method of Mogul & Ramakrishnan's measurements: offered load
 //! swept from below to several times the maximum loss-free receive rate,
@@ -20,17 +26,26 @@ use pollsim_sysctl::Value;
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
-use super::model::{CpuPct, Frames, HostDiag, Measured, PollingDiag, Probe, Run};
+use super::model::{CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, Run};
 use crate::flood::{self, FloodArgs};
 use crate::kernel::time::Nanos;
 use crate::{lab, report};
 
-/// pollsim's address in the namespace.
-pub const ADDR: &str = "198.18.0.2";
-/// The kernel side of the tap.
+/// pollsim's address in the namespace, on the flooded tap0.
+pub const ADDR: &str = crate::sim::ADDR;
+/// The kernel side of tap0.
 pub const KERNEL_CIDR: &str = "198.18.0.1/24";
-/// pollsim's MAC (as `pollsim run` derives it from its address).
+/// pollsim's MAC on tap0 (as `pollsim run` derives it from its address).
 pub const MAC: [u8; 6] = [2, 0, 198, 18, 0, 2];
+/// pollsim's address on the quiet tap1.
+pub const QUIET_ADDR: &str = crate::sim::QUIET_ADDR;
+/// The kernel side of tap1.
+pub const QUIET_KERNEL_CIDR: &str = "198.18.1.1/24";
+/// pollsim's MAC on tap1.
+pub const QUIET_MAC: [u8; 6] = crate::sim::QUIET_MAC;
+
+pub use crate::sim::ProbeLink;
+
 /// The idle loop of every instance compare (and calibrate) starts.
 pub const IDLE: &str = "machdep.idle=spin";
 /// Interval of the HTTP probe.
@@ -41,11 +56,14 @@ const BURST_EVERY: Duration = Duration::from_millis(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Enter a fresh network namespace (the calling thread, before any other
-/// thread exists, so everything started later is inside) and set up tap0.
+/// thread exists, so everything started later is inside) and set up tap0
+/// and tap1.
 pub fn enter_lab() -> anyhow::Result<()> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
     lab::setup_tap("tap0", KERNEL_CIDR).context("creating tap0 in the private namespace")?;
     lab::static_neigh("tap0", ADDR, MAC).context("neighbour entry")?;
+    lab::setup_tap("tap1", QUIET_KERNEL_CIDR).context("creating tap1 in the private namespace")?;
+    lab::static_neigh("tap1", QUIET_ADDR, QUIET_MAC).context("neighbour entry")?;
     keep_off_kernel_cpu();
     Ok(())
 }
@@ -105,11 +123,11 @@ impl Instance {
         cmd.args([
             "run",
             "--if",
-            "tap0",
-            "--addr",
-            "198.18.0.2/24",
+            "tap0=198.18.0.2/24",
+            "--if",
+            "tap1=198.18.1.2/24",
             "--apps",
-            "udp-sink,http",
+            "udp-sink,http,interactive",
         ])
         .args(["--name", name, "--mode", mode, "--duration", "3600"])
         .args(["--sysctl", IDLE]);
@@ -265,6 +283,11 @@ impl Snapshot {
     pub fn host(&self) -> Option<&report::HostSnapshot> {
         self.report.host.as_ref()
     }
+
+    /// The interactive process's account, if it runs.
+    pub fn interactive(&self) -> Option<&report::InteractiveSnapshot> {
+        self.report.interactive.as_ref()
+    }
 }
 
 /// Run a bounded flood at `rate` ("max" or pps) for `secs` on the flood's
@@ -303,8 +326,8 @@ pub fn flood_for(
 /// that a slow or lost one does not delay the next; returns when every probe
 /// has answered or timed out: latencies (ms) and timeouts. Bound: one probe
 /// per [`PROBE_EVERY`], each at most [`PROBE_TIMEOUT`].
-fn probe_until(stop: &AtomicBool) -> (Vec<f64>, u32) {
-    let dst = SocketAddrV4::new(lab::bench_addr(ADDR), 80);
+fn probe_until(link: ProbeLink, stop: &AtomicBool) -> (Vec<f64>, u32) {
+    let dst = SocketAddrV4::new(lab::bench_addr(link.addr()), 80);
     let start = Instant::now();
     std::thread::scope(|s| {
         let mut probes = Vec::new();
@@ -339,8 +362,8 @@ fn http_get(dst: SocketAddrV4) -> Option<()> {
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
     s.set_read_timeout(Some(left)).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: 198.18.0.2\r\n\r\n")
-        .ok()?;
+    let req = format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", dst.ip());
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     buf.starts_with(b"HTTP/1.1 200").then_some(())
@@ -380,8 +403,8 @@ pub fn measure(
     inst: &mut Instance,
     mode: &str,
     rate: &str,
-    warmup: f64,
-    secs: f64,
+    (warmup, secs): (f64, f64),
+    link: ProbeLink,
 ) -> anyhow::Result<Run> {
     let stop_flood = AtomicBool::new(false);
     let stop_probe = AtomicBool::new(false);
@@ -397,7 +420,7 @@ pub fn measure(
         std::thread::sleep(Duration::from_secs_f64(warmup));
         let sent_a = sent.load(Ordering::Relaxed);
         let a = inst.snapshot();
-        let probe = s.spawn(|| probe_until(&stop_probe));
+        let probe = s.spawn(|| probe_until(link, &stop_probe));
         let sampler = s.spawn(|| sample_burst(&name, &stop_sampler));
         std::thread::sleep(Duration::from_secs_f64(secs));
         let sent_b = sent.load(Ordering::Relaxed);
@@ -467,7 +490,16 @@ fn point(
         simulated: false,
         host: host_window(a, b, seconds),
         polling: Some(PollingDiag::from_counters(d, burst)),
+        interactive: interactive_window(a, b),
     })
+}
+
+/// What the interactive process saw between two snapshots (`None` if the
+/// instance does not run it).
+pub fn interactive_window(a: &Snapshot, b: &Snapshot) -> Option<InteractiveDiag> {
+    Some(InteractiveDiag::from_window(
+        &report::InteractiveWindow::between(a.interactive()?, b.interactive()?),
+    ))
 }
 
 /// What the host took between two snapshots (`None` if the instance keeps
@@ -481,17 +513,19 @@ pub fn host_window(a: &Snapshot, b: &Snapshot, seconds: f64) -> Option<HostDiag>
 
 /// The knobs recorded in every run's `params`, as read back from the
 /// instance (the value that ran).
-pub const RECORDED_PARAMS: [&str; 29] = [
+pub const RECORDED_PARAMS: [&str; 33] = [
     "kern.hz",
     "machdep.idle",
     "kern.sched.stall_compensate",
     "dev.tap0.discipline",
+    "dev.tap1.discipline",
     "kern.polling.user_frac",
     "kern.polling.burst_max",
     "kern.polling.each_burst",
     "kern.polling.reg_frac",
     "kern.polling.idle_poll",
     "dev.tap0.polling",
+    "dev.tap1.polling",
     "dev.tap0.rx_ring",
     "dev.tap0.rx_usecs",
     "dev.tap0.rx_frames",
@@ -511,4 +545,6 @@ pub const RECORDED_PARAMS: [&str; 29] = [
     "net.inet.ip.intr_queue_maxlen",
     "user.udp_sink.work_ns",
     "user.udp_sink.rcvbuf",
+    "user.interactive.period_us",
+    "user.interactive.slice_us",
 ];

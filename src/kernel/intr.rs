@@ -79,6 +79,14 @@ impl IpIntrQ {
         self.len
     }
 
+    /// Frames of interface `ifidx` queued. O(len).
+    pub fn len_of(&self, ifidx: usize) -> usize {
+        let cap = self.slots.len();
+        (0..self.len)
+            .filter(|j| self.slots[(self.head + j) % cap].0 == ifidx)
+            .count()
+    }
+
     /// Whether no frame is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -58,8 +58,12 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
             |k: &mut Kernel| k.cost.as_mut(),
         );
     }
-    k.apps
-        .register_sysctl(&mut mib, |k: &Kernel| &k.apps, |k: &mut Kernel| &mut k.apps);
+    k.apps.register_sysctl(
+        &mut mib,
+        |k: &Kernel| &k.apps,
+        |k: &mut Kernel| &mut k.apps,
+        |k: &Kernel| k.cpu.last_switch(),
+    );
     mib
 }
 
@@ -117,8 +121,9 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
         &format!("{p}.inet"),
         "The stack's IPv4 address on it",
         move |k| {
-            k.ifs[i]
-                .iface
+            k.netisr
+                .sockets
+                .nic(i)
                 .ip_addrs()
                 .iter()
                 .map(|c| c.to_string())
@@ -198,6 +203,50 @@ fn register_if(mib: &mut Mib<Kernel>, k: &Kernel, i: usize) {
             sat(get(&k.ifs[i]))
         });
     }
+    register_if_stack(mib, &p, i);
+}
+
+/// The per-interface share of the stage counters, so that the frame
+/// accounting balances per interface as well as in total.
+fn register_if_stack(mib: &mut Mib<Kernel>, p: &str, i: usize) {
+    type Get = fn(&Kernel, usize) -> u64;
+    let nodes: [(&str, &str, Get); 6] = [
+        (
+            "ipintrq_drops",
+            "Frames of this interface dropped because ipintrq was full",
+            |k, i| k.ifs[i].counters.ipintrq_drops,
+        ),
+        (
+            "ipintrq_len",
+            "Frames of this interface waiting in ipintrq",
+            |k, i| k.ipintrq.len_of(i) as u64,
+        ),
+        (
+            "stack_frames",
+            "Frames of this interface handed to the protocol stack",
+            |k, i| k.netisr.nic_stats(i).frames,
+        ),
+        (
+            "udp_delivered",
+            "UDP datagrams of this interface queued on an app's socket",
+            |k, i| k.netisr.nic_stats(i).udp_delivered,
+        ),
+        (
+            "udp_sockbuf_drops",
+            "UDP datagrams of this interface dropped at a full socket buffer",
+            |k, i| k.netisr.nic_stats(i).udp_sockbuf_drops,
+        ),
+        (
+            "stack_tx",
+            "Frames the stack sent out of this interface",
+            |k, i| k.netisr.nic_stats(i).tx_frames,
+        ),
+    ];
+    for (name, descr, get) in nodes {
+        mib.add_ro(&format!("{p}.{name}"), descr, move |k: &Kernel| {
+            sat(get(k, i))
+        });
+    }
 }
 
 fn register_counters(mib: &mut Mib<Kernel>) {
@@ -206,48 +255,52 @@ fn register_counters(mib: &mut Mib<Kernel>) {
         (
             "net.netisr.frames",
             "Frames handed to the protocol stack",
-            |k| k.netisr.stats.frames,
+            |k| k.netisr.stats().frames,
         ),
-        ("net.netisr.arp", "ARP frames", |k| k.netisr.stats.arp),
-        ("net.netisr.udp", "IPv4 UDP frames", |k| k.netisr.stats.udp),
-        ("net.netisr.tcp", "IPv4 TCP frames", |k| k.netisr.stats.tcp),
+        ("net.netisr.arp", "ARP frames", |k| k.netisr.stats().arp),
+        ("net.netisr.udp", "IPv4 UDP frames", |k| {
+            k.netisr.stats().udp
+        }),
+        ("net.netisr.tcp", "IPv4 TCP frames", |k| {
+            k.netisr.stats().tcp
+        }),
         ("net.netisr.icmp", "IPv4 ICMP frames", |k| {
-            k.netisr.stats.icmp
+            k.netisr.stats().icmp
         }),
         (
             "net.netisr.other",
             "Other frames (IPv6, unknown, malformed)",
-            |k| k.netisr.stats.other,
+            |k| k.netisr.stats().other,
         ),
         (
             "net.netisr.udp_delivered",
             "UDP datagrams queued on an app's socket",
-            |k| k.netisr.stats.udp_delivered,
+            |k| k.netisr.stats().udp_delivered,
         ),
         (
             "net.netisr.udp_sockbuf_drops",
             "UDP datagrams for an app dropped because its socket buffer was full",
-            |k| k.netisr.stats.udp_sockbuf_drops,
+            |k| k.netisr.stats().udp_sockbuf_drops,
         ),
         (
             "net.netisr.listen_drops",
             "SYNs dropped because no listener of their shard was free (listen queue overflow)",
-            |k| k.netisr.stats.listen_drops,
+            |k| k.netisr.stats().listen_drops,
         ),
         (
             "net.netisr.tx_frames",
             "Frames the stack sent to the NICs",
-            |k| k.netisr.stats.tx_frames,
+            |k| k.netisr.stats().tx_frames,
         ),
         (
             "net.netisr.txq_drops",
             "Frames dropped because the transmit queue was full",
-            |k| k.netisr.stats.txq_drops,
+            |k| k.netisr.stats().txq_drops,
         ),
         (
             "net.netisr.egress_runs",
             "Egress passes (timers, replies, app writes)",
-            |k| k.netisr.stats.egress_runs,
+            |k| k.netisr.stats().egress_runs,
         ),
         (
             "kern.sched.ticks",

@@ -64,14 +64,16 @@ pub struct IfCounters {
     pub status_checks: u64,
     /// Link state at the last status check (1 up, 0 down)
     pub link_up: bool,
+    /// Frames of this interface dropped because `ipintrq` was full
+    pub ipintrq_drops: u64,
 }
 
-/// One interface: the NIC, its smoltcp `Interface`, its polling state.
+/// One interface: the NIC and its polling state. Its smoltcp `Interface`
+/// and sockets are in the netisr, at the same index (`sockets.rs` says why
+/// they are bundled there).
 pub struct IfNet {
     /// The driver.
     pub nic: Box<dyn Nic>,
-    /// smoltcp's per-interface state (addresses, neighbor cache).
-    pub iface: Interface,
     /// `dev.<if>.discipline`.
     pub discipline: Kind,
     /// `dev.<if>.rx_ring`: frames one interrupt may move.
@@ -144,7 +146,8 @@ pub struct Kernel {
     pub fair: Fair,
     /// `ipintrq`.
     pub ipintrq: IpIntrQ,
-    /// The protocol stack and its accounting.
+    /// The protocol stack: every NIC's smoltcp Interface and sockets, and
+    /// the accounting.
     pub netisr: Netisr,
     /// Socket readiness for the apps.
     pub reactor: Reactor,
@@ -205,24 +208,42 @@ impl Kernel {
         }
     }
 
-    /// Start the apps (after start-time tunables are set).
+    /// Start the apps (after start-time tunables are set), at the time of
+    /// the CPU's last switch.
     pub fn start_apps(&mut self) {
-        self.apps.start(&mut self.netisr, &mut self.reactor);
+        let now = self.cpu.last_switch();
+        self.apps.start(&mut self.netisr, &mut self.reactor, now);
     }
 
-    /// Attach `nic` with address `addr`, in `mode`. Returns its index.
+    /// Attach `nic` with the address `cfg.addr`, in `cfg.mode`. Returns its
+    /// index.
     pub fn attach(&mut self, nic: Box<dyn Nic>, cfg: &KernelConfig, now: Nanos) -> usize {
+        self.attach_at(nic, cfg.addr, cfg, now)
+    }
+
+    /// Attach `nic` with address `addr`, in `cfg.mode`, with an Interface
+    /// and sockets of its own. Returns its index. Apps started later
+    /// listen on it too.
+    pub fn attach_at(
+        &mut self,
+        nic: Box<dyn Nic>,
+        addr: Ipv4Cidr,
+        cfg: &KernelConfig,
+        now: Nanos,
+    ) -> usize {
         let mac = nic.mac();
         let mut ic = IfConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-        ic.random_seed = cfg.seed;
+        // A seed of its own per NIC: two Interfaces must not pick the same ISNs.
+        ic.random_seed = cfg.seed ^ (self.ifs.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut iface =
             Interface::new(ic, &mut netisr::capabilities_device(), netisr::instant(now));
         iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::Ipv4(cfg.addr));
+            let _ = a.push(IpCidr::Ipv4(addr));
         });
+        let at = self.netisr.attach(iface);
+        debug_assert_eq!(at, self.ifs.len());
         self.ifs.push(IfNet {
             nic,
-            iface,
             discipline: Kind::Interrupt,
             rx_ring: intr::RX_RING_DEFAULT,
             counters: IfCounters::default(),
@@ -264,7 +285,7 @@ impl Kernel {
         let sink = self.apps.udp_sink.as_ref()?;
         let queued = self
             .netisr
-            .stats
+            .stats()
             .udp_delivered
             .saturating_sub(sink.datagrams);
         let pct = queued * 100 / sink.rcvbuf.max(1);
@@ -391,11 +412,14 @@ impl Kernel {
         n
     }
 
-    /// When the kernel next needs the CPU for a timer of its own (a
-    /// discipline's), if any: an idle CPU must wake by then.
+    /// When the CPU is next needed for a timer (a discipline's, or a held
+    /// interrupt line's) or a sleeping user process's wake-up (the
+    /// interactive process), if any: an idle CPU must wake by then.
     pub fn next_deadline(&self) -> Option<Nanos> {
         let held = self.ifs.iter().filter_map(|f| f.moderation.deadline());
-        held.chain(self.next_timer()).min()
+        held.chain(self.next_timer())
+            .chain(self.user_next_due())
+            .min()
     }
 
     /// Whether any interface's interrupt line is unmasked.
@@ -425,7 +449,7 @@ impl Kernel {
         for d in self.disc.all_mut() {
             d.runnable_threads(&mut threads);
         }
-        match self.fair.pick(now, self.user_runnable(), &threads) {
+        match self.fair.pick(now, self.user_runnable(now), &threads) {
             Some(Task::User) => Unit::User,
             Some(Task::Thread(t)) => Unit::Thread(t),
             None => {
@@ -511,9 +535,9 @@ impl Kernel {
 
     fn egress(&mut self, now: Nanos) {
         self.egress_pending = false;
-        for ifn in &mut self.ifs {
-            self.netisr.egress(&mut ifn.iface, ifn.nic.as_mut(), now);
-            self.netisr.flush(ifn.nic.as_mut());
+        for (i, ifn) in self.ifs.iter_mut().enumerate() {
+            self.netisr.egress(i, ifn.nic.as_mut(), now);
+            self.netisr.flush(i, ifn.nic.as_mut());
         }
     }
 
@@ -539,19 +563,43 @@ impl Kernel {
         }
     }
 
-    /// Whether a user process has work.
-    pub fn user_runnable(&self) -> bool {
-        self.burn_left > Nanos::ZERO || !self.runq.is_empty() || self.reactor.has_events()
+    /// Whether a user process has work at `now`.
+    pub fn user_runnable(&self, now: Nanos) -> bool {
+        self.burn_left > Nanos::ZERO
+            || !self.runq.is_empty()
+            || self.reactor.has_events()
+            || self
+                .apps
+                .interactive
+                .as_ref()
+                .is_some_and(|a| a.runnable(now))
     }
 
     /// Whether user work is half done (a burn in progress).
     pub fn user_mid_work(&self) -> bool {
         self.burn_left > Nanos::ZERO
+            || self
+                .apps
+                .interactive
+                .as_ref()
+                .is_some_and(|a| a.mid_slice())
     }
 
-    /// One unit of user work: a slice of CPU burn, or one app step.
+    /// When a user process that sleeps now next wants the CPU (the
+    /// interactive process's next slice), for an idle CPU to wake.
+    pub fn user_next_due(&self) -> Option<Nanos> {
+        self.apps.interactive.as_ref().and_then(|a| a.next_due())
+    }
+
+    /// One unit of user work: a slice of the interactive process when it
+    /// is due (it goes first among user processes), else a slice of CPU
+    /// burn, or one app step.
     pub fn user_step(&mut self, now: Nanos, clock: &mut dyn Clock) {
         self.sched.user_steps += 1;
+        if let Some(a) = self.apps.interactive.as_mut().filter(|a| a.runnable(now)) {
+            clock.burn(a.step(now, USER_SLICE));
+            return;
+        }
         if self.burn_left > Nanos::ZERO {
             let slice = Nanos(self.burn_left.0.min(USER_SLICE.0));
             clock.burn(slice);
@@ -592,20 +640,27 @@ impl Kernel {
     }
 }
 
-/// The poll handler of one interface (a driver's `*_poll`, a NAPI
+/// The poll handler of interface `i` (a driver's `*_poll`, a NAPI
 /// `->poll`): status check if asked, then up to `count` frames straight
-/// into the stack. Bound: `count` frames.
-fn poll_handler(ifn: &mut IfNet, netisr: &mut Netisr, now: Nanos, cmd: PollCmd, count: u32) -> u32 {
+/// into its stack. Bound: `count` frames.
+fn poll_handler(
+    ifs: &mut [IfNet],
+    i: usize,
+    netisr: &mut Netisr,
+    now: Nanos,
+    cmd: PollCmd,
+    count: u32,
+) -> u32 {
+    let ifn = &mut ifs[i];
     ifn.counters.polls += 1;
     if cmd == PollCmd::PollAndCheckStatus {
         let st = ifn.nic.check_status();
         ifn.counters.status_checks += 1;
         ifn.counters.link_up = st.link_up;
     }
-    let IfNet { nic, iface, .. } = ifn;
-    let taken = nic.rx(count as usize, &mut |frame| {
-        netisr.ingress(iface, now, frame)
-    });
-    netisr.flush(nic.as_mut());
+    let taken = ifn
+        .nic
+        .rx(count as usize, &mut |frame| netisr.ingress(i, now, frame));
+    netisr.flush(i, ifn.nic.as_mut());
     u32::try_from(taken).unwrap_or(u32::MAX)
 }

@@ -5,7 +5,9 @@
 //! full). The protocol code is smoltcp's; this module is the glue: a
 //! one-frame `phy::Device` lent to `Interface::poll_ingress_single` (never
 //! the unbounded `Interface::poll`), a bounded transmit queue flushed to the
-//! NIC, and the accounting of where each frame went.
+//! NIC, and the accounting of where each frame went, all per NIC: a frame
+//! is fed to the Interface of the NIC it came in on, with that NIC's
+//! sockets (see `sockets.rs`), and replies leave through that NIC's queue.
 //!
 //! Differs from FreeBSD: smoltcp does not report a socket-buffer drop, so
 //! the netisr classifies each frame itself and compares the bound UDP
@@ -56,6 +58,24 @@ pub struct NetisrStats {
     pub egress_runs: u64,
 }
 
+impl NetisrStats {
+    /// Add `o`'s counts to these.
+    pub fn add(&mut self, o: &NetisrStats) {
+        self.frames += o.frames;
+        self.arp += o.arp;
+        self.udp += o.udp;
+        self.tcp += o.tcp;
+        self.icmp += o.icmp;
+        self.other += o.other;
+        self.udp_delivered += o.udp_delivered;
+        self.udp_sockbuf_drops += o.udp_sockbuf_drops;
+        self.listen_drops += o.listen_drops;
+        self.tx_frames += o.tx_frames;
+        self.txq_drops += o.txq_drops;
+        self.egress_runs += o.egress_runs;
+    }
+}
+
 /// A bounded queue of frames from smoltcp to the NIC; buffers are reused.
 #[derive(Debug, Default)]
 pub struct TxQueue {
@@ -89,15 +109,22 @@ impl TxQueue {
     }
 }
 
-/// The netisr's state: smoltcp's sockets and where frames went.
-pub struct Netisr {
-    /// Every socket of every app, sharded by flow.
-    pub sockets: Sockets,
+/// One NIC's part of the netisr: its transmit queue, the UDP ports whose
+/// socket-buffer drops it counts, and where its frames went.
+#[derive(Debug, Default)]
+struct PerNic {
     udp_ports: Vec<(u16, SockRef)>,
-    /// Where frames went.
-    pub stats: NetisrStats,
-    /// Frames on their way to the NIC.
-    pub txq: TxQueue,
+    stats: NetisrStats,
+    txq: TxQueue,
+}
+
+/// The netisr's state: smoltcp's Interfaces and sockets (one family per
+/// NIC, see `sockets.rs`), and per NIC its transmit queue and where frames
+/// went.
+pub struct Netisr {
+    /// Every NIC's Interface and sockets, sharded by flow.
+    pub sockets: Sockets,
+    nics: Vec<PerNic>,
 }
 
 impl Default for Netisr {
@@ -107,120 +134,145 @@ impl Default for Netisr {
 }
 
 impl Netisr {
-    /// An empty netisr with [`SHARDS`] socket sets.
+    /// No NIC yet; [`SHARDS`] socket sets per NIC.
     pub fn new() -> Netisr {
         Netisr::with_shards(SHARDS)
     }
 
-    /// An empty netisr with `shards` socket sets (1: smoltcp's own demux).
+    /// No NIC yet; `shards` socket sets per NIC (1: smoltcp's own demux).
     pub fn with_shards(shards: usize) -> Netisr {
         Netisr {
             sockets: Sockets::new(shards),
-            udp_ports: Vec::new(),
-            stats: NetisrStats::default(),
-            txq: TxQueue::default(),
+            nics: Vec::new(),
         }
     }
 
-    /// Account datagrams to UDP `port` against the socket `handle`.
+    /// Add a NIC's Interface; returns its index (attach order).
+    pub fn attach(&mut self, iface: Interface) -> usize {
+        self.nics.push(PerNic::default());
+        self.sockets.add_nic(iface)
+    }
+
+    /// Account datagrams to UDP `port` on the NIC of `handle` against it.
     pub fn watch_udp_port(&mut self, port: u16, handle: SockRef) {
-        self.udp_ports.push((port, handle));
+        self.nics[handle.nic()].udp_ports.push((port, handle));
     }
 
-    /// Feed one frame to smoltcp, lending it the one socket set its flow
-    /// hashes to. Bound: one frame, through `poll_ingress_single`, which
-    /// scans the sockets of that shard; replies go to the transmit queue.
-    pub fn ingress(&mut self, iface: &mut Interface, now: Nanos, frame: &[u8]) {
-        self.stats.frames += 1;
-        let arp_before = self.stats.arp;
-        let watched = self.classify(frame);
+    /// Where NIC `nic`'s frames went.
+    pub fn nic_stats(&self, nic: usize) -> &NetisrStats {
+        &self.nics[nic].stats
+    }
+
+    /// Where frames went, over all NICs.
+    pub fn stats(&self) -> NetisrStats {
+        self.nics.iter().fold(NetisrStats::default(), |mut t, n| {
+            t.add(&n.stats);
+            t
+        })
+    }
+
+    /// Feed one frame that NIC `nic` received to that NIC's Interface,
+    /// lending it the one socket set of that NIC its flow hashes to.
+    /// Bound: one frame, through `poll_ingress_single`, which scans the
+    /// sockets of that shard; replies go to the NIC's transmit queue.
+    pub fn ingress(&mut self, nic: usize, now: Nanos, frame: &[u8]) {
+        let pn = &mut self.nics[nic];
+        pn.stats.frames += 1;
+        let arp_before = pn.stats.arp;
+        let watched = classify(&mut pn.stats, &pn.udp_ports, frame);
         let before = watched.map(|h| self.sockets.get::<udp::Socket>(h).recv_queue());
-        let mut dev = OneFrame {
-            rx: Some(frame),
-            txq: &mut self.txq,
-        };
         let shard = self.sockets.shard_of(frame);
-        if self.stats.arp != arp_before {
-            self.sockets.mark_all_dirty();
+        if pn.stats.arp != arp_before {
+            self.sockets.nic_mut(nic).mark_all_dirty();
         }
-        if self.sockets.listen_overflow(shard, frame) {
-            self.stats.listen_drops += 1;
+        if self.sockets.listen_overflow(nic, shard, frame) {
+            pn.stats.listen_drops += 1;
             return;
         }
-        let set = self.sockets.set_for_ingress(shard);
-        iface.poll_ingress_single(instant(now), &mut dev, set);
+        let ns = self.sockets.nic_mut(nic);
+        let mut dev = OneFrame {
+            rx: Some(frame),
+            txq: &mut pn.txq,
+        };
+        ns.ingress(shard, instant(now), &mut dev);
         if let (Some(h), Some(before)) = (watched, before) {
             // A datagram that fits grows the queue by its payload; one that
             // does not is dropped by smoltcp without a trace.
             let sock = self.sockets.get::<udp::Socket>(h);
             if sock.recv_queue() > before || udp_payload_len(frame) == Some(0) && sock.can_recv() {
-                self.stats.udp_delivered += 1;
+                pn.stats.udp_delivered += 1;
             } else {
-                self.stats.udp_sockbuf_drops += 1;
+                pn.stats.udp_sockbuf_drops += 1;
             }
         }
-        self.stats.txq_drops = self.txq.drops;
+        pn.stats.txq_drops = pn.txq.drops;
     }
 
-    /// Run smoltcp's egress: replies, app writes, TCP timers, and hand the
-    /// frames to `nic` after each shard, so that a pass over many
-    /// connections does not overflow the transmit queue. Bound: one pass
-    /// over the shards that may send (see [`Sockets::egress_due`]), each
-    /// socket emitting at most one segment.
-    pub fn egress(&mut self, iface: &mut Interface, nic: &mut dyn Nic, now: Nanos) {
-        self.stats.egress_runs += 1;
-        let (txq, stats) = (&mut self.txq, &mut self.stats);
-        self.sockets.egress_due(iface, instant(now), |iface, set| {
-            let mut dev = OneFrame { rx: None, txq };
-            iface.poll_egress(instant(now), &mut dev, set);
-            stats.tx_frames += txq.flush(nic);
-        });
-        self.stats.txq_drops = self.txq.drops;
-    }
-
-    /// Send queued frames out of `nic`.
-    pub fn flush(&mut self, nic: &mut dyn Nic) {
-        self.stats.tx_frames += self.txq.flush(nic);
-    }
-
-    /// Count the frame by class; return the watched UDP socket it targets.
-    fn classify(&mut self, frame: &[u8]) -> Option<SockRef> {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            self.stats.other += 1;
-            return None;
+    /// Run NIC `nic`'s egress: replies, app writes, TCP timers, and hand
+    /// the frames to `dev` (that NIC's driver) after each shard, so that a
+    /// pass over many connections does not overflow the transmit queue.
+    /// Bound: one pass over the NIC's shards that may send (see
+    /// [`super::sockets::NicSockets::egress_due`]), each socket emitting at most one
+    /// segment.
+    pub fn egress(&mut self, nic: usize, dev: &mut dyn Nic, now: Nanos) {
+        let pn = &mut self.nics[nic];
+        pn.stats.egress_runs += 1;
+        let mut tx = 0;
+        let mut one = OneFrame {
+            rx: None,
+            txq: &mut pn.txq,
         };
-        match eth.ethertype() {
-            EthernetProtocol::Arp => {
-                self.stats.arp += 1;
-                return None;
-            }
-            EthernetProtocol::Ipv4 => {}
-            _ => {
-                self.stats.other += 1;
-                return None;
-            }
-        }
-        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-            self.stats.other += 1;
-            return None;
-        };
-        match ip.next_header() {
-            IpProtocol::Tcp => self.stats.tcp += 1,
-            IpProtocol::Icmp => self.stats.icmp += 1,
-            IpProtocol::Udp => {
-                self.stats.udp += 1;
-                let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-                let port = udp.dst_port();
-                return self
-                    .udp_ports
-                    .iter()
-                    .find(|(p, _)| *p == port)
-                    .map(|(_, h)| *h);
-            }
-            _ => self.stats.other += 1,
-        }
-        None
+        self.sockets
+            .nic_mut(nic)
+            .egress_due(instant(now), &mut one, |one| tx += one.txq.flush(dev));
+        pn.stats.tx_frames += tx;
+        pn.stats.txq_drops = pn.txq.drops;
     }
+
+    /// Send NIC `nic`'s queued frames out of `dev`, its driver.
+    pub fn flush(&mut self, nic: usize, dev: &mut dyn Nic) {
+        let pn = &mut self.nics[nic];
+        pn.stats.tx_frames += pn.txq.flush(dev);
+    }
+}
+
+/// Count the frame by class; return the watched UDP socket it targets.
+fn classify(
+    stats: &mut NetisrStats,
+    udp_ports: &[(u16, SockRef)],
+    frame: &[u8],
+) -> Option<SockRef> {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        stats.other += 1;
+        return None;
+    };
+    match eth.ethertype() {
+        EthernetProtocol::Arp => {
+            stats.arp += 1;
+            return None;
+        }
+        EthernetProtocol::Ipv4 => {}
+        _ => {
+            stats.other += 1;
+            return None;
+        }
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        stats.other += 1;
+        return None;
+    };
+    match ip.next_header() {
+        IpProtocol::Tcp => stats.tcp += 1,
+        IpProtocol::Icmp => stats.icmp += 1,
+        IpProtocol::Udp => {
+            stats.udp += 1;
+            let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+            let port = udp.dst_port();
+            return udp_ports.iter().find(|(p, _)| *p == port).map(|(_, h)| *h);
+        }
+        _ => stats.other += 1,
+    }
+    None
 }
 
 fn udp_payload_len(frame: &[u8]) -> Option<usize> {

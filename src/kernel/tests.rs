@@ -70,7 +70,7 @@ fn step(k: &mut Kernel, clock: &mut FakeClock, ring: &mut usize) -> bool {
         k.cpu.switch(now, CpuState::Sys);
         k.netisr_step(now);
         k.netisr_pollmore(clock.now());
-    } else if k.user_runnable() {
+    } else if k.user_runnable(now) {
         k.cpu.switch(now, CpuState::User);
         k.user_step(now, clock);
     } else {
@@ -215,6 +215,9 @@ fn every_counter_moves_in_a_scripted_run() {
         "dev.virt0.dim_decisions",
         "dev.virt0.moderation_timer_fires",
         "dev.virt0.moderation_frame_fires",
+        "dev.virt0.ipintrq_len",
+        "dev.virt0.udp_sockbuf_drops",
+        "dev.virt0.stack_tx",
         "kern.reactor.registered",
         // The real-clock scheduler's account of the host.
         "kern.sched.stalls",

@@ -227,7 +227,8 @@ impl VirtualSched {
         true
     }
 
-    /// When an idle CPU next has something to do.
+    /// When an idle CPU next has something to do: a tick, a kernel timer,
+    /// a sleeping user process's wake-up, an external event, a report.
     fn wake_at(&self, k: &Kernel, world: &dyn World, now: Nanos, end: Nanos) -> Nanos {
         let mut t = self.next_tick.min(end);
         if let Some(d) = k.next_deadline() {

@@ -1,7 +1,9 @@
 //! A whole simulated system on virtual time: the same [`Kernel`] (interrupt
-//! and polling engines, netisr, smoltcp, reactor, apps) on a [`VirtNic`]
-//! fed by a seeded arrival source, with an HTTP probe client on the wire,
-//! driven by [`VirtualSched`] and charged by the `hw.sim.*` cost model.
+//! and polling engines, netisr, smoltcp, reactor, apps) on two
+//! [`VirtNic`]s, as the real sweep's two taps: `tap0` fed by a seeded
+//! arrival source (the flood), `tap1` quiet, with an HTTP probe client on
+//! the wire of either (the quiet one by default), driven by
+//! [`VirtualSched`] and charged by the `hw.sim.*` cost model.
 //!
 //! Deterministic: the arrival times, smoltcp's randomness and the probe's
 //! come from seeds, the scheduler reads no clock, and nothing depends on
@@ -29,14 +31,69 @@ use crate::kernel::vsched::{VirtualSched, World};
 use crate::kernel::{Kernel, KernelConfig, Mode, mib};
 use probe::{ProbeClient, ProbeResults};
 
-/// pollsim's address on the simulated wire.
+/// pollsim's address on the flooded wire (tap0).
 pub const ADDR: &str = "198.18.0.2";
-/// The peer's (the flood's and the probe's) address.
+/// The peer's (the flood's) address on tap0.
 pub const PEER_ADDR: &str = "198.18.0.1";
-/// pollsim's MAC (as `pollsim run` derives it from its address).
+/// pollsim's MAC on tap0 (as `pollsim run` derives it from its address).
 pub const MAC: [u8; 6] = [2, 0, 198, 18, 0, 2];
-/// The peer's MAC.
+/// The peer's MAC on tap0.
 pub const PEER_MAC: [u8; 6] = [2, 0, 198, 18, 0, 1];
+/// pollsim's address on the quiet wire (tap1).
+pub const QUIET_ADDR: &str = "198.18.1.2";
+/// The peer's address on tap1.
+pub const QUIET_PEER_ADDR: &str = "198.18.1.1";
+/// pollsim's MAC on tap1.
+pub const QUIET_MAC: [u8; 6] = [2, 0, 198, 18, 1, 2];
+/// The peer's MAC on tap1.
+pub const QUIET_PEER_MAC: [u8; 6] = [2, 0, 198, 18, 1, 1];
+/// The quiet NIC's name.
+pub const QUIET_IFNAME: &str = "tap1";
+
+/// Which link the HTTP probe uses (`--probe-link`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeLink {
+    /// tap1, which no flood reaches: the machine's responsiveness.
+    #[default]
+    Quiet,
+    /// tap0, the flooded link: the probe's frames share its full queue.
+    Flooded,
+}
+
+impl ProbeLink {
+    /// pollsim's address on that link.
+    pub fn addr(self) -> &'static str {
+        match self {
+            ProbeLink::Quiet => QUIET_ADDR,
+            ProbeLink::Flooded => ADDR,
+        }
+    }
+
+    /// Its name in results (`quiet`, `flooded`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeLink::Quiet => "quiet",
+            ProbeLink::Flooded => "flooded",
+        }
+    }
+}
+impl ProbeLink {
+    /// The simulated NIC it is on (an index of `Kernel::ifs`).
+    pub fn nic(self) -> usize {
+        match self {
+            ProbeLink::Flooded => 0,
+            ProbeLink::Quiet => 1,
+        }
+    }
+
+    /// The peer's MAC and address on that link.
+    fn peer(self) -> ([u8; 6], &'static str) {
+        match self {
+            ProbeLink::Flooded => (PEER_MAC, PEER_ADDR),
+            ProbeLink::Quiet => (QUIET_PEER_MAC, QUIET_PEER_ADDR),
+        }
+    }
+}
 /// Frames the simulated NIC's ring holds: a tap's queue (`txqueuelen`
 /// 1000 on Linux), which is the ring of the real runs.
 pub const RING_LEN: usize = 1000;
@@ -61,8 +118,8 @@ pub struct SimConfig {
     pub apps: Vec<AppKind>,
     /// Knobs set before the apps start, as `name=value`.
     pub sysctls: Vec<String>,
-    /// Run the HTTP probe client (needs the http app).
-    pub probe: bool,
+    /// Run the HTTP probe client on this link (needs the http app).
+    pub probe: Option<ProbeLink>,
 }
 
 /// Why a simulated system could not be built.
@@ -80,10 +137,11 @@ pub enum SimError {
     Nic(#[from] std::io::Error),
 }
 
-/// The world outside the simulated CPU: the wire into the NIC and the probe.
+/// The world outside the simulated CPU: the wires into the NICs (tap0 with
+/// the flood, tap1 quiet) and the probe on one of them.
 pub struct SimWorld {
-    nic: Rc<RefCell<VirtNic>>,
-    probe: Option<ProbeClient>,
+    nics: [Rc<RefCell<VirtNic>>; 2],
+    probe: Option<(ProbeClient, usize)>,
     probe_next: Option<Nanos>,
     /// Frames the probe client put on the wire.
     probe_frames: u64,
@@ -91,9 +149,11 @@ pub struct SimWorld {
 
 impl World for SimWorld {
     fn advance(&mut self, now: Nanos) {
-        let mut nic = self.nic.borrow_mut();
-        nic.arrive_until(now.0);
-        if let Some(p) = self.probe.as_mut() {
+        for nic in &self.nics {
+            nic.borrow_mut().arrive_until(now.0);
+        }
+        if let Some((p, i)) = self.probe.as_mut() {
+            let mut nic = self.nics[*i].borrow_mut();
             let sent = nic.take_sent();
             for frame in p.advance(now, sent) {
                 nic.inject(&frame);
@@ -104,15 +164,19 @@ impl World for SimWorld {
     }
 
     fn next_event(&self) -> Option<Nanos> {
-        let arrival = self.nic.borrow().next_arrival().map(Nanos);
-        match (arrival, self.probe_next) {
-            (Some(a), Some(p)) => Some(a.min(p)),
-            (a, p) => a.or(p),
-        }
+        self.nics
+            .iter()
+            .filter_map(|n| n.borrow().next_arrival().map(Nanos))
+            .chain(self.probe_next)
+            .min()
     }
 
     fn pending_irqs(&self) -> u64 {
-        u64::from(self.nic.borrow().irq_asserted())
+        self.nics
+            .iter()
+            .enumerate()
+            .map(|(i, n)| u64::from(n.borrow().irq_asserted()) << i)
+            .fold(0, |m, b| m | b)
     }
 }
 
@@ -134,13 +198,14 @@ impl Sim {
         Sim::new_wrapped(cfg, |nic| Box::new(nic))
     }
 
-    /// As [`Sim::new`], the kernel's NIC being `wrap` of the simulated
-    /// one (a capture, say: STYLE.md's wrappers, not flags).
+    /// As [`Sim::new`], each of the kernel's NICs being `wrap` of the
+    /// simulated one (a capture, say: STYLE.md's wrappers, not flags).
     pub fn new_wrapped(
         cfg: &SimConfig,
-        wrap: impl FnOnce(SharedVirtNic) -> Box<dyn pollsim_drivers::Nic>,
+        mut wrap: impl FnMut(SharedVirtNic) -> Box<dyn pollsim_drivers::Nic>,
     ) -> Result<Sim, SimError> {
-        let addr = Ipv4Cidr::new(ADDR.parse().unwrap_or(Ipv4Address::UNSPECIFIED), 24);
+        let cidr = |a: &str| Ipv4Cidr::new(a.parse().unwrap_or(Ipv4Address::UNSPECIFIED), 24);
+        let addr = cidr(ADDR);
         let kcfg = KernelConfig {
             hz: cfg.hz,
             addr,
@@ -152,10 +217,13 @@ impl Sim {
         let arrivals = Arrivals::new(cfg.pattern, cfg.seed, START.0)?;
         nic.set_source(arrivals, flood_frame());
         let (shared, nic) = SharedVirtNic::new(nic)?;
+        let (quiet_shared, quiet) =
+            SharedVirtNic::new(VirtNic::new(QUIET_IFNAME, QUIET_MAC, RING_LEN)?)?;
         let clock = VirtualClock::new(START);
         let mut k = Kernel::new(&kcfg, START);
         k.cost = Some(CostModel::default());
         k.attach(wrap(shared), &kcfg, START);
+        k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
         let mib = mib::build(&k);
         for kv in &cfg.sysctls {
             let (name, value) = kv
@@ -165,15 +233,11 @@ impl Sim {
                 .map_err(|e| SimError::Sysctl(e.to_string()))?;
         }
         k.start_apps();
-        let probe = cfg.probe.then(|| {
-            let peer = Ipv4Cidr::new(PEER_ADDR.parse().unwrap_or(Ipv4Address::UNSPECIFIED), 24);
-            ProbeClient::new(
-                PEER_MAC,
-                peer,
-                (addr.address(), 80),
-                cfg.seed ^ 0x9e37,
-                START,
-            )
+        let probe = cfg.probe.map(|link| {
+            let (mac, peer) = link.peer();
+            let server = cidr(link.addr()).address();
+            let client = ProbeClient::new(mac, cidr(peer), (server, 80), cfg.seed ^ 0x9e37, START);
+            (client, link.nic())
         });
         let sched = VirtualSched::new(&mut k, START, None);
         Ok(Sim {
@@ -182,7 +246,7 @@ impl Sim {
             clock,
             sched,
             world: SimWorld {
-                nic,
+                nics: [nic, quiet],
                 probe,
                 probe_next: None,
                 probe_frames: 0,
@@ -224,7 +288,7 @@ impl Sim {
 
     /// Frames the arrival source has put on the wire so far.
     pub fn arrived(&self) -> u64 {
-        self.world.nic.borrow().arrived()
+        self.world.nics.iter().map(|n| n.borrow().arrived()).sum()
     }
 
     /// Frames the probe client has put on the wire so far.
@@ -232,9 +296,13 @@ impl Sim {
         self.world.probe_frames
     }
 
-    /// Frames waiting in the NIC's ring.
+    /// Frames waiting in the NICs' rings.
     pub fn ring_pending(&self) -> u64 {
-        self.world.nic.borrow().pending() as u64
+        self.world
+            .nics
+            .iter()
+            .map(|n| n.borrow().pending() as u64)
+            .sum()
     }
 
     /// The probe's results since the last call (empty without a probe).
@@ -242,7 +310,7 @@ impl Sim {
         self.world
             .probe
             .as_mut()
-            .map(ProbeClient::take_results)
+            .map(|(p, _)| p.take_results())
             .unwrap_or_default()
     }
 }

@@ -3,7 +3,7 @@
 //! the livelock curves, the effect of the polling knobs, the accounting of
 //! every frame, and determinism.
 
-use super::{Sim, SimConfig};
+use super::{ProbeLink, Sim, SimConfig};
 use crate::apps::AppKind;
 use crate::compare::experiment::{ModeSpec, parse_modes};
 use crate::compare::model::Run;
@@ -27,6 +27,10 @@ fn mode(text: &str) -> ModeSpec {
 }
 
 fn point(m: &ModeSpec, pps: f64, work_ns: u64, seed: u64) -> Run {
+    point_on(ProbeLink::Quiet, m, pps, work_ns, seed)
+}
+
+fn point_on(link: ProbeLink, m: &ModeSpec, pps: f64, work_ns: u64, seed: u64) -> Run {
     measure(&PointSpec {
         mode: m,
         pps,
@@ -36,6 +40,7 @@ fn point(m: &ModeSpec, pps: f64, work_ns: u64, seed: u64) -> Run {
         seed,
         arrivals: ArrivalKind::Poisson,
         extra: &[],
+        probe_link: link,
     })
     .unwrap()
 }
@@ -119,8 +124,11 @@ fn polling_holds_its_peak_and_user_frac() {
 
 #[test]
 fn idle_poll_lowers_probe_latency_at_light_load() {
-    let plain = point(&mode("polling"), 20e3, 2_000, 3);
-    let idle = point(&mode("polling:idle_poll=1"), 20e3, 2_000, 3);
+    // On the flooded link, where the probe's frames queue in the ring
+    // with the flood's until a tick polls them.
+    let on = ProbeLink::Flooded;
+    let plain = point_on(on, &mode("polling"), 20e3, 2_000, 3);
+    let idle = point_on(on, &mode("polling:idle_poll=1"), 20e3, 2_000, 3);
     let (a, b) = (plain.probe_ms.p50.unwrap(), idle.probe_ms.p50.unwrap());
     assert_eq!((plain.probe_ms.timeouts, idle.probe_ms.timeouts), (0, 0));
     // Without idle polling a frame waits for the next tick (up to 1 ms).
@@ -166,7 +174,7 @@ fn sim(mode: Mode, pps: f64, sysctls: &[&str]) -> Sim {
         seed: 11,
         apps: vec![AppKind::UdpSink, AppKind::Http],
         sysctls: sysctls.iter().map(|s| s.to_string()).collect(),
-        probe: true,
+        probe: Some(ProbeLink::Quiet),
     })
     .unwrap()
 }
@@ -256,7 +264,7 @@ fn costs_are_charged_exactly_per_unit() {
         .iter()
         .map(|s| s.to_string())
         .collect(),
-        probe: false,
+        probe: None,
     })
     .unwrap();
     let start = s.now();
@@ -268,7 +276,71 @@ fn costs_are_charged_exactly_per_unit() {
     assert_eq!(t.0[3], 1000 * 1300, "intr: {:?}", t.0);
     // Sys: each frame's netisr unit (proto + the scheduler's check); the
     // egress passes after ticks cost nothing but their check.
-    let egress = s.k.netisr.stats.egress_runs;
+    // (Each pass runs every NIC's egress: count the passes on one.)
+    let egress = s.k.netisr.nic_stats(0).egress_runs;
     assert_eq!(t.0[2], 1000 * 600 + egress * 100, "sys: {:?}", t.0);
     assert_eq!(s.k.apps.udp_sink.as_ref().unwrap().datagrams, 1000);
+}
+
+/// Far above polling's capacity, with tap0 flooded: polling keeps the
+/// machine responsive (the probe on the quiet tap1 answers, fast; the
+/// interactive process starts on time), while interrupt mode's livelock
+/// drowns both (the probe times out, the interactive process misses its
+/// slices). On the flooded link itself the probe's frames share the full
+/// ring with the flood, and polling loses some of them too.
+#[test]
+fn the_quiet_link_stays_responsive_under_polling_and_not_in_livelock() {
+    let pps = 2e6;
+    let polling = point(&mode("polling"), pps, 2_000, 4);
+    let interrupt = point(&mode("interrupt"), pps, 2_000, 4);
+    assert!(
+        polling.drops.rx_missed > 0.5 * polling.offered_pps,
+        "overloaded: {polling:#?}"
+    );
+    let p = &polling.probe_ms;
+    assert!(p.sent >= 4, "{p:?}");
+    assert!(p.timeouts * 20 <= p.sent, "polling answers >= 95 %: {p:?}");
+    assert!(p.p99.is_some_and(|ms| ms <= 50.0), "{p:?}");
+    // Round robin: a quiet link's frame waits at most about a tick for its
+    // handler's turn, whatever the flood on the other; a probe is three
+    // such exchanges (SYN, request, FIN).
+    assert!(p.p99.is_some_and(|ms| ms <= 3.0), "{p:?}");
+    let pi = polling
+        .interactive
+        .as_ref()
+        .expect("the interactive process");
+    assert!(pi.slices >= 40, "{pi:?}");
+    assert_eq!(pi.missed, 0, "{pi:?}");
+    assert!(pi.late_p99_ms.is_some_and(|ms| ms <= 2.0), "{pi:?}");
+
+    let q = &interrupt.probe_ms;
+    assert!(
+        q.timeouts * 2 >= q.sent || q.p99.is_some_and(|ms| ms >= 10.0 * p.p99.unwrap()),
+        "interrupt mode's probe drowns: {q:?} vs polling {p:?}"
+    );
+    let ii = interrupt
+        .interactive
+        .as_ref()
+        .expect("the interactive process");
+    assert!(ii.starved(100.0), "livelock starves it: {ii:?}");
+
+    // A longer window: a probe lost in the flood is counted once it times
+    // out, after a second.
+    let flooded = measure(&PointSpec {
+        mode: &mode("polling"),
+        pps,
+        work_ns: 2_000,
+        secs: 3.0,
+        warmup: 1.0,
+        seed: 4,
+        arrivals: ArrivalKind::Poisson,
+        extra: &[],
+        probe_link: ProbeLink::Flooded,
+    })
+    .unwrap();
+    assert!(
+        flooded.probe_ms.timeouts > p.timeouts,
+        "on the flooded link the probe shares the full ring: {:?} vs quiet {p:?}",
+        flooded.probe_ms
+    );
 }

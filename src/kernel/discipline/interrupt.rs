@@ -37,8 +37,11 @@ impl Discipline for Interrupt {
     fn hardirq(&mut self, cx: &mut Cx<'_>, i: usize) -> u32 {
         let ipintrq = &mut *cx.ipintrq;
         let ifn = &mut cx.ifs[i];
+        let drops = &mut ifn.counters.ipintrq_drops;
         let n = ifn.nic.rx(ifn.rx_ring, &mut |frame| {
-            ipintrq.enqueue(i, frame);
+            if !ipintrq.enqueue(i, frame) {
+                *drops += 1;
+            }
         });
         let stats = ifn.nic.stats();
         ifn.moderation.on_completion(cx.now, &stats);
@@ -53,8 +56,8 @@ impl Discipline for Interrupt {
     fn kernel_step(&mut self, cx: &mut Cx<'_>) -> NetisrWork {
         let (ifs, netisr, now) = (&mut *cx.ifs, &mut *cx.netisr, cx.now);
         cx.ipintrq.dequeue_with(|i, frame| {
-            netisr.ingress(&mut ifs[i].iface, now, frame);
-            netisr.flush(ifs[i].nic.as_mut());
+            netisr.ingress(i, now, frame);
+            netisr.flush(i, ifs[i].nic.as_mut());
         });
         NetisrWork {
             dispatched: 1,

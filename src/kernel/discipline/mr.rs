@@ -206,7 +206,7 @@ impl Discipline for Mr {
         if self.draining.is_none() {
             self.stats.callbacks += 1;
         }
-        let taken = poll_handler(&mut cx.ifs[i], cx.netisr, cx.now, PollCmd::PollOnly, count);
+        let taken = poll_handler(cx.ifs, i, cx.netisr, cx.now, PollCmd::PollOnly, count);
         self.stats.frames += u64::from(taken);
         let empty = taken < count;
         if empty {

@@ -218,7 +218,7 @@ impl Napi {
     /// `weight` frames.
     fn napi_poll(&mut self, cx: &mut Cx<'_>, n: usize) -> u32 {
         let weight = self.weight;
-        let work = poll_handler(&mut cx.ifs[n], cx.netisr, cx.now, PollCmd::PollOnly, weight);
+        let work = poll_handler(cx.ifs, n, cx.netisr, cx.now, PollCmd::PollOnly, weight);
         self.napi_mut(n).polls += 1;
         self.stats.processed += u64::from(work);
         if work < weight {

@@ -64,7 +64,7 @@ impl Discipline for Polling {
         let before = checks(cx);
         let (ifs, netisr, list, now) = (&mut *cx.ifs, &mut *cx.netisr, &*cx.poll_list, cx.now);
         let polled = cx.poll.netisr_poll(now, |h, cmd, count| {
-            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
+            poll_handler(ifs, list[h], netisr, now, cmd, count)
         });
         NetisrWork {
             polled,
@@ -90,7 +90,7 @@ impl Discipline for Polling {
         let count = cx.poll.each_burst();
         let (ifs, netisr, list, now) = (&mut *cx.ifs, &mut *cx.netisr, &*cx.poll_list, cx.now);
         cx.poll.ether_poll(count, |h, cmd, count| {
-            poll_handler(&mut ifs[list[h]], netisr, now, cmd, count)
+            poll_handler(ifs, list[h], netisr, now, cmd, count)
         })
     }
 }

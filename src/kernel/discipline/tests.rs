@@ -253,7 +253,7 @@ fn mr_feedback_stops_input_when_the_socket_fills_and_resumes_as_it_drains() {
     drain_kernel(&mut k, at_us(0));
     // 75 % of 8 datagrams: input stops at 6 queued (quota 10 lets one
     // callback overshoot up to the buffer's end).
-    let queued = k.netisr.stats.udp_delivered;
+    let queued = k.netisr.stats().udp_delivered;
     assert!((6..=8).contains(&queued), "queued {queued}");
     assert_eq!(k.disc.mr.stats.feedback_stops, 1);
     assert!(
@@ -329,7 +329,7 @@ fn switching_disciplines_loses_no_frame() {
         assert!(k.set_discipline(0, *kind));
         clock.burn(Nanos::from_micros(50));
     }
-    let s = k.netisr.stats;
+    let s = k.netisr.stats();
     let rx = k.ifs[0].nic.stats().rx_packets;
     let queued = k.ipintrq.len() as u64;
     assert_eq!(
