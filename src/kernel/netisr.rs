@@ -178,14 +178,16 @@ impl Netisr {
     pub fn ingress(&mut self, nic: usize, now: Nanos, frame: &[u8]) {
         let pn = &mut self.nics[nic];
         pn.stats.frames += 1;
-        let arp_before = pn.stats.arp;
+        let (arp_before, tcp_before) = (pn.stats.arp, pn.stats.tcp);
         let watched = classify(&mut pn.stats, &pn.udp_ports, frame);
         let before = watched.map(|h| self.sockets.get::<udp::Socket>(h).recv_queue());
         let shard = self.sockets.shard_of(frame);
         if pn.stats.arp != arp_before {
             self.sockets.nic_mut(nic).mark_all_dirty();
         }
-        if self.sockets.listen_overflow(nic, shard, frame) {
+        // Only a TCP frame (as classified just now) can be a SYN: a UDP
+        // flood's frames skip the second look at their headers.
+        if pn.stats.tcp != tcp_before && self.sockets.listen_overflow(nic, shard, frame) {
             pn.stats.listen_drops += 1;
             return;
         }
