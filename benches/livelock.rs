@@ -70,7 +70,7 @@ fn main() {
                     &dur,
                     "--sysctl",
                     &work,
-                    // Measurements spin in the idle loop (README, "Host noise").
+                    // Measurements spin in the idle loop (docs/experiment.md, "Host noise").
                     "--sysctl",
                     "machdep.idle=spin",
                 ])

@@ -1,7 +1,7 @@
 //! The lab bench for tests and benchmarks: private network namespaces, tap
 //! set-up inside them, and a bounded UDP sender from a kernel socket.
 //!
-//! Safety by construction (DESIGN.md, principle 6): every namespace is a
+//! Safety by construction (docs/design.md, principle 6): every namespace is a
 //! fresh one made by `unshare(CLONE_NEWNET)` on a dedicated thread (it
 //! vanishes with that thread and its children), and every address must lie
 //! in 198.18.0.0/15, the RFC 2544 benchmarking range.

@@ -3,7 +3,7 @@
 //! A simulated kernel ([`kernel`]) with one CPU, interrupt-driven and
 //! FreeBSD-style polled input, smoltcp as its TCP/IP stack, and user
 //! processes ([`apps`]), runs against a real tap device
-//! ([`pollsim_drivers::TapNic`]). See DESIGN.md for the architecture.
+//! ([`pollsim_drivers::TapNic`]). See docs/design.md for the architecture.
 #![deny(unsafe_code)]
 
 pub mod apps;

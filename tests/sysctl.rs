@@ -99,11 +99,12 @@ fn knobs_change_what_a_flooded_kernel_does() {
     });
 }
 
-/// Node names in README's table, with `a, b, c` shorthand expanded.
-fn readme_nodes() -> Vec<String> {
-    let readme = include_str!("../README.md");
+/// Node names in the knob table of docs/knobs.md, with `a, b, c`
+/// shorthand expanded.
+fn knob_table_nodes() -> Vec<String> {
+    let knobs = include_str!("../docs/knobs.md");
     let mut names = Vec::new();
-    for line in readme
+    for line in knobs
         .lines()
         .filter(|l| l.starts_with("| ") && l.contains('.'))
     {
@@ -125,8 +126,8 @@ fn readme_nodes() -> Vec<String> {
 }
 
 #[test]
-fn sysctl_a_lists_every_node_documented_in_readme_and_no_other() {
-    if !require_root_or_skip("sysctl_a_lists_every_node_documented_in_readme") {
+fn sysctl_a_lists_every_node_of_the_knob_table_and_no_other() {
+    if !require_root_or_skip("sysctl_a_lists_every_node_of_the_knob_table") {
         return;
     }
     with_tap(|| {
@@ -134,18 +135,18 @@ fn sysctl_a_lists_every_node_documented_in_readme_and_no_other() {
         let (code, out, err) = run.sysctl(&["-aN"]);
         assert_eq!(code, 0, "{err}");
         let live: Vec<&str> = out.lines().collect();
-        let documented = readme_nodes();
+        let documented = knob_table_nodes();
         for n in &live {
             assert!(
                 documented.iter().any(|d| d == n),
-                "{n} is not in README's table"
+                "{n} is not in the table of docs/knobs.md"
             );
         }
         // hw.sim.* exist only on virtual time (tests/sim.rs checks them).
         for d in documented.iter().filter(|d| !d.starts_with("hw.sim.")) {
             assert!(
                 live.contains(&d.as_str()),
-                "README documents {d}, which does not exist"
+                "docs/knobs.md documents {d}, which does not exist"
             );
         }
         // Descriptions are FreeBSD's.

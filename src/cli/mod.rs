@@ -1,6 +1,6 @@
-//! The command line (DESIGN.md's CLI contract): `pollsim run`, and the
-//! commands that talk to a running instance (`sysctl`, `ifconfig`, `stat`,
-//! in `admin`). Errors are one line on stderr; exit status 2 for bad
+//! The command line (the CLI contract of docs/design.md): `pollsim run`,
+//! and the commands that talk to a running instance (`sysctl`, `ifconfig`,
+//! `stat`, in `admin`). Errors are one line on stderr; exit status 2 for bad
 //! input, except `sysctl`, which keeps sysctl(8)'s exit codes.
 
 mod admin;

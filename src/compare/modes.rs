@@ -92,7 +92,7 @@ pub const PAPER: [&str; 9] = [
 ];
 
 /// `--modes all`: one of each discipline with its source's defaults, and
-/// the variants the README discusses: fixed moderation at em(4)'s 8000
+/// the variants docs/disciplines.md discusses: fixed moderation at em(4)'s 8000
 /// interrupts/s, DIM, both softirq rules, threaded NAPI, NAPI with IRQ
 /// deferral (the example of the deferral commit: 10 polls, 20 µs), and
 /// Mogul & Ramakrishnan without and with quota and feedback.

@@ -25,8 +25,9 @@ use crate::report::InteractiveWindow;
 use crate::sim::{ProbeLink, Sim, SimConfig};
 
 /// The flood's maximum rate in the simulation, frames/s: what `pollsim
-/// flood --rate max` reaches on the development machine (README), so that
-/// the simulated sweep spans the same loads as the real one.
+/// flood --rate max` reaches on the development machine
+/// (docs/simulation.md), so that the simulated sweep spans the same loads
+/// as the real one.
 pub const SIM_FLOOD_MAX_PPS: f64 = 1_100_000.0;
 /// Warm-up before each window, s of virtual time: `kern.polling.burst`
 /// climbs by one per tick, so from 5 to a `burst_max` of 1000 takes 1 s.

@@ -12,7 +12,7 @@
 //! `sendto` per frame (~300 kpps here); one `sendmmsg` per batch on the
 //! same kind of socket reaches more than twice that.
 //!
-//! Safety by construction (DESIGN.md, principle 6): the destination must be
+//! Safety by construction (docs/design.md, principle 6): the destination must be
 //! in 198.18.0.0/15, and every flood is bounded by `--duration` or
 //! `--count`; frames go only to the interface named, in the caller's
 //! network namespace.
