@@ -43,7 +43,8 @@ fn temp_file(tag: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark() {
-    if !require_root_or_skip("a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark") {
+    let test = "a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark";
+    if !require_root_or_skip(test) || !util::require_tool_or_skip(test, "tshark", "tshark") {
         return;
     }
     let _serial = util::serial();
