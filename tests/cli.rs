@@ -67,6 +67,7 @@ fn an_unprivileged_run_says_to_run_as_root() {
         return;
     }
     let out = std::process::Command::new("setpriv")
+        .env(util::PROFILE_ENV.0, util::PROFILE_ENV.1)
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_pollsim"))
         .args(["run", "--if", "tap0", "--addr", "198.18.0.2/24"])

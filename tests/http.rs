@@ -205,7 +205,9 @@ fn wrk_in(mode: &str, extra: &[&str]) {
 
 #[test]
 fn wrk_sees_no_socket_errors_in_either_mode() {
-    if !require_root_or_skip("wrk_sees_no_socket_errors_in_either_mode") {
+    if !require_root_or_skip("wrk_sees_no_socket_errors_in_either_mode")
+        || !util::require_tool_or_skip("wrk_sees_no_socket_errors_in_either_mode", "wrk", "wrk")
+    {
         return;
     }
     let _serial = util::serial();

@@ -86,6 +86,7 @@ fn two_flooded_interfaces_split_polling_evenly_and_every_frame_is_accounted_for(
                 let mac = IFS[i].3.map(|b| format!("{b:02x}")).join(":");
                 let dst = format!("{}:9", addr(i));
                 Command::new(env!("CARGO_BIN_EXE_pollsim"))
+                    .env(util::PROFILE_ENV.0, util::PROFILE_ENV.1)
                     .args([
                         "flood",
                         "--if",

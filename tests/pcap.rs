@@ -43,7 +43,8 @@ fn temp_file(tag: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark() {
-    if !require_root_or_skip("a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark") {
+    let test = "a_capture_of_http_echo_and_a_udp_burst_decodes_in_tshark";
+    if !require_root_or_skip(test) || !util::require_tool_or_skip(test, "tshark", "tshark") {
         return;
     }
     let _serial = util::serial();
@@ -148,7 +149,8 @@ fn complete(resp: &[u8]) -> bool {
 /// short, not the last ACK), so no FIN is retransmitted and no RST is sent.
 #[test]
 fn connections_close_without_a_reset_or_a_retransmitted_fin() {
-    if !require_root_or_skip("connections_close_without_a_reset_or_a_retransmitted_fin") {
+    let test = "connections_close_without_a_reset_or_a_retransmitted_fin";
+    if !require_root_or_skip(test) || !util::require_tool_or_skip(test, "tshark", "tshark") {
         return;
     }
     let _serial = util::serial();
@@ -213,6 +215,10 @@ fn connections_close_without_a_reset_or_a_retransmitted_fin() {
 
 #[test]
 fn a_sim_capture_is_on_virtual_time_and_bounded() {
+    let test = "a_sim_capture_is_on_virtual_time_and_bounded";
+    if !util::require_tool_or_skip(test, "tshark", "tshark") {
+        return;
+    }
     let file = temp_file("sim");
     let path = file.to_str().expect("a UTF-8 temp path");
     let (code, out, err) = run_pollsim(&[

@@ -112,6 +112,7 @@ fn compare_without_root_runs_the_simulation_and_says_so() {
         std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
         std::process::Command::new("setpriv")
+            .env(util::PROFILE_ENV.0, util::PROFILE_ENV.1)
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe])
             .args(args)
             .args(["--out", out.to_str().unwrap()])
@@ -119,6 +120,7 @@ fn compare_without_root_runs_the_simulation_and_says_so() {
             .expect("setpriv (util-linux)")
     } else {
         std::process::Command::new(exe)
+            .env(util::PROFILE_ENV.0, util::PROFILE_ENV.1)
             .args(args)
             .args(["--out", out.to_str().unwrap()])
             .output()
@@ -209,6 +211,7 @@ fn run_sim_has_the_hw_sim_nodes_the_knob_table_documents() {
 fn an_interrupt_mode_simulation_makes_no_system_call_per_interrupt() {
     let trace = std::env::temp_dir().join(format!("pollsim-strace-{}.txt", std::process::id()));
     let out = std::process::Command::new("strace")
+        .env(util::PROFILE_ENV.0, util::PROFILE_ENV.1)
         .args(["-c", "-f", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_pollsim"))
@@ -241,4 +244,61 @@ fn an_interrupt_mode_simulation_makes_no_system_call_per_interrupt() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no total in strace's report:\n{report}"));
     assert!(total < 1_000, "{total} system calls:\n{report}");
+}
+
+/// `run --sim` loads the profile it is given, says so, and charges its
+/// costs; `--profile builtin` says where the reference costs come from.
+#[test]
+fn run_sim_loads_a_profile_and_says_which_costs_it_uses() {
+    let dir = tempdir("profile");
+    let path = dir.join("hw.toml");
+    // Every frame costs 50 us in the netisr: at most 20k frames/s.
+    std::fs::write(
+        &path,
+        "[host]\ncpu_model = \"Test CPU\"\ncpus = 2\nkernel = \"6.1\"\n\
+         calibrated = \"2026-12-07T00:00:00Z\"\nsteal_pct = 0.0\npollsim = \"0.1.0\"\n\
+         [costs]\nintr_cost_ns = 1300\nrx_cost_ns = 300\nproto_cost_ns = 50000\n\
+         tick_cost_ns = 7000\nstatus_cost_ns = 18000\nsched_cost_ns = 100\n",
+    )
+    .unwrap();
+    let delivered = |profile: &str| {
+        let (code, out, err) = run_pollsim(&[
+            "run",
+            "--sim",
+            "--profile",
+            profile,
+            "--mode",
+            "polling",
+            "--sim-rate",
+            "100k",
+            "--duration",
+            "1",
+            "--apps",
+            "udp-sink",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("delivered: read by udp-sink"))
+            .unwrap_or_else(|| panic!("no delivered line in {out}"))
+            .to_string();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let n: u64 = words[words.len() - 2].parse().unwrap();
+        (n, err)
+    };
+    let (slow, err) = delivered(path.to_str().unwrap());
+    assert!(
+        err.contains(&format!("profile {}", path.display())),
+        "{err}"
+    );
+    assert!(err.contains("Test CPU"), "{err}");
+    let (fast, err) = delivered("builtin");
+    assert!(err.contains("built-in reference costs"), "{err}");
+    assert!(
+        slow < 25_000 && fast > 4 * slow,
+        "profile {slow}, builtin {fast}"
+    );
+    let (code, _, err) = run_pollsim(&["run", "--sim", "--profile", "/nonexistent/hw.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/hw.toml"), "{err}");
 }

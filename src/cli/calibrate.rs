@@ -1,19 +1,26 @@
 //! `pollsim calibrate`: measure the `hw.sim.*` costs of this machine (see
-//! `compare::calibrate`), as root, in a private network namespace, and
-//! print them as sysctl lines (`--sysctl` arguments for `pollsim run
-//! --sim`, or new defaults for `src/kernel/cost.rs`).
+//! `compare::calibrate`), as root, in a private network namespace: the
+//! micro-measurements, the in-situ fit to a real quick sweep, then a
+//! refinement of `intr_cost_ns` and `rx_cost_ns` against that sweep's
+//! interrupt-mode peak and polling plateau; print them as sysctl lines and
+//! write them as the hardware profile (`compare::profile`) that every
+//! `--sim` command then loads.
 
 use std::time::Duration;
 
 use anyhow::bail;
 use pollsim_drivers::{Nic, TapNic};
 
-use crate::compare::calibrate::{ROUNDS, fit, median, proto_ns, sink, timed};
+use crate::compare::calibrate::{
+    Figure, ROUNDS, Refined, fit, median, proto_ns, refine, sink, timed,
+};
 use crate::compare::experiment::{self, CompareArgs, Event};
+use crate::compare::model::Results;
+use crate::compare::profile::{Costs, HostInfo, Profile, SimCosts, default_path};
 use crate::compare::sim::ArrivalKind;
-use crate::compare::sweep;
+use crate::compare::{sim, sweep};
 use crate::kernel::clock::Clock;
-use crate::kernel::cost::CostModel;
+use crate::kernel::cost::{CostKnob, CostModel};
 use crate::kernel::time::Hz;
 use crate::lab::udp_blast;
 use crate::rt::clock::{RealClock, TickTimer};
@@ -24,24 +31,93 @@ const BATCH: u64 = 500;
 /// Single-frame interrupts timed per round.
 const SINGLES: usize = 100;
 
+/// Trials per point of the calibration's real sweep (medians).
+const TRIALS: usize = 3;
+
+/// Arguments of `pollsim calibrate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CalibrateArgs {
+    /// Where to write the profile (default: ~/.config/pollsim/hw.toml, or
+    /// $XDG_CONFIG_HOME/pollsim/hw.toml).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<std::path::PathBuf>,
+    /// Print the costs only; write no profile.
+    #[arg(long)]
+    pub no_write: bool,
+}
+
 /// Entry point of `pollsim calibrate`.
-pub fn main() -> anyhow::Result<()> {
+pub fn main(args: &CalibrateArgs) -> anyhow::Result<()> {
     if !crate::lab::is_root() {
         bail!("calibrate needs root: it measures the real tap path in a private network namespace");
     }
+    let path = match (&args.profile, args.no_write) {
+        (_, true) => None,
+        (Some(p), false) => Some(p.clone()),
+        (None, false) => Some(default_path().ok_or_else(|| {
+            anyhow::anyhow!("neither $XDG_CONFIG_HOME nor $HOME is set: give --profile FILE")
+        })?),
+    };
     sweep::enter_lab()?;
     let mut m = isolated()?;
+    let isolated = SimCosts::from(&m);
     println!("# isolated (micro-measured, medians of {ROUNDS}+ rounds):");
     for line in m.sysctl_lines() {
         println!("#   {line}");
     }
     eprintln!("pollsim calibrate: now a real quick sweep, for the in-situ per-frame costs...");
-    real_sweep_fit(&mut m)?;
+    let (real, steal) = real_sweep_fit(&mut m)?;
     println!("# in situ (rx, proto, intr fitted to a real quick sweep's CPU shares):");
+    for line in m.sysctl_lines() {
+        println!("#   {line}");
+    }
+    eprintln!("pollsim calibrate: refining against the same sweep on virtual time...");
+    let mut simulate = |points: &Results, cand: &CostModel| {
+        let args = sweep_args();
+        sim::mirror(points, &args, &Costs::Candidate(*cand), &mut |_| {})
+    };
+    for (mode, figure, knob) in [
+        ("interrupt", Figure::Peak, CostKnob::Intr),
+        ("polling", Figure::AtMax, CostKnob::Rx),
+    ] {
+        let r = refine(&real, mode, figure, knob, &mut m, &mut simulate)?;
+        println!("# {}", refined_line(mode, figure, &r));
+    }
+    println!("# refined (what --sim charges):");
     for line in m.sysctl_lines() {
         println!("{line}");
     }
+    let Some(path) = path else { return Ok(()) };
+    let profile = Profile {
+        host: HostInfo::this_host(steal),
+        costs: SimCosts::from(&m),
+        isolated: Some(isolated),
+    };
+    profile.save(&path)?;
+    eprintln!(
+        "pollsim calibrate: wrote {} (host steal {:.1}% during the sweep); every --sim command now          loads it (--profile builtin for the reference costs)",
+        path.display(),
+        steal
+    );
     Ok(())
+}
+
+/// `# interrupt peak: hw.sim.intr_cost_ns 1369 -> 1520 (simulated 140.1k vs real 139.3k, +0.6%)`.
+fn refined_line(mode: &str, figure: Figure, r: &Refined) -> String {
+    use crate::compare::output::human;
+    format!(
+        "{mode} {}: {} {} -> {} (simulated {} vs real {}, {:+.1}%)",
+        match figure {
+            Figure::Peak => "peak",
+            Figure::AtMax => "plateau",
+        },
+        r.knob.name(),
+        r.from_ns,
+        r.to_ns,
+        human(r.sim_pps),
+        human(r.real_pps),
+        crate::compare::calibrate::rel_diff(r.sim_pps, r.real_pps) * 100.0
+    )
 }
 
 /// The median of `ROUNDS` timings of `n` calls of `f`, per call.
@@ -131,10 +207,9 @@ fn tick_ns() -> anyhow::Result<u64> {
     Ok(median(ticks))
 }
 
-/// Fit rx, proto and intr to a real quick sweep of interrupt and polling.
-fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<()> {
-    use std::sync::atomic::AtomicBool;
-    let args = CompareArgs {
+/// The calibration's quick sweep of interrupt and polling.
+fn sweep_args() -> CompareArgs {
+    CompareArgs {
         modes: "interrupt,polling".into(),
         rates: Vec::new(),
         duration: "1s".into(),
@@ -147,18 +222,30 @@ fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<()> {
         vs_real: false,
         seed: 1,
         arrivals: ArrivalKind::Poisson,
-        trials: 1,
+        trials: TRIALS,
         max_steal: 5.0,
         mlfrr_steps: 0,
-    };
+        profile: None,
+    }
+}
+
+/// Fit rx, proto and intr to a real quick sweep of interrupt and polling;
+/// the sweep and the host's steal during its host check.
+fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<(Results, f64)> {
+    use std::sync::atomic::AtomicBool;
+    let args = sweep_args();
     let stop = AtomicBool::new(false);
+    let mut steal = 0.0;
     let real = experiment::run(&args, &stop, &mut |e| match e {
-        Event::Host(c) => eprintln!("pollsim calibrate: {}", c.line()),
+        Event::Host(c) => {
+            steal = c.host.steal_pct;
+            eprintln!("pollsim calibrate: {}", c.line());
+        }
         Event::Point(run) | Event::Step(run) => {
             eprintln!("{}", crate::compare::output::progress_line(run))
         }
         Event::Planned(_) => {}
     })?;
     fit(&real, Hz::DEFAULT.get(), m)?;
-    Ok(())
+    Ok((real, steal))
 }

@@ -4,18 +4,23 @@
 use anyhow::Context as _;
 
 use crate::compare::experiment::CompareArgs;
+use crate::compare::profile::Costs;
 use crate::compare::{output, sim};
 
 /// Entry point of the simulated `compare`.
 pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
+    let costs = Costs::resolve(args.profile.as_deref())?;
     if args.vs_real {
-        return vs_real(args);
+        return vs_real(args, &costs);
     }
+    eprintln!("pollsim compare: {}", costs.describe());
     eprintln!(
         "pollsim compare: simulated on virtual time (seed {}, {:?} arrivals); calibrating...",
         args.seed, args.arrivals
     );
-    let results = sim::run(args, &mut |run| eprintln!("{}", output::progress_line(run)))?;
+    let results = sim::run(args, &costs, &mut |run| {
+        eprintln!("{}", output::progress_line(run))
+    })?;
     let dir = args.out.clone().unwrap_or_else(super::compare::default_out);
     output::write_all(&results, &dir).context("writing the results")?;
     if args.json {
@@ -34,7 +39,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
 /// same points; both tables, both result sets (`real/`, `sim/`), and per
 /// mode the relative difference of the peak and of the delivered rate at
 /// the highest offered load (`fidelity.json`).
-fn vs_real(args: &CompareArgs) -> anyhow::Result<()> {
+fn vs_real(args: &CompareArgs, costs: &Costs) -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     if !crate::lab::is_root() {
@@ -50,7 +55,8 @@ fn vs_real(args: &CompareArgs) -> anyhow::Result<()> {
     let real = crate::compare::experiment::run(args, &stop, &mut |e| bar.event(e))?;
     bar.finish();
     eprintln!("pollsim compare --vs-real: now the same points on virtual time...");
-    let mut simr = sim::mirror(&real, args, &mut |run| {
+    eprintln!("pollsim compare --vs-real: {}", costs.describe());
+    let mut simr = sim::mirror(&real, args, costs, &mut |run| {
         eprintln!("{}", output::progress_line(run))
     })?;
     simr.summary = output::summarize(&simr.runs);
@@ -61,17 +67,25 @@ fn vs_real(args: &CompareArgs) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(&fid).context("fidelity as JSON")?;
     std::fs::write(dir.join("fidelity.json"), json + "\n").context("writing fidelity.json")?;
     print!("{}\n{}", output::table(&real), output::table(&simr));
-    println!("\nfidelity (simulated vs real, (sim - real) / real):");
+    println!(
+        "\nfidelity (simulated vs real, (sim - real) / real; agrees: peak and plateau within {:.0}%):",
+        sim::AGREEMENT * 100.0
+    );
     for f in &fid {
+        let plateau = if f.at_max_collapsed {
+            "both collapsed".to_string()
+        } else {
+            format!("{:+.1}%", f.at_max_diff * 100.0)
+        };
         println!(
-            "  {:<12} peak {:>9} vs {:>9} ({:+.1}%)   at max offered {:>9} vs {:>9} ({:+.1}%)",
+            "  {:<12} peak {:>9} vs {:>9} ({:+.1}%)   at max offered {:>9} vs {:>9} ({plateau})   {}",
             f.mode,
             output::human(f.peak_pps.1),
             output::human(f.peak_pps.0),
             f.peak_diff * 100.0,
             output::human(f.at_max_pps.1),
             output::human(f.at_max_pps.0),
-            f.at_max_diff * 100.0,
+            if f.agrees { "agrees" } else { "DIFFERS" },
         );
     }
     eprintln!(

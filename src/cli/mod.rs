@@ -76,8 +76,9 @@ enum Cmd {
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// Measure the hw.sim.* costs of the virtual-time simulation on this
-    /// machine's tap path (root, private namespace); prints sysctl lines.
-    Calibrate,
+    /// machine's tap path (root, private namespace) and write them as the
+    /// hardware profile every --sim command loads.
+    Calibrate(calibrate::CalibrateArgs),
     /// netstat -w style view of a running instance.
     Stat {
         /// Instance name.
@@ -151,6 +152,11 @@ pub struct RunArgs {
     /// With --sim: the flood's mean rate (pps, k/M suffixes).
     #[arg(long, default_value = "100k", requires = "sim")]
     pub sim_rate: String,
+    /// With --sim: the hardware profile whose hw.sim costs to charge (a
+    /// file `pollsim calibrate` wrote, or `builtin`; default as for
+    /// `compare --profile`). --sysctl hw.sim.* still overrides it.
+    #[arg(long, value_name = "FILE|builtin", requires = "sim")]
+    pub profile: Option<String>,
     /// Capture every frame the NIC took and every frame the stack sent to
     /// FILE (pcapng, one interface block per NIC, kernel-clock timestamps;
     /// virtual time with --sim).
@@ -322,7 +328,7 @@ pub fn main() -> ExitCode {
         Cmd::Flood(args) => flood(&args),
         Cmd::Compare(args) => compare::main(&args),
         Cmd::Bench(cmd) => bench::main(&cmd),
-        Cmd::Calibrate => calibrate::main(),
+        Cmd::Calibrate(args) => calibrate::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,13 +21,17 @@ const DEFAULT_SECS: u64 = 10;
 /// Run the simulated instance and print what `pollsim run` prints.
 pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Result<()> {
     let pps: f64 = parse_rate(&args.sim_rate)?.parse().context("--sim-rate")?;
+    let costs = crate::compare::profile::Costs::resolve(args.profile.as_deref())?;
+    eprintln!("pollsim: {}", costs.describe());
+    let mut sysctls = costs.sysctl_lines();
+    sysctls.extend(args.sysctls.iter().cloned());
     let scfg = SimConfig {
         mode: cfg.mode,
         hz: cfg.hz,
         pattern: args.arrivals.pattern(pps),
         seed: args.seed,
         apps: cfg.apps.clone(),
-        sysctls: args.sysctls.clone(),
+        sysctls,
         probe: None,
     };
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;

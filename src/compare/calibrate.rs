@@ -28,9 +28,11 @@ use std::time::Instant;
 
 use pollsim_drivers::VirtNic;
 
+use anyhow::Context as _;
+
 use super::model::{Results, Run};
 use crate::apps::AppKind;
-use crate::kernel::cost::CostModel;
+use crate::kernel::cost::{CostKnob, CostModel, MAX_COST_NS};
 use crate::kernel::cpu::CpuState;
 use crate::kernel::time::{Hz, Nanos};
 use crate::kernel::{Kernel, KernelConfig, Mode, mib};
@@ -172,6 +174,117 @@ pub fn fit(real: &Results, hz: u32, m: &mut CostModel) -> Result<(), FitError> {
     Ok(())
 }
 
+/// Relative difference `(sim - real) / real` (NaN without a real figure).
+pub fn rel_diff(sim: f64, real: f64) -> f64 {
+    if real > 0.0 {
+        (sim - real) / real
+    } else {
+        f64::NAN
+    }
+}
+
+/// What a refinement reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Refined {
+    /// The knob.
+    pub knob: CostKnob,
+    /// Its value before and after, ns.
+    pub from_ns: u64,
+    /// After.
+    pub to_ns: u64,
+    /// The real figure it was fitted to, pps.
+    pub real_pps: f64,
+    /// The simulated figure at the value kept, pps.
+    pub sim_pps: f64,
+}
+
+/// Refinement stops once the simulated figure is this close to the real one.
+pub const REFINE_TOLERANCE: f64 = 0.03;
+/// At most this many simulations per refinement.
+pub const REFINE_STEPS: usize = 10;
+
+/// Which figure of a mode's summary a refinement matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// The peak delivered rate.
+    Peak,
+    /// The delivered rate at the highest offered rate (the plateau).
+    AtMax,
+}
+
+impl Figure {
+    fn of(self, s: &super::model::Summary) -> f64 {
+        match self {
+            Figure::Peak => s.peak_delivered_pps,
+            Figure::AtMax => s.delivered_at_max_offered_pps,
+        }
+    }
+}
+
+/// Bisect `knob` of `m` so that the simulation of `real`'s `mode` points
+/// (`simulate`, with the candidate model) reproduces the real `figure`
+/// within [`REFINE_TOLERANCE`]. The figure falls as the cost rises, so the
+/// search is between 0 and 4x the fitted value; the value whose simulated
+/// figure came closest is kept.
+pub fn refine(
+    real: &Results,
+    mode: &str,
+    figure: Figure,
+    knob: CostKnob,
+    m: &mut CostModel,
+    simulate: &mut dyn FnMut(&Results, &CostModel) -> anyhow::Result<Results>,
+) -> anyhow::Result<Refined> {
+    let points = Results {
+        runs: real
+            .runs
+            .iter()
+            .filter(|r| base(r) == mode)
+            .cloned()
+            .collect(),
+        meta: real.meta.clone(),
+        ..Results::default()
+    };
+    let of = |r: &Results| {
+        super::summary::summarize(&r.runs)
+            .iter()
+            .find(|s| s.mode.split(':').next() == Some(mode))
+            .map(|s| figure.of(s))
+    };
+    let target = of(&points).with_context(|| format!("the real sweep has no {mode} point"))?;
+    let from = m.get(knob);
+    let (mut lo, mut hi) = (0u64, from.saturating_mul(4).clamp(1, MAX_COST_NS));
+    let mut v = from;
+    let mut best: Option<(f64, u64, f64)> = None;
+    for _ in 0..REFINE_STEPS {
+        let mut cand = *m;
+        cand.set(knob, i64::try_from(v).unwrap_or(i64::MAX))?;
+        let simulated = of(&simulate(&points, &cand)?).unwrap_or(0.0);
+        let d = rel_diff(simulated, target);
+        if best.is_none_or(|(bd, _, _)| d.abs() < bd.abs()) {
+            best = Some((d, v, simulated));
+        }
+        if d.abs() <= REFINE_TOLERANCE || hi <= lo + 1 {
+            break;
+        }
+        // Too many frames simulated: the cost is too low.
+        if d > 0.0 {
+            lo = v;
+        } else {
+            hi = v;
+        }
+        v = lo + (hi - lo) / 2;
+    }
+    let (_, v, sim_pps) = best.unwrap_or((0.0, from, 0.0));
+    m.set(knob, i64::try_from(v).unwrap_or(i64::MAX))?;
+    Ok(Refined {
+        knob,
+        from_ns: from,
+        to_ns: v,
+        real_pps: target,
+        sim_pps,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +353,75 @@ mod tests {
         assert_eq!(m.intr_cost_ns, 1885 - 298);
         let none = Results::default();
         assert_eq!(fit(&none, 1000, &mut m), Err(FitError::Missing("polling")));
+    }
+
+    /// A stand-in for the simulation: a mode's delivered rate is its
+    /// offered rate up to a capacity that falls as the knob's cost rises.
+    fn capped(points: &Results, m: &CostModel) -> anyhow::Result<Results> {
+        let cap = 1e9 / (m.intr_cost_ns as f64 + 2_000.0);
+        let runs = points
+            .runs
+            .iter()
+            .map(|r| Run {
+                delivered_pps: r.offered_pps.min(cap),
+                ..r.clone()
+            })
+            .collect();
+        Ok(Results {
+            runs,
+            ..Results::default()
+        })
+    }
+
+    #[test]
+    fn refine_bisects_a_cost_until_the_simulated_figure_is_the_real_one() {
+        let real = Results {
+            runs: vec![
+                run("interrupt", 100e3, 100e3, 100e3, 0.0, (0.0, 0.0, 0.0)),
+                run("interrupt", 400e3, 400e3, 250e3, 0.0, (0.0, 0.0, 0.0)),
+                run("polling", 400e3, 150e3, 150e3, 0.0, (0.0, 0.0, 0.0)),
+            ],
+            ..Results::default()
+        };
+        // 250k pps is a capacity of 4000 ns per frame: intr 2000 ns.
+        let mut m = CostModel {
+            intr_cost_ns: 1_000,
+            ..CostModel::default()
+        };
+        let mut calls = 0;
+        let r = refine(
+            &real,
+            "interrupt",
+            Figure::Peak,
+            CostKnob::Intr,
+            &mut m,
+            &mut |p, c| {
+                calls += 1;
+                // Only the mode's own points are simulated.
+                assert!(p.runs.iter().all(|r| r.mode == "interrupt"));
+                capped(p, c)
+            },
+        )
+        .unwrap();
+        assert!(calls <= REFINE_STEPS);
+        assert_eq!((r.from_ns, r.real_pps), (1_000, 250e3));
+        assert!(
+            rel_diff(r.sim_pps, 250e3).abs() <= REFINE_TOLERANCE,
+            "{r:?}"
+        );
+        assert_eq!(m.intr_cost_ns, r.to_ns);
+        assert!((1_800..=2_200).contains(&r.to_ns), "{r:?}");
+        // A mode the sweep lacks is an error, and the model is untouched.
+        let e = refine(
+            &real,
+            "napi",
+            Figure::Peak,
+            CostKnob::Intr,
+            &mut m,
+            &mut capped,
+        );
+        assert!(e.is_err());
+        assert_eq!(m.intr_cost_ns, r.to_ns);
     }
 
     #[test]

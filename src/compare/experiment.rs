@@ -78,6 +78,12 @@ pub struct CompareArgs {
     /// loss-free and the first lossy point; 0: no search).
     #[arg(long, default_value_t = mlfrr::MAX_STEPS)]
     pub mlfrr_steps: usize,
+    /// With --sim: the hardware profile whose hw.sim costs to charge (a
+    /// file `pollsim calibrate` wrote, or `builtin`). Default:
+    /// $POLLSIM_PROFILE, else ~/.config/pollsim/hw.toml if it exists, else
+    /// the built-in reference costs.
+    #[arg(long, value_name = "FILE|builtin")]
+    pub profile: Option<String>,
 }
 
 impl CompareArgs {

@@ -36,6 +36,10 @@ const COLORS: [RGBColor; 7] = [
 const GROUP_ABOVE: usize = 4;
 /// Height of one row of small multiples, px.
 const ROW_HEIGHT: u32 = 400;
+/// Panel (a)'s rate axis spans this many decades under the peak's; a
+/// lower rate (0 when a mode livelocks) is drawn on the floor, labelled
+/// `≤` its value.
+const RATE_DECADES: f64 = 3.0;
 /// Colour of the y = x reference line.
 const REFERENCE: RGBColor = RGBColor(120, 120, 120);
 
@@ -159,16 +163,57 @@ fn log_ticks_dense(x: &Range<f64>) -> Vec<f64> {
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
+/// The y axis of a panel: linear, or log10 values on a linear axis whose
+/// bottom is a floor (labels in the values themselves).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum YScale {
+    Linear,
+    Log,
+}
+
+/// The label of a tick at `v` on a `scale` axis whose range starts at `floor`.
+fn y_tick(scale: YScale, floor: f64, v: f64) -> String {
+    match scale {
+        YScale::Linear => tick(v),
+        // Only whole decades are labelled (the mesh also lines halves).
+        YScale::Log if (v - v.round()).abs() > 1e-6 => String::new(),
+        YScale::Log if (v - floor).abs() < 1e-6 => format!("\u{2264}{}", decade(v)),
+        YScale::Log => decade(v),
+    }
+}
+
+/// The label of the whole decade `10^v`: `0.01`, `1`, `10k`.
+fn decade(v: f64) -> String {
+    let x = 10_f64.powf(v.round());
+    if x < 1.0 {
+        #[expect(clippy::cast_sign_loss, reason = "v < 0 here, so -v > 0")]
+        let places = (-v.round()) as usize;
+        format!("{x:.places$}")
+    } else {
+        tick(x)
+    }
+}
+
 /// One panel: each mode's series as a line with markers over a log x axis.
+/// With [`YScale::Log`] the series and `y` are log10 of the values.
+#[expect(clippy::too_many_arguments, reason = "one call per panel kind")]
 fn panel(
     area: &Area<'_>,
     caption: &str,
     y_desc: &str,
     x: Range<f64>,
     y: Range<f64>,
+    scale: YScale,
     all: &[Series],
     diagonal: bool,
 ) -> anyhow::Result<()> {
+    // Labels: 8 on a linear axis; on a log one, two per decade, of which
+    // the whole decades are labelled.
+    let labels = match scale {
+        YScale::Linear => 8,
+        #[expect(clippy::cast_sign_loss, reason = "clamped to be non-negative")]
+        YScale::Log => (2.0 * (y.end - y.start)).max(0.0).ceil() as usize + 1,
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 17))
         .margin(12)
@@ -182,13 +227,14 @@ fn panel(
                 .with_light_points(log_ticks_dense(&x)),
             y.clone(),
         )?;
+    let floor = y.start;
     chart
         .configure_mesh()
         .x_desc("offered load (frames/s, log scale)")
         .y_desc(y_desc)
-        .y_labels(8)
+        .y_labels(labels)
         .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| y_tick(scale, floor, *v))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .bold_line_style(BLACK.mix(0.12))
@@ -196,14 +242,19 @@ fn panel(
         .draw()?;
 
     if diagonal {
-        // y = x, clipped to the panel; curved on the log x axis, so sampled.
-        let end = x.end.min(y.end);
-        if end > x.start {
-            let n = 96_i32;
-            let (a, b) = (x.start.ln(), end.ln());
+        // y = x, clipped to the panel: straight when both axes are log
+        // (sampled when only x is).
+        let (ylo, yhi) = match scale {
+            YScale::Linear => (y.start, y.end),
+            YScale::Log => (10_f64.powf(y.start), 10_f64.powf(y.end)),
+        };
+        let (start, end) = (x.start.max(ylo), x.end.min(yhi));
+        if end > start {
+            let n = if scale == YScale::Log { 1 } else { 96_i32 };
+            let (a, b) = (start.ln(), end.ln());
             let pts = (0..=n).map(|k| {
                 let v = (a + (b - a) * f64::from(k) / f64::from(n)).exp();
-                (v, v)
+                (v, if scale == YScale::Log { v.log10() } else { v })
             });
             chart
                 .draw_series(DashedLineSeries::new(pts, 6, 5, REFERENCE.stroke_width(1)))?
@@ -313,7 +364,7 @@ fn responsiveness_panel(area: &Area<'_>, x: Range<f64>, runs: &[Run]) -> anyhow:
         .y_desc("p99, ms (log scale; probe timeout = 1000)")
         .y_labels(7)
         .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(10f64.powf(*v)))
+        .y_label_formatter(&|v| y_tick(YScale::Log, RESPONSE_LOG_MS.start, *v))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .bold_line_style(BLACK.mix(0.12))
@@ -410,7 +461,32 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                         .chain(s.bars.iter().map(|b| b.3))
                 })
                 .fold(0.0_f64, f64::max);
-            let y_rate = 0.0..if peak > 0.0 { peak * 1.12 } else { 1.0 };
+            // Log–log: rates as log10, floored RATE_DECADES under the peak's
+            // decade, so a livelocked 0 sits on a labelled floor.
+            let top = if peak > 0.0 {
+                (peak * 1.12).log10()
+            } else {
+                1.0
+            };
+            let bottom = if peak > 0.0 {
+                peak.log10().floor()
+            } else {
+                1.0
+            } - RATE_DECADES;
+            let y_rate = bottom..top;
+            let lg = |v: f64| v.max(10_f64.powf(bottom)).log10();
+            let delivered: Vec<Series> = delivered
+                .iter()
+                .map(|s| Series {
+                    mode: s.mode.clone(),
+                    points: s.points.iter().map(|&(o, v)| (o, lg(v))).collect(),
+                    bars: s
+                        .bars
+                        .iter()
+                        .map(|&(o, lo, v, hi)| (o, lg(lo), lg(v), lg(hi)))
+                        .collect(),
+                })
+                .collect();
             if grouped {
                 // Small multiples: one row per family, same axes in every
                 // row, colours restart in each row.
@@ -431,9 +507,10 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                     panel(
                         &cols[0],
                         &format!("{name}: delivered vs offered"),
-                        "delivered to app (datagrams/s)",
+                        "delivered to app (datagrams/s, log scale)",
                         x.clone(),
                         y_rate.clone(),
+                        YScale::Log,
                         &pick(&delivered),
                         true,
                     )?;
@@ -443,6 +520,7 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                         "user CPU share (%)",
                         x.clone(),
                         0.0..105.0,
+                        YScale::Linear,
                         &pick(&user),
                         false,
                     )?;
@@ -454,9 +532,10 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                 panel(
                     left,
                     "(a) delivered to the app vs offered",
-                    "delivered to app (datagrams/s)",
+                    "delivered to app (datagrams/s, log scale)",
                     x.clone(),
                     y_rate,
+                    YScale::Log,
                     &delivered,
                     true,
                 )?;
@@ -466,6 +545,7 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                     "user CPU share (%)",
                     x.clone(),
                     0.0..105.0,
+                    YScale::Linear,
                     &user,
                     false,
                 )?;
@@ -514,7 +594,7 @@ mod tests {
             .collect();
         assert!(texts.iter().any(|t| t.contains("(simulated)")));
         assert!(texts.contains(&"offered load (frames/s, log scale)"));
-        assert!(texts.contains(&"delivered to app (datagrams/s)"));
+        assert!(texts.contains(&"delivered to app (datagrams/s, log scale)"));
         assert!(texts.contains(&"user CPU share (%)"));
         assert_eq!(texts.iter().filter(|t| **t == "y = x (no loss)").count(), 1);
         // One line per mode in each panel, in the mode's colour, and its legend entry.
@@ -543,6 +623,67 @@ mod tests {
                 s.mode
             );
         }
+    }
+
+    #[test]
+    fn the_identity_is_straight_and_zero_sits_on_a_labelled_floor() {
+        let mut res = sample(true);
+        // A livelocked point: nothing delivered.
+        res.runs[0].delivered_pps = 0.0;
+        let svg = livelock_svg(&res).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let RGBColor(r, g, b) = REFERENCE;
+        let stroke = format!("#{r:02X}{g:02X}{b:02X}");
+        // Every dash of y = x (the legend's sample aside) on one line.
+        let pts: Vec<(f64, f64)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .filter(|n| {
+                n.attribute("stroke")
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&stroke))
+            })
+            .flat_map(|n| {
+                n.attribute("points")
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .filter_map(|p| {
+                        let (x, y) = p.split_once(',')?;
+                        Some((x.parse().ok()?, y.parse().ok()?))
+                    })
+                    .collect::<Vec<(f64, f64)>>()
+            })
+            .collect();
+        let dashes: Vec<_> = pts
+            .windows(2)
+            .step_by(2)
+            .filter(|w| w[0].1 != w[1].1)
+            .collect();
+        assert!(dashes.len() >= 5, "{pts:?}");
+        let (a, z) = (dashes[0][0], dashes[dashes.len() - 1][1]);
+        let slope = (z.1 - a.1) / (z.0 - a.0);
+        for w in &dashes {
+            for p in w.iter() {
+                let off = a.1 + slope * (p.0 - a.0) - p.1;
+                assert!(
+                    off.abs() <= 2.0,
+                    "{p:?} is {off} px off the line {a:?}-{z:?}"
+                );
+            }
+        }
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        // Panel (a)'s floor and panel (c)'s, labelled as floors.
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with('\u{2264}') && t.ends_with('0')),
+            "{texts:?}"
+        );
+        assert!(texts.contains(&"\u{2264}0.01"), "{texts:?}");
     }
 
     #[test]

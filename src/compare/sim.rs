@@ -18,6 +18,7 @@ use super::experiment::{
 };
 use super::mlfrr;
 use super::model::{CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run};
+use super::profile::Costs;
 use super::sweep::RECORDED_PARAMS;
 use crate::apps::AppKind;
 use crate::kernel::time::{Hz, Nanos};
@@ -245,6 +246,7 @@ fn calibrate(
     seed: u64,
     arrivals: ArrivalKind,
     probe_link: ProbeLink,
+    extra: &[String],
 ) -> anyhow::Result<(u64, f64)> {
     let polling = parse_modes("polling")?.remove(0);
     let mut work = fixed.unwrap_or(WORK_NS_START);
@@ -257,7 +259,7 @@ fn calibrate(
             warmup: WARMUP_SECS,
             seed,
             arrivals,
-            extra: &[],
+            extra,
             probe_link,
         })?;
         let cap = run.delivered_pps;
@@ -274,9 +276,11 @@ fn calibrate(
 pub fn mirror(
     real: &Results,
     args: &CompareArgs,
+    costs: &Costs,
     progress: &mut dyn FnMut(&Run),
 ) -> anyhow::Result<Results> {
     let modes = parse_modes(&args.modes)?;
+    let extra = costs.sysctl_lines();
     let work = real
         .meta
         .get("work_ns")
@@ -297,7 +301,7 @@ pub fn mirror(
             warmup: WARMUP_SECS,
             seed: point_seed(args.seed, i, j),
             arrivals: args.arrivals,
-            extra: &[],
+            extra: &extra,
             probe_link: args.probe_link,
         });
     }
@@ -305,7 +309,7 @@ pub fn mirror(
         runs: measure_all(&specs, progress)?,
         ..Results::default()
     };
-    results.meta = sim_meta(args, work, 0.0, args.arrivals);
+    results.meta = sim_meta(args, work, 0.0, args.arrivals, costs);
     Ok(results)
 }
 
@@ -324,11 +328,24 @@ pub struct Fidelity {
     pub at_max_pps: (f64, f64),
     /// Relative difference at the highest offered load.
     pub at_max_diff: f64,
+    /// Both delivered rates at the highest offered load are under
+    /// [`COLLAPSED_FRACTION`] of their peaks: the mode livelocked in both,
+    /// and the relative difference of two near-zero rates says nothing.
+    pub at_max_collapsed: bool,
+    /// Peak and plateau within [`AGREEMENT`] of the real ones (the plateau
+    /// counts as agreeing when both collapsed).
+    pub agrees: bool,
 }
+
+/// The simulation agrees with a real sweep when its peak and its plateau
+/// are within this relative difference of the real ones (issue 17: 25 %).
+pub const AGREEMENT: f64 = 0.25;
+/// A delivered rate under this fraction of its mode's peak has collapsed.
+pub const COLLAPSED_FRACTION: f64 = 0.01;
 
 /// Per-mode fidelity of `sim` against `real` (both summarised).
 pub fn fidelity(real: &Results, sim: &Results) -> Vec<Fidelity> {
-    let rel = |s: f64, r: f64| if r > 0.0 { (s - r) / r } else { f64::NAN };
+    let rel = super::calibrate::rel_diff;
     let (rs, ss) = (
         super::summary::summarize(&real.runs),
         super::summary::summarize(&sim.runs),
@@ -336,18 +353,27 @@ pub fn fidelity(real: &Results, sim: &Results) -> Vec<Fidelity> {
     rs.iter()
         .filter_map(|r| {
             let s = ss.iter().find(|s| s.mode == r.mode)?;
+            let collapsed = |x: &super::model::Summary| {
+                x.delivered_at_max_offered_pps < COLLAPSED_FRACTION * x.peak_delivered_pps
+            };
+            let peak_diff = rel(s.peak_delivered_pps, r.peak_delivered_pps);
+            let at_max_diff = rel(
+                s.delivered_at_max_offered_pps,
+                r.delivered_at_max_offered_pps,
+            );
+            let at_max_collapsed = collapsed(r) && collapsed(s);
             Some(Fidelity {
                 mode: r.mode.clone(),
                 peak_pps: (r.peak_delivered_pps, s.peak_delivered_pps),
-                peak_diff: rel(s.peak_delivered_pps, r.peak_delivered_pps),
+                peak_diff,
                 at_max_pps: (
                     r.delivered_at_max_offered_pps,
                     s.delivered_at_max_offered_pps,
                 ),
-                at_max_diff: rel(
-                    s.delivered_at_max_offered_pps,
-                    r.delivered_at_max_offered_pps,
-                ),
+                at_max_diff,
+                at_max_collapsed,
+                agrees: peak_diff.abs() <= AGREEMENT
+                    && (at_max_collapsed || at_max_diff.abs() <= AGREEMENT),
             })
         })
         .collect()
@@ -358,6 +384,7 @@ fn sim_meta(
     work: u64,
     cap: f64,
     arrivals: ArrivalKind,
+    costs: &Costs,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut meta = serde_json::Map::new();
     meta.insert("clock".into(), "virtual".into());
@@ -374,14 +401,18 @@ fn sim_meta(
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), SIM_FLOOD_MAX_PPS.into());
     meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
-    let cost = crate::kernel::cost::CostModel::default();
-    meta.insert("cost_model_defaults".into(), cost.sysctl_lines().into());
+    costs.meta(&mut meta);
     meta
 }
 
 /// Run the whole simulated experiment. `progress` gets every point.
-pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result<Results> {
+pub fn run(
+    args: &CompareArgs,
+    costs: &Costs,
+    progress: &mut dyn FnMut(&Run),
+) -> anyhow::Result<Results> {
     let modes = parse_modes(&args.modes)?;
+    let extra = costs.sysctl_lines();
     let secs = if args.quick {
         1.0
     } else {
@@ -389,7 +420,14 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
     };
     let arrivals = args.arrivals;
     let max_pps = SIM_FLOOD_MAX_PPS;
-    let (work, cap) = calibrate(max_pps, args.work_ns, args.seed, arrivals, args.probe_link)?;
+    let (work, cap) = calibrate(
+        max_pps,
+        args.work_ns,
+        args.seed,
+        arrivals,
+        args.probe_link,
+        &extra,
+    )?;
     let rates: Vec<f64> = if args.rates.is_empty() {
         log_rates(
             (cap / 4.0).max(1000.0),
@@ -418,7 +456,7 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
                 warmup: WARMUP_SECS,
                 seed: point_seed(args.seed, i, j),
                 arrivals,
-                extra: &[],
+                extra: &extra,
                 probe_link: args.probe_link,
             });
         }
@@ -443,7 +481,7 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
                 warmup: WARMUP_SECS,
                 seed: point_seed(args.seed, i, SEARCH_SEED + step),
                 arrivals,
-                extra: &[],
+                extra: &extra,
                 probe_link: args.probe_link,
             })?;
             progress(&run);
@@ -457,7 +495,7 @@ pub fn run(args: &CompareArgs, progress: &mut dyn FnMut(&Run)) -> anyhow::Result
         ..Results::default()
     };
     super::summary::apply_searches(&mut results.summary, &searches);
-    results.meta = sim_meta(args, work, cap, arrivals);
+    results.meta = sim_meta(args, work, cap, arrivals, costs);
     results.meta.insert("seconds_per_point".into(), secs.into());
     Ok(results)
 }
@@ -499,4 +537,49 @@ pub fn measure_all(
         Ok(())
     })?;
     Ok(runs.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod fidelity_tests {
+    use super::*;
+
+    fn runs(mode: &str, pts: &[(f64, f64)]) -> Vec<Run> {
+        pts.iter()
+            .map(|&(o, d)| Run {
+                mode: mode.into(),
+                offered_pps: o,
+                received_pps: o,
+                delivered_pps: d,
+                ..Run::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fidelity_says_when_the_model_agrees() {
+        let real = Results {
+            runs: [
+                runs("interrupt", &[(100e3, 100e3), (200e3, 140e3), (1e6, 200.0)]),
+                runs("polling", &[(100e3, 100e3), (1e6, 150e3)]),
+            ]
+            .concat(),
+            ..Results::default()
+        };
+        let sim = Results {
+            runs: [
+                // Peak +20 %, both collapsed at the top: agrees.
+                runs("interrupt", &[(100e3, 100e3), (200e3, 168e3), (1e6, 0.0)]),
+                // Plateau -30 %: differs.
+                runs("polling", &[(100e3, 100e3), (1e6, 105e3)]),
+            ]
+            .concat(),
+            ..Results::default()
+        };
+        let f = fidelity(&real, &sim);
+        assert_eq!(f.len(), 2);
+        assert!((f[0].peak_diff - 0.2).abs() < 1e-9, "{f:?}");
+        assert!(f[0].at_max_collapsed && f[0].agrees, "{f:?}");
+        assert!(!f[1].at_max_collapsed && !f[1].agrees, "{f:?}");
+        assert!((f[1].at_max_diff + 0.3).abs() < 1e-9, "{f:?}");
+    }
 }

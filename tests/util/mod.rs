@@ -15,6 +15,29 @@ pub const ADDR: &str = "198.18.0.2";
 /// pollsim's MAC (derived from its address by `pollsim run`).
 pub const MAC: [u8; 6] = [2, 0, 198, 18, 0, 2];
 
+/// Every pollsim a test starts charges the built-in simulated costs, never
+/// a hardware profile `pollsim calibrate` may have left in this host's
+/// ~/.config (the snapshots and shapes are of the built-in model).
+pub const PROFILE_ENV: (&str, &str) = ("POLLSIM_PROFILE", "builtin");
+
+/// True if `tool` is on PATH and the test may use it; otherwise prints why
+/// it skips. Fails instead when `POLLSIM_REQUIRE_ROOT=1` (CI, whose
+/// `.ci/run` installs every tool), so a skip cannot pass unnoticed there.
+#[track_caller]
+pub fn require_tool_or_skip(test: &str, tool: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
+    if found {
+        return true;
+    }
+    let why = format!("needs {tool} (apt-get install {package}; .ci/run installs it)");
+    if std::env::var("POLLSIM_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and POLLSIM_REQUIRE_ROOT=1 forbids skipping");
+    }
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
 /// True if the test may run; otherwise prints why it skips. Fails instead
 /// when `POLLSIM_REQUIRE_ROOT=1` (CI), so a skip cannot pass unnoticed.
 #[track_caller]
@@ -52,6 +75,7 @@ pub fn with_tap<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// `pollsim` with `args`, run to completion: (exit code, stdout, stderr).
 pub fn run_pollsim(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pollsim"))
+        .env(PROFILE_ENV.0, PROFILE_ENV.1)
         .args(args)
         .output()
         .expect("spawn pollsim");
@@ -92,6 +116,7 @@ impl Running {
             args.extend(["--if", "tap0", "--addr", "198.18.0.2/24"]);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_pollsim"))
+            .env(PROFILE_ENV.0, PROFILE_ENV.1)
             .args(&args)
             .args(extra)
             .stdout(Stdio::piped())
