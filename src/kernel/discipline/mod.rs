@@ -23,6 +23,7 @@
 
 pub mod dim;
 pub mod interrupt;
+pub mod knobs;
 pub mod moderation;
 pub mod mr;
 pub mod napi;

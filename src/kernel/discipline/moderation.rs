@@ -22,6 +22,7 @@ use pollsim_drivers::NicStats;
 use pollsim_sysctl::Mib;
 
 use super::dim::{Dim, Sample};
+use super::knobs::{self, Counter, Knob, u32_of};
 use crate::kernel::time::Nanos;
 
 /// Largest accepted `rx_usecs`: 100 ms.
@@ -148,6 +149,61 @@ impl Moderation {
     }
 }
 
+/// `dev.<if>.*` moderation knobs.
+const KNOBS: [Knob<Moderation>; 3] = [
+    Knob {
+        live: Some(Moderation::usecs_bounds),
+        ..Knob::new(
+            "rx_usecs",
+            "Microseconds an RX interrupt is held after the first frame (ethtool rx-usecs; 0: no timer)",
+            (0, MAX_RX_USECS as i64),
+            |m| m.rx_usecs.into(),
+            |m, v| m.rx_usecs = u32_of(v),
+        )
+    },
+    Knob {
+        live: Some(Moderation::frames_bounds),
+        ..Knob::new(
+            "rx_frames",
+            "Frames waiting that raise the RX interrupt at once (ethtool rx-frames; 0: timer only)",
+            (0, MAX_RX_FRAMES as i64),
+            |m| m.rx_frames.into(),
+            |m, v| m.rx_frames = u32_of(v),
+        )
+    },
+    Knob::new(
+        "adaptive_rx",
+        "Adaptive RX moderation, Linux DIM (ethtool adaptive-rx)",
+        (0, 1),
+        |m| m.adaptive_rx.into(),
+        |m, v| m.adaptive_rx = v == 1,
+    ),
+];
+
+/// `dev.<if>.*` moderation counters.
+const COUNTERS: [Counter<Moderation>; 4] = [
+    Counter {
+        name: "dim_profile",
+        descr: "DIM's profile index in force (0..4)",
+        read: |m| m.dim.ix as u64,
+    },
+    Counter {
+        name: "dim_decisions",
+        descr: "DIM decisions taken (one per 64 interrupts)",
+        read: |m| m.dim.decisions,
+    },
+    Counter {
+        name: "moderation_timer_fires",
+        descr: "Interrupts raised because rx_usecs passed since the first frame",
+        read: |m| m.stats.timer_fires,
+    },
+    Counter {
+        name: "moderation_frame_fires",
+        descr: "Interrupts raised because rx_frames frames were waiting (with a timer set)",
+        read: |m| m.stats.frame_fires,
+    },
+];
+
 /// Registers `dev.<if>.rx_usecs`, `rx_frames`, `adaptive_rx` and the
 /// moderation counters of interface `i` under `prefix`.
 pub fn register_if_sysctl<C: 'static>(
@@ -156,63 +212,7 @@ pub fn register_if_sysctl<C: 'static>(
     get: impl Fn(&C) -> &Moderation + Copy + 'static,
     get_mut: impl Fn(&mut C) -> &mut Moderation + Copy + 'static,
 ) {
-    mib.add_rw_uint(
-        &format!("{prefix}.rx_usecs"),
-        "Microseconds an RX interrupt is held after the first frame (ethtool rx-usecs; 0: no timer)",
-        (0, MAX_RX_USECS.into()),
-        move |c| get(c).usecs_bounds(),
-        move |c| get(c).rx_usecs.into(),
-        move |c, v| {
-            get_mut(c).rx_usecs = u32::try_from(v).unwrap_or(u32::MAX);
-            Ok(())
-        },
-    );
-    mib.add_rw_uint(
-        &format!("{prefix}.rx_frames"),
-        "Frames waiting that raise the RX interrupt at once (ethtool rx-frames; 0: timer only)",
-        (0, MAX_RX_FRAMES.into()),
-        move |c| get(c).frames_bounds(),
-        move |c| get(c).rx_frames.into(),
-        move |c, v| {
-            get_mut(c).rx_frames = u32::try_from(v).unwrap_or(u32::MAX);
-            Ok(())
-        },
-    );
-    mib.add_rw_uint(
-        &format!("{prefix}.adaptive_rx"),
-        "Adaptive RX moderation, Linux DIM (ethtool adaptive-rx)",
-        (0, 1),
-        |_| (0, 1),
-        move |c| get(c).adaptive_rx.into(),
-        move |c, v| {
-            get_mut(c).adaptive_rx = v == 1;
-            Ok(())
-        },
-    );
-    type Read = fn(&Moderation) -> u64;
-    let nodes: [(&str, &str, Read); 4] = [
-        ("dim_profile", "DIM's profile index in force (0..4)", |m| {
-            m.dim.ix as u64
-        }),
-        (
-            "dim_decisions",
-            "DIM decisions taken (one per 64 interrupts)",
-            |m| m.dim.decisions,
-        ),
-        (
-            "moderation_timer_fires",
-            "Interrupts raised because rx_usecs passed since the first frame",
-            |m| m.stats.timer_fires,
-        ),
-        (
-            "moderation_frame_fires",
-            "Interrupts raised because rx_frames frames were waiting (with a timer set)",
-            |m| m.stats.frame_fires,
-        ),
-    ];
-    for (name, descr, read) in nodes {
-        mib.add_ro_uint(&format!("{prefix}.{name}"), descr, move |c| read(get(c)));
-    }
+    knobs::register(mib, prefix, &KNOBS, &COUNTERS, get, get_mut);
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 use pollsim_drivers::PollCmd;
 use pollsim_sysctl::Mib;
 
+use super::knobs::{self, Counter, Knob, u32_of};
 use super::{Cx, Discipline, Kind};
 use crate::kernel::time::{Hz, Nanos};
 use crate::kernel::{NetisrWork, poll_handler};
@@ -242,99 +243,80 @@ impl Discipline for Mr {
     }
 }
 
+/// `net.mr.*` knobs.
+const KNOBS: [Knob<Mr>; 5] = [
+    Knob::new(
+        "net.mr.quota",
+        "Frames one receive callback of the polling thread may take (0: no quota, until the ring is empty)",
+        (0, MAX_QUOTA as i64),
+        |m| m.quota.into(),
+        |m, v| m.quota = u32_of(v),
+    ),
+    Knob::new(
+        "net.mr.feedback",
+        "Queue-state feedback: stop input while the user's socket buffer is above feedback_hiwat",
+        (0, 1),
+        |m| m.feedback.into(),
+        |m, v| m.feedback = v == 1,
+    ),
+    Knob {
+        live: Some(|m| (i64::from(m.lowat) + 1, 100)),
+        ..Knob::new(
+            "net.mr.feedback_hiwat",
+            "Socket buffer fill, percent, at which feedback stops input (feedback_lowat+1..100)",
+            (1, 100),
+            |m| m.hiwat.into(),
+            |m, v| m.hiwat = u32_of(v),
+        )
+    },
+    Knob {
+        live: Some(|m| (0, i64::from(m.hiwat) - 1)),
+        ..Knob::new(
+            "net.mr.feedback_lowat",
+            "Socket buffer fill, percent, below which feedback resumes input (0..feedback_hiwat-1)",
+            (0, 99),
+            |m| m.lowat.into(),
+            |m, v| m.lowat = u32_of(v),
+        )
+    },
+    Knob::new(
+        "net.mr.cycle_limit",
+        "Percent of each tick input may use before it stops until the next tick (0: no limit)",
+        (0, 100),
+        |m| m.cycle_limit.into(),
+        |m, v| m.cycle_limit = u32_of(v),
+    ),
+];
+
+/// `net.mr.*` counters.
+const COUNTERS: [Counter<Mr>; 4] = [
+    Counter {
+        name: "net.mr.callbacks",
+        descr: "Receive callbacks run by the polling thread",
+        read: |m| m.stats.callbacks,
+    },
+    Counter {
+        name: "net.mr.frames",
+        descr: "Frames the polling thread took into the stack",
+        read: |m| m.stats.frames,
+    },
+    Counter {
+        name: "net.mr.feedback_stops",
+        descr: "Times queue-state feedback stopped input",
+        read: |m| m.stats.feedback_stops,
+    },
+    Counter {
+        name: "net.mr.cycle_stops",
+        descr: "Ticks in which the cycle limit stopped input",
+        read: |m| m.stats.cycle_stops,
+    },
+];
+
 /// Registers `net.mr.*`.
 pub fn register_sysctl<C: 'static>(
     mib: &mut Mib<C>,
     get: fn(&C) -> &Mr,
     get_mut: fn(&mut C) -> &mut Mr,
 ) {
-    type Knob = (
-        &'static str,
-        &'static str,
-        (i64, i64),
-        fn(&Mr) -> (i64, i64),
-        fn(&Mr) -> i64,
-        fn(&mut Mr, i64),
-    );
-    let knobs: [Knob; 5] = [
-        (
-            "net.mr.quota",
-            "Frames one receive callback of the polling thread may take (0: no quota, until the ring is empty)",
-            (0, MAX_QUOTA.into()),
-            |_| (0, MAX_QUOTA.into()),
-            |m| m.quota.into(),
-            |m, v| m.quota = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "net.mr.feedback",
-            "Queue-state feedback: stop input while the user's socket buffer is above feedback_hiwat",
-            (0, 1),
-            |_| (0, 1),
-            |m| m.feedback.into(),
-            |m, v| m.feedback = v == 1,
-        ),
-        (
-            "net.mr.feedback_hiwat",
-            "Socket buffer fill, percent, at which feedback stops input (feedback_lowat+1..100)",
-            (1, 100),
-            |m| (i64::from(m.lowat) + 1, 100),
-            |m| m.hiwat.into(),
-            |m, v| m.hiwat = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "net.mr.feedback_lowat",
-            "Socket buffer fill, percent, below which feedback resumes input (0..feedback_hiwat-1)",
-            (0, 99),
-            |m| (0, i64::from(m.hiwat) - 1),
-            |m| m.lowat.into(),
-            |m, v| m.lowat = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "net.mr.cycle_limit",
-            "Percent of each tick input may use before it stops until the next tick (0: no limit)",
-            (0, 100),
-            |_| (0, 100),
-            |m| m.cycle_limit.into(),
-            |m, v| m.cycle_limit = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-    ];
-    for (name, descr, bounds, live, read, write) in knobs {
-        mib.add_rw_uint(
-            name,
-            descr,
-            bounds,
-            move |c| live(get(c)),
-            move |c| read(get(c)),
-            move |c, v| {
-                write(get_mut(c), v);
-                Ok(())
-            },
-        );
-    }
-    type Counter = (&'static str, &'static str, fn(&MrStats) -> u64);
-    let counters: [Counter; 4] = [
-        (
-            "net.mr.callbacks",
-            "Receive callbacks run by the polling thread",
-            |s| s.callbacks,
-        ),
-        (
-            "net.mr.frames",
-            "Frames the polling thread took into the stack",
-            |s| s.frames,
-        ),
-        (
-            "net.mr.feedback_stops",
-            "Times queue-state feedback stopped input",
-            |s| s.feedback_stops,
-        ),
-        (
-            "net.mr.cycle_stops",
-            "Ticks in which the cycle limit stopped input",
-            |s| s.cycle_stops,
-        ),
-    ];
-    for (name, descr, read) in counters {
-        mib.add_ro_uint(name, descr, move |c| read(&get(c).stats));
-    }
+    knobs::register(mib, "", &KNOBS, &COUNTERS, get, get_mut);
 }

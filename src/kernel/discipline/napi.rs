@@ -36,6 +36,7 @@ use std::collections::VecDeque;
 use pollsim_drivers::PollCmd;
 use pollsim_sysctl::Mib;
 
+use super::knobs::{self, Counter, Knob, u32_of};
 use super::{Cx, Discipline, Kind, Runnable, Thread};
 use crate::kernel::time::{Hz, Nanos};
 use crate::kernel::{NetisrWork, poll_handler};
@@ -452,104 +453,146 @@ impl Discipline for Napi {
     }
 }
 
+/// `net.core.*` and `kern.softirq.*` knobs.
+const KNOBS: [Knob<Napi>; 4] = [
+    Knob::new(
+        "net.core.netdev_budget",
+        "Maximum number of packets taken from all interfaces in one polling cycle (NET_RX action)",
+        (1, MAX_BUDGET as i64),
+        |n| n.budget.into(),
+        |n, v| n.budget = u32_of(v),
+    ),
+    Knob::new(
+        "net.core.netdev_budget_usecs",
+        "Maximum number of microseconds in one NAPI polling cycle",
+        (0, MAX_BUDGET_USECS as i64),
+        |n| n.budget_usecs.into(),
+        |n, v| n.budget_usecs = u32_of(v),
+    ),
+    Knob::new(
+        "net.core.dev_weight",
+        "The weight of a NAPI: frames one poll may take",
+        (1, MAX_BUDGET as i64),
+        |n| n.weight.into(),
+        |n, v| n.weight = u32_of(v),
+    ),
+    Knob::new(
+        "kern.softirq.defer_to_ksoftirqd",
+        "1: softirqs wait for a runnable ksoftirqd (Linux 4.9-6.4); 0: run at every interrupt exit (6.5 on)",
+        (0, 1),
+        |n| n.defer_to_ksoftirqd.into(),
+        |n, v| n.defer_to_ksoftirqd = v == 1,
+    ),
+];
+
+/// The softnet and softirq counters.
+const COUNTERS: [Counter<Napi>; 7] = [
+    Counter {
+        name: "net.core.softnet.time_squeeze",
+        descr: "net_rx_action passes cut short by netdev_budget or netdev_budget_usecs with work left",
+        read: |n| n.stats.time_squeeze,
+    },
+    Counter {
+        name: "net.core.softnet.processed",
+        descr: "Frames NAPI polls took into the stack",
+        read: |n| n.stats.processed,
+    },
+    Counter {
+        name: "kern.softirq.inline_runs",
+        descr: "Softirq runs started at an interrupt exit",
+        read: |n| n.stats.inline_runs,
+    },
+    Counter {
+        name: "kern.softirq.restarts",
+        descr: "Restarts of handle_softirqs with NET_RX still pending",
+        read: |n| n.stats.restarts,
+    },
+    Counter {
+        name: "kern.softirq.ksoftirqd_wakeups",
+        descr: "Times the restart limits handed NET_RX to ksoftirqd",
+        read: |n| n.stats.ksoftirqd_wakeups,
+    },
+    Counter {
+        name: "net.core.softnet.watchdogs",
+        descr: "Watchdog (gro_flush_timeout) expiries that scheduled a NAPI",
+        read: |n| n.stats.watchdogs,
+    },
+    Counter {
+        name: "kern.softirq.ksoftirqd_running",
+        descr: "ksoftirqd is runnable (1) or asleep (0)",
+        read: |n| n.ksoftirqd.into(),
+    },
+];
+
 /// Registers `net.core.*`, `kern.softirq.*` and the softnet counters.
 pub fn register_sysctl<C: 'static>(
     mib: &mut Mib<C>,
     get: fn(&C) -> &Napi,
     get_mut: fn(&mut C) -> &mut Napi,
 ) {
-    type Knob = (
-        &'static str,
-        &'static str,
-        (i64, i64),
-        fn(&Napi) -> i64,
-        fn(&mut Napi, i64),
-    );
-    let knobs: [Knob; 4] = [
-        (
-            "net.core.netdev_budget",
-            "Maximum number of packets taken from all interfaces in one polling cycle (NET_RX action)",
-            (1, MAX_BUDGET.into()),
-            |n| n.budget.into(),
-            |n, v| n.budget = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "net.core.netdev_budget_usecs",
-            "Maximum number of microseconds in one NAPI polling cycle",
-            (0, MAX_BUDGET_USECS.into()),
-            |n| n.budget_usecs.into(),
-            |n, v| n.budget_usecs = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "net.core.dev_weight",
-            "The weight of a NAPI: frames one poll may take",
-            (1, MAX_BUDGET.into()),
-            |n| n.weight.into(),
-            |n, v| n.weight = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "kern.softirq.defer_to_ksoftirqd",
-            "1: softirqs wait for a runnable ksoftirqd (Linux 4.9-6.4); 0: run at every interrupt exit (6.5 on)",
-            (0, 1),
-            |n| n.defer_to_ksoftirqd.into(),
-            |n, v| n.defer_to_ksoftirqd = v == 1,
-        ),
-    ];
-    for (name, descr, bounds, read, write) in knobs {
-        mib.add_rw_uint(
-            name,
-            descr,
-            bounds,
-            move |_| bounds,
-            move |c| read(get(c)),
-            move |c, v| {
-                write(get_mut(c), v);
-                Ok(())
-            },
-        );
-    }
-    type Counter = (&'static str, &'static str, fn(&NapiStats) -> u64);
-    let counters: [Counter; 6] = [
-        (
-            "net.core.softnet.time_squeeze",
-            "net_rx_action passes cut short by netdev_budget or netdev_budget_usecs with work left",
-            |s| s.time_squeeze,
-        ),
-        (
-            "net.core.softnet.processed",
-            "Frames NAPI polls took into the stack",
-            |s| s.processed,
-        ),
-        (
-            "kern.softirq.inline_runs",
-            "Softirq runs started at an interrupt exit",
-            |s| s.inline_runs,
-        ),
-        (
-            "kern.softirq.restarts",
-            "Restarts of handle_softirqs with NET_RX still pending",
-            |s| s.restarts,
-        ),
-        (
-            "kern.softirq.ksoftirqd_wakeups",
-            "Times the restart limits handed NET_RX to ksoftirqd",
-            |s| s.ksoftirqd_wakeups,
-        ),
-        (
-            "net.core.softnet.watchdogs",
-            "Watchdog (gro_flush_timeout) expiries that scheduled a NAPI",
-            |s| s.watchdogs,
-        ),
-    ];
-    for (name, descr, read) in counters {
-        mib.add_ro_uint(name, descr, move |c| read(&get(c).stats));
-    }
-    mib.add_ro_uint(
-        "kern.softirq.ksoftirqd_running",
-        "ksoftirqd is runnable (1) or asleep (0)",
-        move |c| get(c).ksoftirqd.into(),
-    );
+    knobs::register(mib, "", &KNOBS, &COUNTERS, get, get_mut);
 }
+
+/// A NAPI never touched: what `dev.<if>.*` shows before the first write.
+const UNTOUCHED: NapiState = NapiState {
+    attached: false,
+    sched: false,
+    defer_count: 0,
+    timer: None,
+    defer_hard_irqs: 0,
+    gro_flush_timeout: 0,
+    threaded: false,
+    polls: 0,
+    unmasks: 0,
+    deferred: 0,
+};
+
+/// `dev.<if>.*` NAPI knobs.
+const IF_KNOBS: [Knob<NapiState>; 3] = [
+    Knob::new(
+        "napi_defer_hard_irqs",
+        "NAPI completions with work that keep the IRQ masked and re-poll after gro_flush_timeout",
+        (0, MAX_DEFER_HARD_IRQS as i64),
+        |n| n.defer_hard_irqs.into(),
+        |n, v| n.defer_hard_irqs = u32_of(v),
+    ),
+    Knob::new(
+        "gro_flush_timeout",
+        "Delay of the NAPI re-poll while hard IRQs are deferred, ns",
+        (0, MAX_GRO_FLUSH_TIMEOUT.cast_signed()),
+        |n| crate::sat(n.gro_flush_timeout),
+        |n, v| n.gro_flush_timeout = v.unsigned_abs(),
+    ),
+    Knob {
+        refuse: Some(|n| n.sched.then_some("busy: the NAPI is scheduled; retry")),
+        ..Knob::new(
+            "threaded",
+            "NAPI polls in a kernel thread of its own (1) or in the NET_RX softirq (0)",
+            (0, 1),
+            |n| n.threaded.into(),
+            |n, v| n.threaded = v == 1,
+        )
+    },
+];
+
+/// `dev.<if>.*` NAPI counters.
+const IF_COUNTERS: [Counter<NapiState>; 3] = [
+    Counter {
+        name: "napi_polls",
+        descr: "Polls of this interface's NAPI",
+        read: |n| n.polls,
+    },
+    Counter {
+        name: "napi_unmasks",
+        descr: "NAPI completions that unmasked the IRQ",
+        read: |n| n.unmasks,
+    },
+    Counter {
+        name: "napi_deferred",
+        descr: "NAPI completions that kept the IRQ masked (deferral)",
+        read: |n| n.deferred,
+    },
+];
 
 /// Registers `dev.<if>.napi_defer_hard_irqs`, `gro_flush_timeout`,
 /// `threaded` and the NAPI's counters for interface `i` under `prefix`.
@@ -560,70 +603,12 @@ pub fn register_if_sysctl<C: 'static>(
     get: fn(&C) -> &Napi,
     get_mut: fn(&mut C) -> &mut Napi,
 ) {
-    type Knob = (
-        &'static str,
-        &'static str,
-        (i64, i64),
-        fn(&NapiState) -> i64,
-        fn(&mut NapiState, i64),
+    knobs::register(
+        mib,
+        prefix,
+        &IF_KNOBS,
+        &IF_COUNTERS,
+        move |c| get(c).napis.get(i).unwrap_or(&UNTOUCHED),
+        move |c| get_mut(c).napi_mut(i),
     );
-    let knobs: [Knob; 3] = [
-        (
-            "napi_defer_hard_irqs",
-            "NAPI completions with work that keep the IRQ masked and re-poll after gro_flush_timeout",
-            (0, MAX_DEFER_HARD_IRQS.into()),
-            |n| n.defer_hard_irqs.into(),
-            |n, v| n.defer_hard_irqs = u32::try_from(v).unwrap_or(u32::MAX),
-        ),
-        (
-            "gro_flush_timeout",
-            "Delay of the NAPI re-poll while hard IRQs are deferred, ns",
-            (0, crate::sat(MAX_GRO_FLUSH_TIMEOUT)),
-            |n| crate::sat(n.gro_flush_timeout),
-            |n, v| n.gro_flush_timeout = v.unsigned_abs(),
-        ),
-        (
-            "threaded",
-            "NAPI polls in a kernel thread of its own (1) or in the NET_RX softirq (0)",
-            (0, 1),
-            |n| n.threaded.into(),
-            |n, v| n.threaded = v == 1,
-        ),
-    ];
-    for (name, descr, bounds, read, write) in knobs {
-        mib.add_rw_uint(
-            &format!("{prefix}.{name}"),
-            descr,
-            bounds,
-            move |_| bounds,
-            move |c| read(&get(c).napi(i)),
-            move |c, v| {
-                let n = get_mut(c);
-                if name == "threaded" && n.napi(i).sched {
-                    return Err("busy: the NAPI is scheduled; retry".into());
-                }
-                write(n.napi_mut(i), v);
-                Ok(())
-            },
-        );
-    }
-    type Counter = (&'static str, &'static str, fn(&NapiState) -> u64);
-    let counters: [Counter; 3] = [
-        ("napi_polls", "Polls of this interface's NAPI", |n| n.polls),
-        (
-            "napi_unmasks",
-            "NAPI completions that unmasked the IRQ",
-            |n| n.unmasks,
-        ),
-        (
-            "napi_deferred",
-            "NAPI completions that kept the IRQ masked (deferral)",
-            |n| n.deferred,
-        ),
-    ];
-    for (name, descr, read) in counters {
-        mib.add_ro_uint(&format!("{prefix}.{name}"), descr, move |c| {
-            read(&get(c).napi(i))
-        });
-    }
 }
