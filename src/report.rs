@@ -469,7 +469,7 @@ pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
         let _ = writeln!(out, "  {label:<48} {v:>12} {:>6.2}%", pct(v));
     }
     for (label, v) in consumed_causes(&a.causes) {
-        let _ = writeln!(out, "      {label:<46} {v:>12} {:>6.2}%", pct(v));
+        let _ = writeln!(out, "      {label:<44} {v:>12} {:>6.2}%", pct(v));
     }
     let _ = writeln!(
         out,
