@@ -229,6 +229,7 @@ impl Netisr {
             }
             Verdict::Counted => 0,
             Verdict::Udp {
+                unreachable,
                 dst,
                 port,
                 payload,
@@ -248,7 +249,10 @@ impl Netisr {
                     }
                     // smoltcp answers with an ICMP port unreachable.
                     None if bcast => inet.udp_noportbcast += 1,
-                    None => inet.udp_noport += 1,
+                    None => {
+                        inet.udp_noport += 1;
+                        inet.icmp_error += u64::from(unreachable);
+                    }
                 }
                 shard
             }

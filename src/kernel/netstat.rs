@@ -87,6 +87,9 @@ pub struct InetStats {
     pub icmp_tooshort: u64,
     /// `icps_checksum`.
     pub icmp_checksum: u64,
+    /// `icps_error`: ICMP errors smoltcp sends (port and protocol
+    /// unreachable).
+    pub icmp_error: u64,
     /// `icps_reflect`: stays 0, smoltcp (built without
     /// `auto-icmp-echo-reply`) answers no ICMP message.
     pub icmp_reflect: u64,
@@ -187,6 +190,7 @@ fields! {
     "ip" cantforward ip_cantforward Some("ips_cantforward"), false, true, "packets not forwardable";
     "ip" notmember ip_notmember Some("ips_notmember"), false, true, "packets received for unknown multicast group";
     "ip" badaddr ip_badaddr Some("ips_badaddr"), false, true, "datagrams with bad address in header";
+    "icmp" error icmp_error Some("icps_error"), false, false, "calls to icmp_error";
     "icmp" badcode icmp_badcode Some("icps_badcode"), false, true, "messages with bad code fields";
     "icmp" tooshort icmp_tooshort Some("icps_tooshort"), false, true, "messages less than the minimum length";
     "icmp" checksum icmp_checksum Some("icps_checksum"), false, true, "messages with bad checksum";
@@ -271,6 +275,7 @@ impl InetStats {
         s.ip_cantforward = next();
         s.ip_notmember = next();
         s.ip_badaddr = next();
+        s.icmp_error = next();
         s.icmp_badcode = next();
         s.icmp_tooshort = next();
         s.icmp_checksum = next();
@@ -326,6 +331,9 @@ pub enum Verdict {
     /// A UDP datagram with a valid header, handed to smoltcp; the netisr
     /// finds its socket and counts `noport`, `fullsock` or `delivered`.
     Udp {
+        /// Whether smoltcp answers it with an ICMP port unreachable if no
+        /// socket takes it (a unicast source and destination).
+        unreachable: bool,
         /// Destination address.
         dst: Ipv4Address,
         /// Destination port.
@@ -486,6 +494,10 @@ fn ip_input(s: &mut InetStats, local: &Local<'_>, buf: &[u8]) -> Verdict {
         IpProtocol::Tcp => tcp_input(s, payload, src, dst),
         _ => {
             s.ip_noproto += 1;
+            if !src.is_unspecified() && !bcast {
+                // smoltcp's `icmpv4_reply`: protocol unreachable.
+                s.icmp_error += 1;
+            }
             Verdict::Counted
         }
     }
@@ -540,6 +552,7 @@ fn udp_input(
         return Verdict::Refused;
     }
     Verdict::Udp {
+        unreachable: !src.is_unspecified() && !bcast,
         dst,
         port: u.dst_port(),
         payload: len - 8,

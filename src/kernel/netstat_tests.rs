@@ -154,6 +154,7 @@ fn a_good_datagram_passes_to_its_socket() {
     assert_eq!(
         v,
         Verdict::Udp {
+            unreachable: true,
             dst: ours(),
             port: 9,
             payload: 5,
@@ -295,6 +296,7 @@ fn an_unknown_protocol_is_noproto_and_smoltcp_answers_it() {
     let (s, v) = run(&ip_frame(IpProtocol::Unknown(253), ours(), b"abcd"));
     assert_eq!(v, Verdict::Counted);
     only(&s, "ip.noproto");
+    assert_eq!(s.icmp_error, 1, "a protocol unreachable");
 }
 
 #[test]
@@ -395,6 +397,7 @@ fn through_the_netisr_each_datagram_ends_once() {
     assert_eq!((i.udp_badsum, i.ip_badsum), (5, 3));
     assert_eq!((i.udp_delivered, i.udp_fullsock), (2, 1), "two slots");
     assert_eq!(i.udp_noport, 1);
+    assert_eq!(i.icmp_error, 1, "a port unreachable for it");
     assert_eq!((s.udp_delivered, s.udp_sockbuf_drops), (2, 1));
     assert_eq!(s.frames, 12);
     assert_eq!(i.terminal_sum(), s.frames, "every frame ends in one cause");
