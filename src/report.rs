@@ -9,6 +9,7 @@ use pollsim_sysctl::{Mib, Value, format_line};
 use crate::kernel::Kernel;
 use crate::kernel::cpu::CpTime;
 use crate::kernel::host::Hist;
+use crate::kernel::netstat::{self, InetStats};
 use crate::kernel::time::Nanos;
 
 /// The host's account at one instant (the `kern.sched.*` host nodes; only
@@ -344,9 +345,29 @@ pub struct Accounting {
     pub socket_queued: u64,
     /// UDP datagrams read by udp-sink.
     pub app_read: u64,
-    /// Frames the stack consumed otherwise (TCP, ARP, ICMP, UDP to other
-    /// ports, other protocols).
+    /// Frames the stack consumed otherwise: the sum of its per-cause
+    /// counters other than `udp.fullsock` and `udp.delivered` (counted
+    /// apart from `stack`, so the balance checks the classifier).
     pub stack_other: u64,
+    /// The per-cause counters (`netstat -s`) the stack's frames ended in.
+    pub causes: InetStats,
+}
+
+/// The terminal counters of `c` other than the UDP socket's (fullsock,
+/// delivered): what the stack consumed otherwise.
+fn consumed_otherwise(c: &InetStats) -> u64 {
+    c.terminal_sum() - c.udp_fullsock - c.udp_delivered
+}
+
+/// The "consumed by the stack" causes of `c` that are not zero: label
+/// (`group.name`, FreeBSD's wording) and count.
+pub fn consumed_causes(c: &InetStats) -> Vec<(String, u64)> {
+    netstat::FIELDS
+        .iter()
+        .filter(|f| f.terminal && !(f.group == "udp" && matches!(f.name, "fullsock" | "delivered")))
+        .map(|f| (format!("{}.{} ({})", f.group, f.name, f.text), (f.get)(c)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
 }
 
 impl Accounting {
@@ -366,7 +387,8 @@ impl Accounting {
         a.socket_drops = n.udp_sockbuf_drops;
         a.socket_queued = n.udp_delivered;
         a.app_read = k.apps.udp_sink.as_ref().map_or(0, |s| s.datagrams);
-        a.stack_other = n.frames - n.udp_delivered - n.udp_sockbuf_drops;
+        a.stack_other = consumed_otherwise(&n.inet);
+        a.causes = n.inet;
         a
     }
 
@@ -384,7 +406,8 @@ impl Accounting {
             stack: n.frames,
             socket_drops: n.udp_sockbuf_drops,
             socket_queued: n.udp_delivered,
-            stack_other: n.frames - n.udp_delivered - n.udp_sockbuf_drops,
+            stack_other: consumed_otherwise(&n.inet),
+            causes: n.inet,
             ..Accounting::default()
         };
         a.offered = a.received + a.rx_missed;
@@ -399,11 +422,14 @@ impl Accounting {
 
     /// Whether every stage adds up: offered = missed + received, received
     /// = ipintrq drops + queued + stack, stack = socket drops + socket
-    /// queued + other.
+    /// queued + other (the sum of the other per-cause counters), and the
+    /// socket's counts are the causes' `udp.fullsock` and `udp.delivered`.
     pub fn balanced(&self) -> bool {
         self.offered == self.rx_missed + self.received
             && self.received == self.ipintrq_drops + self.ipintrq_queued + self.stack
             && self.stack == self.socket_drops + self.socket_queued + self.stack_other
+            && self.socket_drops == self.causes.udp_fullsock
+            && self.socket_queued == self.causes.udp_delivered
             && self.app_read <= self.socket_queued
     }
 }
@@ -436,14 +462,14 @@ pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
             a.socket_queued - a.app_read.min(a.socket_queued),
         ),
         ("  delivered: read by udp-sink", a.app_read),
-        (
-            "  consumed by the stack (tcp, arp, icmp, other)",
-            a.stack_other,
-        ),
+        ("  consumed by the stack, by cause:", a.stack_other),
     ];
     let _ = writeln!(out, "\nframe accounting:");
     for (label, v) in rows {
         let _ = writeln!(out, "  {label:<48} {v:>12} {:>6.2}%", pct(v));
+    }
+    for (label, v) in consumed_causes(&a.causes) {
+        let _ = writeln!(out, "      {label:<44} {v:>12} {:>6.2}%", pct(v));
     }
     let _ = writeln!(
         out,

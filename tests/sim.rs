@@ -61,7 +61,36 @@ fn quick_table_matches_its_snapshot_and_results_are_byte_identical() {
     }
     let json = std::fs::read_to_string(a.join("results.json")).unwrap();
     assert!(json.contains("\"simulated\": true") && !json.contains("\"date\""));
+    check_netstat(&serde_json::from_str(&json).unwrap());
     let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+}
+
+/// Every row of results.json has the stack's per-cause counters
+/// (`frames.netstat`, as `pollsim netstat -s --json`): the simulation's
+/// valid frames are all IP and UDP for this host, none refused for a
+/// cause, `udp.fullsock` is the row's socket drops, and `frames.other` is
+/// the sum of the other terminal causes (here the probe's TCP and ARP).
+fn check_netstat(doc: &serde_json::Value) {
+    for r in doc["runs"].as_array().unwrap() {
+        let f = &r["frames"];
+        let n = &f["netstat"];
+        let get = |g: &str, k: &str| {
+            n[g][k]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no frames.netstat.{g}.{k} in {r}"))
+        };
+        assert_eq!(
+            get("udp", "fullsock"),
+            f["socket_drops"].as_i64().unwrap(),
+            "{r}"
+        );
+        for (g, k) in [("udp", "badsum"), ("ip", "badsum"), ("udp", "badlen")] {
+            assert_eq!(get(g, k), 0, "{g}.{k}: {r}");
+        }
+        let others = get("arp", "received") + get("tcp", "delivered") + get("tcp", "listendrop");
+        assert_eq!(f["other"].as_i64().unwrap(), others, "{r}");
+        assert!(get("udp", "ipackets") > 0, "{r}");
+    }
 }
 
 #[test]

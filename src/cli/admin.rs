@@ -1,5 +1,6 @@
 //! The commands that talk to a running instance through its control
-//! socket: `pollsim sysctl`, `pollsim ifconfig`, `pollsim stat`.
+//! socket: `pollsim sysctl`, `pollsim ifconfig`, `pollsim stat`,
+//! `pollsim netstat -s`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use pollsim_sysctl::proto::{NodeView, Request};
 use pollsim_sysctl::{Value, cmd};
 
 use crate::ctl::socket_path;
+use crate::kernel::netstat;
 use crate::kernel::time::Nanos;
 use crate::report::{self, Snapshot};
 
@@ -154,6 +156,27 @@ pub fn stat(name: &str, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
         println!("{}", report::line(&prev, &snap));
         prev = snap;
         printed += 1;
+    }
+    Ok(())
+}
+
+/// `pollsim netstat -s [--json]`: the per-cause input counters of a
+/// running instance, read from its `net.inet.*.stats.*` and
+/// `net.link.ether.*` nodes, in FreeBSD netstat -s's text or as JSON.
+pub fn netstat(name: &str, json: bool) -> anyhow::Result<()> {
+    let mut c = connect(name)?;
+    let mut nodes = call(&mut c, &Request::get("net.inet"))?;
+    nodes.extend(call(&mut c, &Request::get("net.link.ether"))?);
+    let stats = netstat::from_nodes(|n| {
+        nodes
+            .iter()
+            .find(|v| v.name == n)
+            .and_then(|v| v.value.as_u64())
+    });
+    if json {
+        println!("{}", netstat::json(&stats));
+    } else {
+        print!("{}", netstat::text(&stats));
     }
     Ok(())
 }

@@ -91,6 +91,19 @@ enum Cmd {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Per-cause input counters of a running instance, as FreeBSD's
+    /// netstat -s prints them (ip, icmp, udp, tcp, arp, below IP).
+    Netstat {
+        /// Protocol statistics (the only view; as FreeBSD's -s).
+        #[arg(short = 's', required = true)]
+        stats: bool,
+        /// Instance name.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// JSON: {"ip": {"badsum": n, ...}, "udp": {...}, ...}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Arguments of `pollsim run`.
@@ -325,6 +338,7 @@ pub fn main() -> ExitCode {
             action,
         } => admin::ifconfig(&name, &ifname, action.as_deref()),
         Cmd::Stat { name, wait, count } => admin::stat(&name, wait, count),
+        Cmd::Netstat { name, json, .. } => admin::netstat(&name, json),
         Cmd::Flood(args) => flood(&args),
         Cmd::Compare(args) => compare::main(&args),
         Cmd::Bench(cmd) => bench::main(&cmd),

@@ -1,6 +1,8 @@
 //! The results of a `pollsim compare` sweep, in the JSON schema of the
 //! CLI contract (`runs`, `summary`; fields may be added, never renamed).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Drops by stage, in frames per second over the measurement window.
@@ -100,8 +102,13 @@ pub struct Frames {
     pub socket_queued: i64,
     /// Read by the app.
     pub delivered: i64,
-    /// Consumed by the stack otherwise (the probe's TCP, ARP).
+    /// Consumed by the stack otherwise (the probe's TCP, ARP, frames
+    /// refused for a cause).
     pub other: i64,
+    /// The stack's per-cause counters over the window, as `pollsim
+    /// netstat -s --json` shows them (`{"ip": {"badsum": n, ...}, ...}`).
+    #[serde(default)]
+    pub netstat: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 impl Frames {
@@ -112,6 +119,13 @@ impl Frames {
         let queued = d("net.netisr.udp_delivered");
         let read = d("user.udp_sink.datagrams");
         let sockbuf = d("net.netisr.udp_sockbuf_drops");
+        let mut netstat: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for f in crate::kernel::netstat::FIELDS {
+            netstat.entry(f.group.to_string()).or_default().insert(
+                f.name.to_string(),
+                d(&crate::kernel::netstat::sysctl_name(f)),
+            );
+        }
         Frames {
             received: nic(".rx_packets"),
             rx_missed: nic(".rx_missed"),
@@ -121,18 +135,37 @@ impl Frames {
             socket_queued: queued - read,
             delivered: read,
             other: d("net.netisr.frames") - queued - sockbuf,
+            netstat,
         }
     }
 
-    /// Whether the counts balance.
+    /// The terminal per-cause counts other than the app socket's: what
+    /// `other` splits into (zero ones left out), as `group.name`.
+    pub fn other_causes(&self) -> Vec<(String, i64)> {
+        crate::kernel::netstat::FIELDS
+            .iter()
+            .filter(|f| {
+                f.terminal && !(f.group == "udp" && matches!(f.name, "fullsock" | "delivered"))
+            })
+            .filter_map(|f| {
+                let v = *self.netstat.get(f.group)?.get(f.name)?;
+                (v != 0).then(|| (format!("{}.{}", f.group, f.name), v))
+            })
+            .collect()
+    }
+
+    /// Whether the counts balance, and `other` is the sum of its causes
+    /// (when the window has them).
     pub fn balanced(&self) -> bool {
-        self.received
-            == self.ipintrq_drops
-                + self.ipintrq_queued
-                + self.socket_drops
-                + self.socket_queued
-                + self.delivered
-                + self.other
+        (self.netstat.is_empty()
+            || self.other == self.other_causes().iter().map(|(_, v)| v).sum::<i64>())
+            && self.received
+                == self.ipintrq_drops
+                    + self.ipintrq_queued
+                    + self.socket_drops
+                    + self.socket_queued
+                    + self.delivered
+                    + self.other
     }
 }
 

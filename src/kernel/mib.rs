@@ -47,6 +47,7 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         register_if(&mut mib, k, i);
     }
     register_counters(&mut mib);
+    register_netstat(&mut mib);
     super::reactor::register_sysctl(&mut mib);
     if k.cost.is_none() {
         super::host::register_sysctl(&mut mib, |k: &Kernel| &k.host, |k: &mut Kernel| &mut k.host);
@@ -249,6 +250,22 @@ fn register_if_stack(mib: &mut Mib<Kernel>, p: &str, i: usize) {
     }
 }
 
+/// The per-cause input counters (`pollsim netstat -s`), one node per
+/// field, summed over the interfaces.
+fn register_netstat(mib: &mut Mib<Kernel>) {
+    for (i, f) in super::netstat::FIELDS.iter().enumerate() {
+        let descr = match f.freebsd {
+            Some(fb) => format!("{} ({fb})", f.text),
+            None => f.text.to_string(),
+        };
+        mib.add_ro(
+            &super::netstat::sysctl_name(f),
+            &descr,
+            move |k: &Kernel| sat((super::netstat::FIELDS[i].get)(&k.netisr.stats().inet)),
+        );
+    }
+}
+
 fn register_counters(mib: &mut Mib<Kernel>) {
     type Get = fn(&Kernel) -> u64;
     let nodes: [(&str, &str, Get); 18] = [
@@ -257,20 +274,24 @@ fn register_counters(mib: &mut Mib<Kernel>) {
             "Frames handed to the protocol stack",
             |k| k.netisr.stats().frames,
         ),
-        ("net.netisr.arp", "ARP frames", |k| k.netisr.stats().arp),
-        ("net.netisr.udp", "IPv4 UDP frames", |k| {
-            k.netisr.stats().udp
-        }),
-        ("net.netisr.tcp", "IPv4 TCP frames", |k| {
-            k.netisr.stats().tcp
-        }),
-        ("net.netisr.icmp", "IPv4 ICMP frames", |k| {
-            k.netisr.stats().icmp
+        ("net.netisr.arp", "ARP frames", |k| k.netisr.stats().arp()),
+        (
+            "net.netisr.udp",
+            "IPv4 UDP datagrams for this host (udps_ipackets)",
+            |k| k.netisr.stats().udp(),
+        ),
+        (
+            "net.netisr.tcp",
+            "IPv4 TCP segments for this host (tcps_rcvtotal)",
+            |k| k.netisr.stats().tcp(),
+        ),
+        ("net.netisr.icmp", "IPv4 ICMP messages for this host", |k| {
+            k.netisr.stats().icmp()
         }),
         (
             "net.netisr.other",
-            "Other frames (IPv6, unknown, malformed)",
-            |k| k.netisr.stats().other,
+            "Other frames (refused below UDP/TCP/ICMP, other protocols, IPv6)",
+            |k| k.netisr.stats().other(),
         ),
         (
             "net.netisr.udp_delivered",

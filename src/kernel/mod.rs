@@ -17,6 +17,7 @@ pub mod host;
 pub mod intr;
 pub mod mib;
 pub mod netisr;
+pub mod netstat;
 pub mod poll;
 pub mod reactor;
 pub mod sched;

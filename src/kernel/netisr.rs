@@ -9,9 +9,13 @@
 //! is fed to the Interface of the NIC it came in on, with that NIC's
 //! sockets (see `sockets.rs`), and replies leave through that NIC's queue.
 //!
-//! Differs from FreeBSD: smoltcp does not report a socket-buffer drop, so
-//! the netisr classifies each frame itself and compares the bound UDP
-//! socket's receive queue before and after (see [`Netisr::ingress`]).
+//! Differs from FreeBSD: smoltcp does not report why it dropped a frame,
+//! so the netisr classifies each frame itself before smoltcp sees it
+//! (`netstat.rs`: FreeBSD's `ipstat`/`udpstat`/`tcpstat`/`icmpstat`
+//! causes, checksums verified there instead of in smoltcp), and compares
+//! the bound UDP socket's receive queue before and after to tell a
+//! delivered datagram from one dropped at a full socket buffer (see
+//! [`Netisr::ingress`]).
 
 use std::collections::VecDeque;
 
@@ -19,9 +23,10 @@ use pollsim_drivers::Nic;
 use smoltcp::iface::Interface;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::udp;
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, UdpPacket};
+use smoltcp::wire::{EthernetAddress, HardwareAddress};
 
-use super::sockets::{SHARDS, SockRef, Sockets};
+use super::netstat::{self, InetStats, Local, Verdict};
+use super::sockets::{SHARDS, SockRef, Sockets, SynFate};
 use super::time::Nanos;
 
 /// Largest Ethernet frame the stack sends (1500-byte MTU plus header).
@@ -34,16 +39,6 @@ const TXQ_LEN: usize = 256;
 pub struct NetisrStats {
     /// Frames handed to the protocol stack
     pub frames: u64,
-    /// ARP frames
-    pub arp: u64,
-    /// IPv4 UDP frames
-    pub udp: u64,
-    /// IPv4 TCP frames
-    pub tcp: u64,
-    /// IPv4 ICMP frames
-    pub icmp: u64,
-    /// Other frames (IPv6, unknown ethertypes, malformed)
-    pub other: u64,
     /// UDP datagrams queued on an app's socket buffer
     pub udp_delivered: u64,
     /// UDP datagrams for an app dropped because its socket buffer was full
@@ -56,23 +51,48 @@ pub struct NetisrStats {
     pub txq_drops: u64,
     /// Runs of egress processing (timers, replies, app writes)
     pub egress_runs: u64,
+    /// The input counters by cause (`netstat -s`).
+    pub inet: InetStats,
 }
 
 impl NetisrStats {
     /// Add `o`'s counts to these.
     pub fn add(&mut self, o: &NetisrStats) {
         self.frames += o.frames;
-        self.arp += o.arp;
-        self.udp += o.udp;
-        self.tcp += o.tcp;
-        self.icmp += o.icmp;
-        self.other += o.other;
         self.udp_delivered += o.udp_delivered;
         self.udp_sockbuf_drops += o.udp_sockbuf_drops;
         self.listen_drops += o.listen_drops;
         self.tx_frames += o.tx_frames;
         self.txq_drops += o.txq_drops;
         self.egress_runs += o.egress_runs;
+        self.inet.add(&o.inet);
+    }
+
+    /// ARP frames.
+    pub fn arp(&self) -> u64 {
+        self.inet.arp_received
+    }
+
+    /// IPv4 UDP datagrams (with a valid IP header, for this host).
+    pub fn udp(&self) -> u64 {
+        self.inet.udp_ipackets
+    }
+
+    /// IPv4 TCP segments (with a valid IP header, for this host).
+    pub fn tcp(&self) -> u64 {
+        self.inet.tcp_rcvtotal
+    }
+
+    /// IPv4 ICMP messages (with a valid IP header, for this host).
+    pub fn icmp(&self) -> u64 {
+        let i = &self.inet;
+        i.icmp_tooshort + i.icmp_checksum + i.icmp_badcode + i.icmp_delivered
+    }
+
+    /// Every other frame: refused below UDP, TCP and ICMP, or another
+    /// protocol.
+    pub fn other(&self) -> u64 {
+        self.frames - self.arp() - self.udp() - self.tcp() - self.icmp()
     }
 }
 
@@ -111,8 +131,9 @@ impl TxQueue {
 
 /// One NIC's part of the netisr: its transmit queue, the UDP ports whose
 /// socket-buffer drops it counts, and where its frames went.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PerNic {
+    mac: EthernetAddress,
     udp_ports: Vec<(u16, SockRef)>,
     stats: NetisrStats,
     txq: TxQueue,
@@ -149,7 +170,19 @@ impl Netisr {
 
     /// Add a NIC's Interface; returns its index (attach order).
     pub fn attach(&mut self, iface: Interface) -> usize {
-        self.nics.push(PerNic::default());
+        #[expect(
+            irrefutable_let_patterns,
+            reason = "smoltcp is built with medium-ethernet alone"
+        )]
+        let HardwareAddress::Ethernet(mac) = iface.hardware_addr() else {
+            panic!("an Ethernet interface");
+        };
+        self.nics.push(PerNic {
+            mac,
+            udp_ports: Vec::new(),
+            stats: NetisrStats::default(),
+            txq: TxQueue::default(),
+        });
         self.sockets.add_nic(iface)
     }
 
@@ -173,38 +206,98 @@ impl Netisr {
 
     /// Feed one frame that NIC `nic` received to that NIC's Interface,
     /// lending it the one socket set of that NIC its flow hashes to.
-    /// Bound: one frame, through `poll_ingress_single`, which scans the
+    /// The frame is classified first, once ([`netstat::classify`]: every
+    /// header parsed once, the checksums verified here and not again by
+    /// smoltcp); one it refuses is counted under its cause and not handed
+    /// on. Bound: one frame, through `poll_ingress_single`, which scans the
     /// sockets of that shard; replies go to the NIC's transmit queue.
     pub fn ingress(&mut self, nic: usize, now: Nanos, frame: &[u8]) {
         let pn = &mut self.nics[nic];
         pn.stats.frames += 1;
-        let (arp_before, tcp_before) = (pn.stats.arp, pn.stats.tcp);
-        let watched = classify(&mut pn.stats, &pn.udp_ports, frame);
-        let before = watched.map(|h| self.sockets.get::<udp::Socket>(h).recv_queue());
-        let shard = self.sockets.shard_of(frame);
-        if pn.stats.arp != arp_before {
-            self.sockets.nic_mut(nic).mark_all_dirty();
-        }
-        // Only a TCP frame (as classified just now) can be a SYN: a UDP
-        // flood's frames skip the second look at their headers.
-        if pn.stats.tcp != tcp_before && self.sockets.listen_overflow(nic, shard, frame) {
-            pn.stats.listen_drops += 1;
-            return;
-        }
+        let local = Local {
+            mac: pn.mac,
+            addrs: self.sockets.nic(nic).ip_addrs(),
+        };
+        let verdict = netstat::classify(&mut pn.stats.inet, &local, frame);
+        let inet = &mut pn.stats.inet;
+        let mut watched = None;
+        let shard = match verdict {
+            Verdict::Refused => return,
+            Verdict::Arp => {
+                self.sockets.nic_mut(nic).mark_all_dirty();
+                0
+            }
+            Verdict::Counted => 0,
+            Verdict::Udp {
+                unreachable,
+                dst,
+                port,
+                payload,
+                bcast,
+            } => {
+                let shard = self.sockets.udp_shard(port);
+                let h = pn
+                    .udp_ports
+                    .iter()
+                    .find(|(p, _)| *p == port)
+                    .map(|(_, h)| *h)
+                    .or_else(|| self.sockets.find_udp(nic, shard, port, dst, bcast));
+                match h {
+                    Some(h) => {
+                        let q = self.sockets.get::<udp::Socket>(h).recv_queue();
+                        watched = Some((h, q, payload));
+                    }
+                    // smoltcp answers with an ICMP port unreachable.
+                    None if bcast => inet.udp_noportbcast += 1,
+                    None => {
+                        inet.udp_noport += 1;
+                        inet.icmp_error += u64::from(unreachable);
+                    }
+                }
+                shard
+            }
+            Verdict::Tcp {
+                src,
+                dst,
+                sport,
+                dport,
+                syn,
+            } => {
+                let shard = self
+                    .sockets
+                    .tcp_shard(src.octets(), sport, dst.octets(), dport);
+                if syn {
+                    match self.sockets.syn_fate(nic, shard, src, sport, dport) {
+                        SynFate::Overflow => {
+                            inet.tcp_listendrop += 1;
+                            pn.stats.listen_drops += 1;
+                            return;
+                        }
+                        SynFate::Listener => inet.tcp_sc_added += 1,
+                        SynFate::HalfOpen => inet.tcp_sc_dupsyn += 1,
+                        SynFate::NotServed => {}
+                    }
+                }
+                inet.tcp_delivered += 1;
+                shard
+            }
+        };
         let ns = self.sockets.nic_mut(nic);
         let mut dev = OneFrame {
             rx: Some(frame),
             txq: &mut pn.txq,
         };
         ns.ingress(shard, instant(now), &mut dev);
-        if let (Some(h), Some(before)) = (watched, before) {
+        if let Some((h, before, payload)) = watched {
             // A datagram that fits grows the queue by its payload; one that
             // does not is dropped by smoltcp without a trace.
             let sock = self.sockets.get::<udp::Socket>(h);
-            if sock.recv_queue() > before || udp_payload_len(frame) == Some(0) && sock.can_recv() {
+            if sock.recv_queue() > before || payload == 0 && sock.can_recv() {
                 pn.stats.udp_delivered += 1;
+                pn.stats.inet.udp_delivered += 1;
             } else {
                 pn.stats.udp_sockbuf_drops += 1;
+                pn.stats.inet.udp_fullsock += 1;
             }
         }
         pn.stats.txq_drops = pn.txq.drops;
@@ -236,52 +329,6 @@ impl Netisr {
         let pn = &mut self.nics[nic];
         pn.stats.tx_frames += pn.txq.flush(dev);
     }
-}
-
-/// Count the frame by class; return the watched UDP socket it targets.
-fn classify(
-    stats: &mut NetisrStats,
-    udp_ports: &[(u16, SockRef)],
-    frame: &[u8],
-) -> Option<SockRef> {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        stats.other += 1;
-        return None;
-    };
-    match eth.ethertype() {
-        EthernetProtocol::Arp => {
-            stats.arp += 1;
-            return None;
-        }
-        EthernetProtocol::Ipv4 => {}
-        _ => {
-            stats.other += 1;
-            return None;
-        }
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        stats.other += 1;
-        return None;
-    };
-    match ip.next_header() {
-        IpProtocol::Tcp => stats.tcp += 1,
-        IpProtocol::Icmp => stats.icmp += 1,
-        IpProtocol::Udp => {
-            stats.udp += 1;
-            let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-            let port = udp.dst_port();
-            return udp_ports.iter().find(|(p, _)| *p == port).map(|(_, h)| *h);
-        }
-        _ => stats.other += 1,
-    }
-    None
-}
-
-fn udp_payload_len(frame: &[u8]) -> Option<usize> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-    Some(udp.payload().len())
 }
 
 /// smoltcp's clock, from ours.
@@ -337,6 +384,9 @@ impl<'f> phy::Device for OneFrame<'f> {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
+        // The classifier verifies the checksums of every received frame
+        // before smoltcp sees it; smoltcp computes them on transmit.
+        caps.checksum = netstat::device_checksums();
         caps
     }
 }

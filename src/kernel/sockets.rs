@@ -119,6 +119,11 @@ impl NicSockets {
         self.iface.ip_addrs()
     }
 
+    /// The hardware address of its Interface.
+    pub fn hardware_addr(&self) -> smoltcp::wire::HardwareAddress {
+        self.iface.hardware_addr()
+    }
+
     /// Its first IPv4 address (what its listeners bind to).
     pub fn ipv4_addr(&self) -> Option<Ipv4Address> {
         self.iface.ipv4_addr()
@@ -160,6 +165,19 @@ impl NicSockets {
             self.next_at[k] = self.iface.poll_at(now, &self.sets[k]);
         }
     }
+}
+
+/// What a SYN finds in its shard ([`Sockets::syn_fate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynFate {
+    /// Not a served port: smoltcp answers it (a listener or a RST).
+    NotServed,
+    /// Served, but no listener of the shard is free: dropped.
+    Overflow,
+    /// A listener takes it (a new half-open connection).
+    Listener,
+    /// A retransmitted SYN, for the half-open socket of its flow.
+    HalfOpen,
 }
 
 /// Every NIC's sockets, addressed by [`SockRef`].
@@ -294,29 +312,80 @@ impl Sockets {
     /// half-open socket). Bound: one scan of the shard, as smoltcp's own
     /// demux.
     pub fn listen_overflow(&self, nic: usize, shard: usize, frame: &[u8]) -> bool {
-        if self.served.is_empty() {
-            return false;
-        }
-        let Some((src, sport, dport)) = syn_of(frame) else {
-            return false;
-        };
+        syn_of(frame).is_some_and(|(src, sport, dport)| {
+            self.syn_fate(nic, shard, src, sport, dport) == SynFate::Overflow
+        })
+    }
+
+    /// What a SYN (without ACK) from `src:sport` to port `dport` finds in
+    /// `shard` of NIC `nic` (see [`Sockets::listen_overflow`]). Bound: one
+    /// scan of the shard, only for a served port.
+    pub fn syn_fate(
+        &self,
+        nic: usize,
+        shard: usize,
+        src: Ipv4Address,
+        sport: u16,
+        dport: u16,
+    ) -> SynFate {
         if !self.served.contains(&dport) {
-            return false;
+            return SynFate::NotServed;
         }
-        !self.nics[nic].sets[shard].iter().any(|(_, sock)| {
+        let mut fate = SynFate::Overflow;
+        for (_, sock) in self.nics[nic].sets[shard].iter() {
             let Socket::Tcp(t) = sock else {
-                return false;
+                continue;
             };
             match t.state() {
-                tcp::State::Listen => t.listen_endpoint().port == dport,
+                tcp::State::Listen if t.listen_endpoint().port == dport => {
+                    fate = SynFate::Listener;
+                }
+                tcp::State::Listen => {}
                 _ => {
-                    t.local_endpoint().is_some_and(|l| l.port == dport)
+                    if t.local_endpoint().is_some_and(|l| l.port == dport)
                         && t.remote_endpoint().is_some_and(|r| {
                             r.port == sport && r.addr == smoltcp::wire::IpAddress::Ipv4(src)
                         })
+                    {
+                        // smoltcp's demux prefers the flow's own socket.
+                        return SynFate::HalfOpen;
+                    }
                 }
             }
-        })
+        }
+        fate
+    }
+
+    /// The bound UDP socket of `shard` of NIC `nic` that smoltcp would hand
+    /// a datagram to port `port` for `dst` (`bcast`: a broadcast or
+    /// multicast destination), as `udp::Socket::accepts` decides: the port
+    /// matches and the socket is bound to no address, to `dst`, or `dst`
+    /// is broadcast or multicast. Bound: one scan of the shard.
+    pub fn find_udp(
+        &self,
+        nic: usize,
+        shard: usize,
+        port: u16,
+        dst: Ipv4Address,
+        bcast: bool,
+    ) -> Option<SockRef> {
+        self.nics[nic].sets[shard]
+            .iter()
+            .find(|(_, sock)| {
+                let Socket::Udp(u) = sock else {
+                    return false;
+                };
+                let ep = u.endpoint();
+                ep.port == port
+                    && (ep.addr.is_none()
+                        || ep.addr == Some(smoltcp::wire::IpAddress::Ipv4(dst))
+                        || bcast)
+            })
+            .map(|(handle, _)| SockRef {
+                nic: u8::try_from(nic).expect("at most 256 NICs"),
+                shard: u16::try_from(shard).expect("at most 65536 shards"),
+                handle,
+            })
     }
 
     /// The shard of TCP port pair and addresses (a flow's 4-tuple).
