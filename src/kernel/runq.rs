@@ -43,8 +43,11 @@
 
 use std::collections::VecDeque;
 
+use pollsim_sysctl::Mib;
+
 use super::host::Hist;
 use super::time::Nanos;
+use crate::sat;
 
 /// `SCHED_QUANTUM`: `hz / 10` ticks, 100 ms.
 pub const QUANTUM_DEFAULT: Nanos = Nanos::from_millis(100);
@@ -338,6 +341,96 @@ impl RunQueue {
         self.switches += 1;
         self.curr = Some(pid);
         self.switched_in = now;
+    }
+}
+
+/// The nodes of one process's account, under `user.<name>.`: (leaf,
+/// description, value). Shared with the `-w` columns and compare's
+/// results, which read them back by these leaves.
+type ProcNode = (&'static str, &'static str, fn(&ProcStats) -> u64);
+
+/// Every integer node of a process's account.
+pub const PROC_NODES: [ProcNode; 8] = [
+    ("cpu_ns", "CPU time the process used, in ns", |s| s.cpu_ns),
+    ("runs", "Times the process was switched in", |s| s.runs),
+    (
+        "waits",
+        "Waits on the run queue (runnable to switched in)",
+        |s| s.waits,
+    ),
+    (
+        "wait_ns",
+        "Time spent waiting on the run queue, in ns",
+        |s| s.wait_ns,
+    ),
+    (
+        "wait_p99_us",
+        "99th percentile of a wait on the run queue, us (to within 19 %)",
+        |s| s.wait_hist.quantile(0.99).unwrap_or(0) / 1_000,
+    ),
+    ("wait_max_us", "Longest wait on the run queue, us", |s| {
+        s.wait_max_ns / 1_000
+    }),
+    (
+        "expiries",
+        "Quanta that ran out while the process was on the CPU",
+        |s| s.expiries,
+    ),
+    (
+        "preempted",
+        "Times a waking process switched it out before its quantum ended",
+        |s| s.preempted,
+    ),
+];
+
+/// Register `kern.sched.quantum`, `kern.sched.user_switches` and every
+/// process's account under `user.<name>.` (`share_pct` and `wait_hist`
+/// besides [`PROC_NODES`]).
+pub fn register_sysctl<C: 'static>(
+    mib: &mut Mib<C>,
+    rq: &RunQueue,
+    get: fn(&C) -> &RunQueue,
+    get_mut: fn(&mut C) -> &mut RunQueue,
+) {
+    let (lo, hi) = (sat(QUANTUM_US_RANGE.0), sat(QUANTUM_US_RANGE.1));
+    mib.add_rw(
+        "kern.sched.quantum",
+        "Roundrobin scheduling quantum in microseconds",
+        (lo, hi),
+        move |_| (lo, hi),
+        move |c| sat(get(c).quantum.0 / 1_000),
+        move |c, v| {
+            get_mut(c).quantum = Nanos::from_micros(v.unsigned_abs());
+            Ok(())
+        },
+    );
+    mib.add_ro(
+        "kern.sched.user_switches",
+        "Switches from one user process to another",
+        move |c| sat(get(c).switches),
+    );
+    for pid in 0..rq.len() {
+        let name = rq.name(pid);
+        for (leaf, descr, value) in PROC_NODES {
+            mib.add_ro(&format!("user.{name}.{leaf}"), descr, move |c| {
+                sat(value(get(c).stats(pid)))
+            });
+        }
+        mib.add_ro(
+            &format!("user.{name}.share_pct"),
+            "Percent of the user processes' CPU time this one used",
+            move |c| {
+                let rq = get(c);
+                let total = rq.total_cpu_ns();
+                let mine = rq.stats(pid).cpu_ns;
+                sat((mine * 100 + total / 2).checked_div(total).unwrap_or(0))
+            },
+        );
+        mib.add_ro_list(
+            &format!("user.{name}.wait_hist"),
+            "Waits on the run queue by length: log buckets (as kern.sched.hist_us)",
+            move |c| get(c).stats(pid).wait_hist.counts().to_vec(),
+        );
     }
 }
 
