@@ -460,3 +460,23 @@ fn a_lone_process_gets_all_the_user_cpu() {
     assert!(s.expiries >= 39, "a quantum each 100 ms: {s:?}");
     assert_eq!(u.sim.k.runq.switches, s.runs);
 }
+
+/// compare's rows carry every user process's part of the CPU: udp-sink,
+/// http and the interactive process, whose shares of the user CPU add up
+/// to 100 % and whose CPU % add up to the row's user CPU less the `-w`
+/// observer's (none on virtual time).
+#[test]
+fn compare_rows_carry_each_processs_share() {
+    let r = point(&mode("polling:burst_max=1000"), 400e3, WORK_NS, 3);
+    let names: Vec<&str> = r.procs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{:?}", r.procs);
+    for n in ["udp_sink", "http", "interactive"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let share: f64 = r.procs.iter().map(|p| p.share_pct).sum();
+    assert!((share - 100.0).abs() < 0.01, "{:?}", r.procs);
+    let cpu: f64 = r.procs.iter().map(|p| p.cpu_pct).sum();
+    assert!((cpu - r.cp_time_pct.user).abs() < 0.1, "{cpu} vs {r:#?}");
+    let ia = r.procs.iter().find(|p| p.name == "interactive").unwrap();
+    assert!(ia.waits > 0 && ia.wait_mean_us.is_some(), "{ia:?}");
+}
