@@ -10,7 +10,8 @@
 //!   kernel work included); then it goes to the tail of its priority's
 //!   queue and the head of the best queue runs (round robin among equals).
 //!   The default is 4BSD's `SCHED_QUANTUM` (`hz / 10` ticks), which
-//!   `kern.sched.quantum` reads as 100000 µs at any `kern.hz`.
+//!   `kern.sched.quantum` reads as 100000 µs at any `kern.hz` (ULE's
+//!   default slice is close: `realstathz / 10`, 12 ticks of 127 Hz, ~94 ms).
 //! - **Blocking and waking.** A process with nothing to do gives up the
 //!   rest of its quantum. When it has work again it wakes at its sleep
 //!   priority, a kernel priority better than any user priority (4.4BSD's
