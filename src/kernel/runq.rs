@@ -351,7 +351,7 @@ impl RunQueue {
 type ProcNode = (&'static str, &'static str, fn(&ProcStats) -> u64);
 
 /// Every integer node of a process's account.
-pub const PROC_NODES: [ProcNode; 8] = [
+pub const PROC_NODES: [ProcNode; 9] = [
     ("cpu_ns", "CPU time the process used, in ns", |s| s.cpu_ns),
     ("runs", "Times the process was switched in", |s| s.runs),
     (
@@ -364,6 +364,9 @@ pub const PROC_NODES: [ProcNode; 8] = [
         "Time spent waiting on the run queue, in ns",
         |s| s.wait_ns,
     ),
+    ("wait_mean_us", "Mean wait on the run queue, us", |s| {
+        s.wait_ns.checked_div(s.waits).unwrap_or(0) / 1_000
+    }),
     (
         "wait_p99_us",
         "99th percentile of a wait on the run queue, us (to within 19 %)",

@@ -222,6 +222,7 @@ fn every_counter_moves_in_a_scripted_run() {
         // A lone process never waits behind another, nor is switched out;
         // the script is shorter than a quantum.
         "user.udp_sink.wait_ns",
+        "user.udp_sink.wait_mean_us",
         "user.udp_sink.wait_p99_us",
         "user.udp_sink.wait_max_us",
         "user.udp_sink.expiries",
