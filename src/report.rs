@@ -793,4 +793,45 @@ mod tests {
         );
         assert!(header_for(&b).ends_with("steal stall late99"));
     }
+
+    #[test]
+    fn process_columns_only_with_two_processes_each_its_cpu_of_the_interval() {
+        let at = |t: u64, procs: &[(&str, i64, i64, i64)]| {
+            let mut d = vec![("kern.sched.ticks".to_string(), Value::Int(5))];
+            for (name, cpu, waits, wait_ns) in procs {
+                let n = |leaf: &str| format!("user.{name}.{leaf}");
+                d.push((n("cpu_ns"), Value::Int(*cpu)));
+                d.push((n("waits"), Value::Int(*waits)));
+                d.push((n("wait_ns"), Value::Int(*wait_ns)));
+                d.push((n("share_pct"), Value::Int(50)));
+            }
+            Snapshot::from_dump(Nanos::from_secs(t), &d)
+        };
+        let lone = [
+            at(1, &[("udp_sink", 0, 0, 0)]),
+            at(2, &[("udp_sink", 5, 0, 0)]),
+        ];
+        assert_eq!(lone[1].procs.len(), 1);
+        assert_eq!(header_for(&lone[1]), header());
+        assert!(!line(&lone[0], &lone[1]).ends_with(' '));
+        let a = at(1, &[("http", 0, 0, 0), ("udp_sink", 0, 0, 0)]);
+        let b = at(
+            2,
+            &[
+                ("http", 10_000_000, 4, 40_000),
+                ("udp_sink", 490_000_000, 1, 0),
+            ],
+        );
+        assert!(
+            header_for(&b).ends_with("http% sink%"),
+            "{}",
+            header_for(&b)
+        );
+        assert!(line(&a, &b).ends_with("   1.0  49.0"), "{}", line(&a, &b));
+        let w = ProcWindow::between(&a.procs, &b.procs, 1_000_000_000);
+        assert_eq!(w[0].name, "http");
+        assert!((w[0].share_pct - 2.0).abs() < 1e-9, "{w:?}");
+        assert_eq!(w[0].wait_mean_us, Some(10.0));
+        assert_eq!(w[1].wait_mean_us, Some(0.0));
+    }
 }
