@@ -131,6 +131,104 @@ pub struct Snapshot {
     pub host: Option<HostSnapshot>,
     /// The interactive process's account, if it runs.
     pub interactive: Option<InteractiveSnapshot>,
+    /// Every user process's account on the run queue, in pid order.
+    pub procs: Vec<ProcSnapshot>,
+}
+
+/// A user process's account at one instant (`user.<name>.cpu_ns`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcSnapshot {
+    /// Its name under `user.`.
+    pub name: String,
+    /// `cpu_ns`.
+    pub cpu_ns: u64,
+    /// `runs`.
+    pub runs: u64,
+    /// `waits`.
+    pub waits: u64,
+    /// `wait_ns`.
+    pub wait_ns: u64,
+    /// `wait_hist`.
+    pub wait_hist: Hist,
+    /// `expiries`.
+    pub expiries: u64,
+    /// `preempted`.
+    pub preempted: u64,
+}
+
+/// What a user process got over a window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcWindow {
+    /// Its name under `user.`.
+    pub name: String,
+    /// CPU time it used, ns.
+    pub cpu_ns: u64,
+    /// Percent of the window.
+    pub cpu_pct: f64,
+    /// Percent of every user process's CPU time in the window.
+    pub share_pct: f64,
+    /// Waits on the run queue.
+    pub waits: u64,
+    /// Mean wait, µs (`None` without a wait).
+    pub wait_mean_us: Option<f64>,
+    /// p99 wait (bucket upper bound, within 19 %), µs.
+    pub wait_p99_us: Option<u64>,
+    /// Quanta that ran out.
+    pub expiries: u64,
+    /// Times a waking process switched it out.
+    pub preempted: u64,
+}
+
+impl ProcWindow {
+    /// Every process's window from `a` to `b`, `window_ns` long, matched by
+    /// name.
+    pub fn between(a: &[ProcSnapshot], b: &[ProcSnapshot], window_ns: u64) -> Vec<ProcWindow> {
+        let deltas: Vec<(&ProcSnapshot, ProcSnapshot)> = b
+            .iter()
+            .map(|pb| {
+                let pa = a
+                    .iter()
+                    .find(|p| p.name == pb.name)
+                    .cloned()
+                    .unwrap_or_default();
+                (pb, pa)
+            })
+            .collect();
+        let total: u64 = deltas
+            .iter()
+            .map(|(b, a)| b.cpu_ns.saturating_sub(a.cpu_ns))
+            .sum();
+        deltas
+            .into_iter()
+            .map(|(b, a)| {
+                let cpu_ns = b.cpu_ns.saturating_sub(a.cpu_ns);
+                let waits = b.waits.saturating_sub(a.waits);
+                let wait_ns = b.wait_ns.saturating_sub(a.wait_ns);
+                let pct = |x: u64, of: u64| {
+                    if of == 0 {
+                        0.0
+                    } else {
+                        x as f64 * 100.0 / of as f64
+                    }
+                };
+                ProcWindow {
+                    name: b.name.clone(),
+                    cpu_ns,
+                    cpu_pct: pct(cpu_ns, window_ns),
+                    share_pct: pct(cpu_ns, total),
+                    waits,
+                    wait_mean_us: (waits > 0).then(|| wait_ns as f64 / waits as f64 / 1e3),
+                    wait_p99_us: b
+                        .wait_hist
+                        .delta(&a.wait_hist)
+                        .quantile(0.99)
+                        .map(|ns| ns / 1_000),
+                    expiries: b.expiries.saturating_sub(a.expiries),
+                    preempted: b.preempted.saturating_sub(a.preempted),
+                }
+            })
+            .collect()
+    }
 }
 
 /// The interactive process's account at one instant (`user.interactive.*`).
@@ -211,6 +309,31 @@ impl Snapshot {
                 }
                 continue;
             }
+            if let Some((proc_name, leaf)) =
+                name.strip_prefix("user.").and_then(|n| n.split_once('.'))
+                && PROC_LEAVES.contains(&leaf)
+            {
+                let p = match s.procs.iter().position(|p| p.name == proc_name) {
+                    Some(i) => &mut s.procs[i],
+                    None => {
+                        s.procs.push(ProcSnapshot {
+                            name: proc_name.to_string(),
+                            ..ProcSnapshot::default()
+                        });
+                        s.procs.last_mut().expect("just pushed")
+                    }
+                };
+                match leaf {
+                    "cpu_ns" => p.cpu_ns = int(v),
+                    "runs" => p.runs = int(v),
+                    "waits" => p.waits = int(v),
+                    "wait_ns" => p.wait_ns = int(v),
+                    "wait_hist" => p.wait_hist = list(v),
+                    "expiries" => p.expiries = int(v),
+                    _ => p.preempted = int(v),
+                }
+                continue;
+            }
             if let Some(leaf) = name.strip_prefix("user.interactive.") {
                 let i = s
                     .interactive
@@ -245,6 +368,28 @@ impl Snapshot {
     }
 }
 
+/// The leaves of a process's account that a snapshot reads.
+const PROC_LEAVES: [&str; 7] = [
+    "cpu_ns",
+    "runs",
+    "waits",
+    "wait_ns",
+    "wait_hist",
+    "expiries",
+    "preempted",
+];
+
+/// The `-w` column of a user process: its CPU, % of the interval.
+fn proc_column(name: &str) -> String {
+    let short = match name {
+        "udp_sink" => "sink",
+        "tcp_echo" => "echo",
+        "interactive" => "ia",
+        other => other,
+    };
+    format!("{short}%")
+}
+
 /// The host columns of the `-w` line: steal and stall time in % of the
 /// interval, and the p99 lateness of the clock interrupt in µs.
 const HOST_HEADER: &str = "steal stall late99";
@@ -262,6 +407,11 @@ pub fn header_for(snap: &Snapshot) -> String {
     }
     if snap.host.is_some() {
         h = format!("{h} {HOST_HEADER}");
+    }
+    if snap.procs.len() > 1 {
+        for p in &snap.procs {
+            h = format!("{h} {:>5}", proc_column(&p.name));
+        }
     }
     h
 }
@@ -304,6 +454,19 @@ pub fn line(a: &Snapshot, b: &Snapshot) -> String {
         b.lost_polls.saturating_sub(a.lost_polls)
     ) + &interactive_columns(a, b)
         + &host_columns(a, b, secs)
+        + &proc_columns(a, b)
+}
+
+/// With several user processes, each one's CPU in the interval, %.
+fn proc_columns(a: &Snapshot, b: &Snapshot) -> String {
+    if b.procs.len() < 2 {
+        return String::new();
+    }
+    let window = b.at.since(a.at).0;
+    ProcWindow::between(&a.procs, &b.procs, window)
+        .iter()
+        .map(|w| format!(" {:>5.1}", w.cpu_pct))
+        .collect()
 }
 
 fn interactive_columns(a: &Snapshot, b: &Snapshot) -> String {
@@ -498,10 +661,53 @@ pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
             i.late_max.0 / 1_000
         );
     }
-    if let Some(h) = Snapshot::take(k, mib, Nanos::ZERO).host {
+    let snap = Snapshot::take(k, mib, Nanos::ZERO);
+    if snap.procs.len() > 1 {
+        procs_summary(&mut out, k, &snap.procs);
+    }
+    if let Some(h) = snap.host {
         host_summary(&mut out, k, &h);
     }
     out
+}
+
+/// The user processes' account of the whole run, one line each.
+fn procs_summary(out: &mut String, k: &Kernel, procs: &[ProcSnapshot]) {
+    let elapsed = k.cpu.cp_time(k.cpu.last_switch()).total();
+    let _ = writeln!(
+        out,
+        "\nuser processes (kern.sched.quantum {} us; waits on the run queue, p99 within 19 %):",
+        k.runq.quantum.0 / 1_000
+    );
+    let _ = writeln!(
+        out,
+        "  {:<12} {:>10} {:>6} {:>7} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "process",
+        "cpu ms",
+        "cpu %",
+        "share %",
+        "waits",
+        "mean us",
+        "p99 us",
+        "expiries",
+        "preempted"
+    );
+    for w in ProcWindow::between(&[], procs, elapsed) {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+        let _ = writeln!(
+            out,
+            "  {:<12} {:>10.1} {:>6.1} {:>7.1} {:>9} {:>10} {:>10} {:>9} {:>9}",
+            w.name,
+            w.cpu_ns as f64 / 1e6,
+            w.cpu_pct,
+            w.share_pct,
+            w.waits,
+            opt(w.wait_mean_us.map(|v| format!("{v:.1}"))),
+            opt(w.wait_p99_us.map(|v| v.to_string())),
+            w.expiries,
+            w.preempted
+        );
+    }
 }
 
 /// The accounting of each interface, one line each, for the summary.
@@ -612,5 +818,46 @@ mod tests {
             line(&a, &b)
         );
         assert!(header_for(&b).ends_with("steal stall late99"));
+    }
+
+    #[test]
+    fn process_columns_only_with_two_processes_each_its_cpu_of_the_interval() {
+        let at = |t: u64, procs: &[(&str, i64, i64, i64)]| {
+            let mut d = vec![("kern.sched.ticks".to_string(), Value::Int(5))];
+            for (name, cpu, waits, wait_ns) in procs {
+                let n = |leaf: &str| format!("user.{name}.{leaf}");
+                d.push((n("cpu_ns"), Value::Int(*cpu)));
+                d.push((n("waits"), Value::Int(*waits)));
+                d.push((n("wait_ns"), Value::Int(*wait_ns)));
+                d.push((n("share_pct"), Value::Int(50)));
+            }
+            Snapshot::from_dump(Nanos::from_secs(t), &d)
+        };
+        let lone = [
+            at(1, &[("udp_sink", 0, 0, 0)]),
+            at(2, &[("udp_sink", 5, 0, 0)]),
+        ];
+        assert_eq!(lone[1].procs.len(), 1);
+        assert_eq!(header_for(&lone[1]), header());
+        assert!(!line(&lone[0], &lone[1]).ends_with(' '));
+        let a = at(1, &[("http", 0, 0, 0), ("udp_sink", 0, 0, 0)]);
+        let b = at(
+            2,
+            &[
+                ("http", 10_000_000, 4, 40_000),
+                ("udp_sink", 490_000_000, 1, 0),
+            ],
+        );
+        assert!(
+            header_for(&b).ends_with("http% sink%"),
+            "{}",
+            header_for(&b)
+        );
+        assert!(line(&a, &b).ends_with("   1.0  49.0"), "{}", line(&a, &b));
+        let w = ProcWindow::between(&a.procs, &b.procs, 1_000_000_000);
+        assert_eq!(w[0].name, "http");
+        assert!((w[0].share_pct - 2.0).abs() < 1e-9, "{w:?}");
+        assert_eq!(w[0].wait_mean_us, Some(10.0));
+        assert_eq!(w[1].wait_mean_us, Some(0.0));
     }
 }

@@ -7,9 +7,11 @@
 //! `user.interactive.slice_us` of CPU every `user.interactive.period_us`
 //! (100 µs every 10 ms by default, an editor or a shell echoing keys). It
 //! runs at user priority, so it competes with the kernel's interrupt and
-//! netisr work exactly as the other apps do; among user processes it goes
-//! first when due (a Unix scheduler favours a process that slept), cutting
-//! in between the 5 µs slices of another app's work.
+//! netisr work exactly as the other apps do; among user processes it is
+//! one process of the run queue ([`crate::kernel::runq`]): when a slice is
+//! due it wakes at its sleep priority and runs next, cutting in between
+//! the 5 µs slices of another app's work (a Unix scheduler favours a
+//! process that slept).
 //!
 //! Each slice's *lateness* is the time from when it was due to when it
 //! started, kept in a histogram (`user.interactive.late_hist`, with p50,

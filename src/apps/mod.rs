@@ -145,6 +145,22 @@ impl Apps {
         ]
     }
 
+    /// The user processes: each socket app with its index in token space
+    /// (`each` order), then the interactive process (no index), by their
+    /// names under `user.`.
+    pub fn processes(&self) -> Vec<(Option<usize>, &'static str)> {
+        let all = [
+            (self.udp_sink.is_some(), Some(0), "udp_sink"),
+            (self.tcp_echo.is_some(), Some(1), "tcp_echo"),
+            (self.http.is_some(), Some(2), "http"),
+            (self.interactive.is_some(), None, "interactive"),
+        ];
+        all.into_iter()
+            .filter(|(present, ..)| *present)
+            .map(|(_, i, name)| (i, name))
+            .collect()
+    }
+
     /// Start every app at `now`.
     pub fn start(&mut self, netisr: &mut Netisr, reactor: &mut Reactor, now: Nanos) {
         for (i, app) in self.each().into_iter().enumerate() {

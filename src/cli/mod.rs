@@ -182,6 +182,10 @@ pub struct RunArgs {
     /// With --sim: the flood's arrival process.
     #[arg(long, value_enum, default_value = "poisson", requires = "sim")]
     pub arrivals: crate::compare::sim::ArrivalKind,
+    /// With --sim: run the HTTP probe client (a GET to the http app every
+    /// 100 ms of virtual time, as compare's probe) on this link.
+    #[arg(long, value_enum, value_name = "LINK", requires = "sim")]
+    pub sim_probe: Option<crate::sim::ProbeLink>,
 }
 
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {

@@ -32,8 +32,11 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         seed: args.seed,
         apps: cfg.apps.clone(),
         sysctls,
-        probe: None,
+        probe: args.sim_probe,
     };
+    if args.sim_probe.is_some() && !cfg.apps.contains(&crate::apps::AppKind::Http) {
+        anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
+    }
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
     let mut sim = match &capture {
         Some(c) => Sim::new_wrapped(&scfg, |nic| Box::new(c.wrap(nic)))?,
@@ -72,6 +75,25 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     sim.run_until(end, &mut observe);
     println!("simulated: {} s of virtual time", duration.as_secs_f64());
     print!("{}", report::summary(&mut sim.k, &sim.mib));
+    if let Some(link) = args.sim_probe {
+        let r = sim.take_probe_results();
+        let mut ms = r.latencies_ms.clone();
+        ms.sort_by(f64::total_cmp);
+        // The value of rank ceil(pct % of n), as compare's probe columns.
+        let q = |pct: usize| {
+            ms.get((ms.len() * pct).div_ceil(100).saturating_sub(1))
+                .map_or("-".to_string(), |v| format!("{v:.2} ms"))
+        };
+        println!(
+            "\nprobe ({} link, every {} ms): {} answered, {} timeouts; latency p50 {}, p99 {}",
+            link.name(),
+            crate::sim::probe::EVERY.0 / 1_000_000,
+            ms.len(),
+            r.timeouts,
+            q(50),
+            q(99)
+        );
+    }
     drop(sim);
     super::pcap::finish(args, capture)
 }

@@ -280,6 +280,57 @@ impl InteractiveDiag {
     }
 }
 
+/// A user process over a window (`user.<name>.*`): its part of the CPU
+/// and how it waited on the run queue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcDiag {
+    /// Its name under `user.` (`udp_sink`, `http`, `interactive`, ...).
+    pub name: String,
+    /// CPU time it used, % of the window.
+    pub cpu_pct: f64,
+    /// Its part of every user process's CPU time, %.
+    pub share_pct: f64,
+    /// Waits on the run queue.
+    pub waits: u64,
+    /// Mean wait, µs (`None` without a wait).
+    pub wait_mean_us: Option<f64>,
+    /// p99 wait, µs (a log bucket's upper bound, within 19 %).
+    pub wait_p99_us: Option<u64>,
+    /// Quanta that ran out while it was on the CPU.
+    pub expiries: u64,
+    /// Times a waking process switched it out.
+    pub preempted: u64,
+}
+
+impl ProcDiag {
+    /// Every process's diagnostics between two accounts, `seconds` apart.
+    pub fn between(
+        a: &[crate::report::ProcSnapshot],
+        b: &[crate::report::ProcSnapshot],
+        seconds: f64,
+    ) -> Vec<ProcDiag> {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a window's length in ns fits a u64"
+        )]
+        let window_ns = (seconds.max(0.0) * 1e9) as u64;
+        crate::report::ProcWindow::between(a, b, window_ns)
+            .into_iter()
+            .map(|w| ProcDiag {
+                name: w.name,
+                cpu_pct: w.cpu_pct,
+                share_pct: w.share_pct,
+                waits: w.waits,
+                wait_mean_us: w.wait_mean_us,
+                wait_p99_us: w.wait_p99_us,
+                expiries: w.expiries,
+                preempted: w.preempted,
+            })
+            .collect()
+    }
+}
+
 /// `kern.polling.burst` sampled over a window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BurstStats {
@@ -373,6 +424,10 @@ pub struct Run {
     /// The interactive user process over the window (`null` without it).
     #[serde(default)]
     pub interactive: Option<InteractiveDiag>,
+    /// Every user process over the window, as the run queue shared the
+    /// user CPU among them (`user.<name>.*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub procs: Vec<ProcDiag>,
     /// A row: fewer clean trials than asked for, the least noisy others
     /// kept. A trial: the host took more than `--max-steal` of the CPU.
     #[serde(default)]
@@ -474,6 +529,8 @@ pub struct Measured {
     pub polling: Option<PollingDiag>,
     /// The interactive user process.
     pub interactive: Option<InteractiveDiag>,
+    /// Every user process.
+    pub procs: Vec<ProcDiag>,
 }
 
 impl Run {
@@ -502,6 +559,7 @@ impl Run {
             host: w.host,
             polling: w.polling,
             interactive: w.interactive,
+            procs: w.procs,
             ..Run::default()
         }
     }

@@ -17,7 +17,9 @@ use super::experiment::{
     parse_secs,
 };
 use super::mlfrr;
-use super::model::{CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run};
+use super::model::{
+    CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, ProcDiag, Results, Run,
+};
 use super::profile::Costs;
 use super::sweep::RECORDED_PARAMS;
 use crate::apps::AppKind;
@@ -151,17 +153,19 @@ struct Window {
     arrived: u64,
     nodes: std::collections::BTreeMap<String, pollsim_sysctl::Value>,
     interactive: Option<crate::report::InteractiveSnapshot>,
+    procs: Vec<crate::report::ProcSnapshot>,
 }
 
 impl Window {
     fn take(sim: &mut Sim) -> Window {
         let nodes = sim.mib.dump(&sim.k, "").unwrap_or_default();
-        let interactive = crate::report::Snapshot::from_dump(sim.now(), &nodes).interactive;
+        let snap = crate::report::Snapshot::from_dump(sim.now(), &nodes);
         Window {
             at: sim.now(),
             arrived: sim.arrived(),
             nodes: nodes.into_iter().collect(),
-            interactive,
+            interactive: snap.interactive,
+            procs: snap.procs,
         }
     }
 
@@ -226,6 +230,7 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
             .as_ref()
             .zip(b.interactive.as_ref())
             .map(|(a, b)| InteractiveDiag::from_window(&InteractiveWindow::between(a, b))),
+        procs: ProcDiag::between(&a.procs, &b.procs, secs),
     })
 }
 

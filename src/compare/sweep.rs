@@ -26,7 +26,9 @@ use pollsim_sysctl::Value;
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
-use super::model::{CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, Run};
+use super::model::{
+    CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, ProcDiag, Run,
+};
 use crate::flood::{self, FloodArgs};
 use crate::kernel::time::Nanos;
 use crate::{lab, report};
@@ -491,6 +493,7 @@ fn point(
         host: host_window(a, b, seconds),
         polling: Some(PollingDiag::from_counters(d, burst)),
         interactive: interactive_window(a, b),
+        procs: ProcDiag::between(&a.report.procs, &b.report.procs, seconds),
     })
 }
 
@@ -513,10 +516,11 @@ pub fn host_window(a: &Snapshot, b: &Snapshot, seconds: f64) -> Option<HostDiag>
 
 /// The knobs recorded in every run's `params`, as read back from the
 /// instance (the value that ran).
-pub const RECORDED_PARAMS: [&str; 33] = [
+pub const RECORDED_PARAMS: [&str; 34] = [
     "kern.hz",
     "machdep.idle",
     "kern.sched.stall_compensate",
+    "kern.sched.quantum",
     "dev.tap0.discipline",
     "dev.tap1.discipline",
     "kern.polling.user_frac",

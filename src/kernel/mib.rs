@@ -59,6 +59,12 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
             |k: &mut Kernel| k.cost.as_mut(),
         );
     }
+    super::runq::register_sysctl(
+        &mut mib,
+        &k.runq,
+        |k: &Kernel| &k.runq,
+        |k: &mut Kernel| &mut k.runq,
+    );
     k.apps.register_sysctl(
         &mut mib,
         |k: &Kernel| &k.apps,

@@ -20,6 +20,7 @@ pub mod netisr;
 pub mod netstat;
 pub mod poll;
 pub mod reactor;
+pub mod runq;
 pub mod sched;
 pub mod sockets;
 pub mod time;
@@ -43,6 +44,7 @@ use intr::IpIntrQ;
 use netisr::Netisr;
 use poll::PollEngine;
 use reactor::{Event, Reactor, Token};
+use runq::{Pid, RunQueue};
 use time::{Hz, Nanos};
 
 /// How an interface delivers frames at start: its initial
@@ -163,8 +165,11 @@ pub struct Kernel {
     /// What the real-clock scheduler saw of the host (`kern.sched.*` host
     /// nodes, `machdep.idle`); untouched on virtual time.
     pub host: host::HostStats,
-    runq: VecDeque<Token>,
-    burn_left: Nanos,
+    /// The user processes' run queue (`kern.sched.quantum`, `user.<app>.*`
+    /// scheduling nodes).
+    pub runq: RunQueue,
+    /// What each process (by pid) is and has pending.
+    procs: Vec<UserProc>,
     events: Vec<Event>,
     egress_pending: bool,
 }
@@ -187,6 +192,8 @@ pub struct KernelConfig {
 impl Kernel {
     /// A kernel with no interface yet and its apps not started, idle at `now`.
     pub fn new(cfg: &KernelConfig, now: Nanos) -> Kernel {
+        let apps = Apps::new(&cfg.apps);
+        let (runq, procs) = user_procs(&apps);
         Kernel {
             hz: cfg.hz,
             ifs: Vec::new(),
@@ -197,13 +204,13 @@ impl Kernel {
             ipintrq: IpIntrQ::new(intr::IPINTRQ_MAXLEN_DEFAULT),
             netisr: Netisr::new(),
             reactor: Reactor::new(),
-            apps: Apps::new(&cfg.apps),
+            apps,
             cpu: Cpu::new(now),
             sched: SchedStats::default(),
             cost: None,
             host: host::HostStats::default(),
-            runq: VecDeque::new(),
-            burn_left: Nanos::ZERO,
+            runq,
+            procs,
             events: Vec::with_capacity(EVENT_BATCH),
             egress_pending: false,
         }
@@ -564,26 +571,26 @@ impl Kernel {
         }
     }
 
-    /// Whether a user process has work at `now`.
+    /// Whether a user process has work at `now` (or may have: readiness
+    /// the reactor has not delivered yet).
     pub fn user_runnable(&self, now: Nanos) -> bool {
-        self.burn_left > Nanos::ZERO
-            || !self.runq.is_empty()
-            || self.reactor.has_events()
-            || self
-                .apps
-                .interactive
-                .as_ref()
-                .is_some_and(|a| a.runnable(now))
+        self.reactor.has_events()
+            || (0..self.procs.len()).any(|p| proc_runnable(&self.procs, &self.apps, p, now))
     }
 
-    /// Whether user work is half done (a burn in progress).
+    /// Whether the process on the CPU is half way through its work (a burn
+    /// or a slice in progress).
     pub fn user_mid_work(&self) -> bool {
-        self.burn_left > Nanos::ZERO
-            || self
-                .apps
-                .interactive
-                .as_ref()
-                .is_some_and(|a| a.mid_slice())
+        self.runq
+            .current()
+            .is_some_and(|p| match self.procs[p].kind {
+                ProcKind::Interactive => self
+                    .apps
+                    .interactive
+                    .as_ref()
+                    .is_some_and(|a| a.mid_slice()),
+                ProcKind::Sockets(_) => self.procs[p].burn_left > Nanos::ZERO,
+            })
     }
 
     /// When a user process that sleeps now next wants the CPU (the
@@ -592,27 +599,83 @@ impl Kernel {
         self.apps.interactive.as_ref().and_then(|a| a.next_due())
     }
 
-    /// One unit of user work: a slice of the interactive process when it
-    /// is due (it goes first among user processes), else a slice of CPU
-    /// burn, or one app step.
+    /// One unit of user work: the processes that have work join the run
+    /// queue ([`Kernel::user_wake`]), the run queue picks one
+    /// ([`RunQueue::pick`]: round robin with a quantum, a waking process of
+    /// better priority first), and it does one unit: a slice of CPU burn
+    /// (the interactive process's, or what an app's last step costs), or
+    /// one app step. The CPU time it took is charged to it.
     pub fn user_step(&mut self, now: Nanos, clock: &mut dyn Clock) {
         self.sched.user_steps += 1;
-        if let Some(a) = self.apps.interactive.as_mut().filter(|a| a.runnable(now)) {
-            clock.burn(a.step(now, USER_SLICE));
+        self.user_wake(now);
+        let (procs, apps) = (&self.procs, &self.apps);
+        let Some(pid) = self.runq.pick(now, &|p| proc_runnable(procs, apps, p, now)) else {
             return;
-        }
-        if self.burn_left > Nanos::ZERO {
-            let slice = Nanos(self.burn_left.0.min(USER_SLICE.0));
-            clock.burn(slice);
-            self.burn_left = Nanos(self.burn_left.0 - slice.0);
-            return;
-        }
-        if self.runq.is_empty() {
+        };
+        let start = clock.now();
+        self.proc_step(pid, now, clock);
+        self.runq.charge(pid, clock.now().since(start));
+    }
+
+    /// Deliver readiness to the processes and put every sleeping process
+    /// that has work on the run queue. The reactor is polled when no socket
+    /// app has anything left to do, as a lone process calls epoll only
+    /// when it has handled every event, or, with several socket apps, when
+    /// it has events: each app blocks in its own epoll, and the one whose
+    /// socket is ready wakes while another runs.
+    fn user_wake(&mut self, now: Nanos) {
+        let socket_procs = self
+            .procs
+            .iter()
+            .filter(|p| matches!(p.kind, ProcKind::Sockets(_)))
+            .count();
+        let idle = self
+            .procs
+            .iter()
+            .all(|p| p.tokens.is_empty() && p.burn_left == Nanos::ZERO);
+        if socket_procs > 0 && (idle || (socket_procs > 1 && self.reactor.has_events())) {
             self.reactor
                 .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);
-            self.runq.extend(self.events.iter().map(|e| e.token));
+            for e in &self.events {
+                let app = e.token.0 / crate::apps::TOKEN_SPACE;
+                if let Some(p) = self
+                    .procs
+                    .iter_mut()
+                    .find(|p| p.kind == ProcKind::Sockets(app))
+                {
+                    p.tokens.push_back(e.token);
+                }
+            }
         }
-        let Some(token) = self.runq.pop_front() else {
+        for pid in 0..self.procs.len() {
+            if self.runq.is_sleeping(pid) && proc_runnable(&self.procs, &self.apps, pid, now) {
+                // The interactive process became runnable when its slice
+                // was due, though the CPU sees it only now.
+                let at = match self.procs[pid].kind {
+                    ProcKind::Interactive => self.user_next_due().map_or(now, |d| d.min(now)),
+                    ProcKind::Sockets(_) => now,
+                };
+                self.runq.wake(pid, at);
+            }
+        }
+    }
+
+    /// One unit of work of process `pid`.
+    fn proc_step(&mut self, pid: Pid, now: Nanos, clock: &mut dyn Clock) {
+        let p = &mut self.procs[pid];
+        if p.kind == ProcKind::Interactive {
+            if let Some(a) = self.apps.interactive.as_mut() {
+                clock.burn(a.step(now, USER_SLICE));
+            }
+            return;
+        }
+        if p.burn_left > Nanos::ZERO {
+            let slice = Nanos(p.burn_left.0.min(USER_SLICE.0));
+            clock.burn(slice);
+            p.burn_left = Nanos(p.burn_left.0 - slice.0);
+            return;
+        }
+        let Some(token) = p.tokens.pop_front() else {
             return;
         };
         let mut cx = UserCx {
@@ -625,10 +688,17 @@ impl Kernel {
         if cx.wrote {
             self.egress_pending = true;
         }
+        let p = &mut self.procs[pid];
         if step.more {
-            self.runq.push_front(token);
+            p.tokens.push_front(token);
         }
-        self.burn_left = step.work;
+        p.burn_left = step.work;
+    }
+
+    /// The pid of the user process named `name` (`udp_sink`, `tcp_echo`,
+    /// `http`, `interactive`).
+    pub fn user_pid(&self, name: &str) -> Option<Pid> {
+        self.runq.pid(name)
     }
 
     /// Refresh every NIC's status (link, `rx_missed`), as a status interrupt.
@@ -638,6 +708,52 @@ impl Kernel {
             ifn.counters.status_checks += 1;
             ifn.counters.link_up = st.link_up;
         }
+    }
+}
+
+/// What a user process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProcKind {
+    /// A socket app, by its index in token space (`token / TOKEN_SPACE`).
+    Sockets(usize),
+    /// The interactive process (no socket: runnable when a slice is due).
+    Interactive,
+}
+
+/// A user process: what it is and the work it has pending.
+#[derive(Debug)]
+struct UserProc {
+    kind: ProcKind,
+    /// Readiness delivered to it and not handled yet.
+    tokens: VecDeque<Token>,
+    /// CPU left of what its last step costs.
+    burn_left: Nanos,
+}
+
+/// One process per app, in `Apps::processes` order, all asleep.
+fn user_procs(apps: &Apps) -> (RunQueue, Vec<UserProc>) {
+    let mut runq = RunQueue::new();
+    let procs = apps
+        .processes()
+        .into_iter()
+        .map(|(index, name)| {
+            runq.add(name);
+            UserProc {
+                kind: index.map_or(ProcKind::Interactive, ProcKind::Sockets),
+                tokens: VecDeque::new(),
+                burn_left: Nanos::ZERO,
+            }
+        })
+        .collect();
+    (runq, procs)
+}
+
+/// Whether process `pid` has work at `now`.
+fn proc_runnable(procs: &[UserProc], apps: &Apps, pid: Pid, now: Nanos) -> bool {
+    let p = &procs[pid];
+    match p.kind {
+        ProcKind::Interactive => apps.interactive.as_ref().is_some_and(|a| a.runnable(now)),
+        ProcKind::Sockets(_) => p.burn_left > Nanos::ZERO || !p.tokens.is_empty(),
     }
 }
 

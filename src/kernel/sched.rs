@@ -8,6 +8,8 @@
 //! [`super::USER_SLICE`]) > idle (idle polling, or block in epoll until the
 //! next interrupt). A raised interrupt is thus served before the next
 //! netisr frame and before the next user slice: interrupts preempt.
+//! Within the user level, which process runs is the run queue's choice
+//! ([`super::runq`]: round robin with `kern.sched.quantum`, as 4BSD).
 //!
 //! Mirrors the priority levels of a BSD kernel (splimp/splnet/spl0) and the
 //! idle loop; differs in that "preemption" happens at unit boundaries (a

@@ -219,6 +219,14 @@ fn every_counter_moves_in_a_scripted_run() {
         "dev.virt0.udp_sockbuf_drops",
         "dev.virt0.stack_tx",
         "kern.reactor.registered",
+        // A lone process never waits behind another, nor is switched out;
+        // the script is shorter than a quantum.
+        "user.udp_sink.wait_ns",
+        "user.udp_sink.wait_mean_us",
+        "user.udp_sink.wait_p99_us",
+        "user.udp_sink.wait_max_us",
+        "user.udp_sink.expiries",
+        "user.udp_sink.preempted",
         // The real-clock scheduler's account of the host.
         "kern.sched.stalls",
         "kern.sched.hiccups",

@@ -344,3 +344,152 @@ fn the_quiet_link_stays_responsive_under_polling_and_not_in_livelock() {
         flooded.probe_ms
     );
 }
+
+/// The user level under a 400 kpps flood in polling mode, `burst_max`
+/// raised to 1000 so that the kernel delivers more than udp-sink can read
+/// (about 316k datagrams/s at 2 µs each: 63 % of the CPU, more than the
+/// 65 % the kernel leaves) and `rcvbuf` raised so that the sink always has
+/// data: the CPU never idles and the sink would take all the user CPU.
+/// Each process's CPU time over 4 virtual seconds after a 1 s warm-up, the
+/// user time of `kern.cp_time`, and the probe's results.
+struct UserLevel {
+    sim: Sim,
+    /// CPU time per process over the window, ns, by name.
+    cpu: Vec<(&'static str, u64)>,
+    /// `kern.cp_time` user over the window, ns.
+    user_ns: u64,
+    /// `kern.cp_time` idle over the window, ns.
+    idle_ns: u64,
+    window: Nanos,
+}
+
+fn user_level(apps: &[AppKind], probe: Option<ProbeLink>) -> UserLevel {
+    let mut sim = Sim::new(&SimConfig {
+        mode: Mode::Polling,
+        hz: Hz::DEFAULT,
+        pattern: ArrivalKind::Poisson.pattern(400e3),
+        seed: 17,
+        apps: apps.to_vec(),
+        sysctls: vec![
+            "kern.polling.burst_max=1000".to_string(),
+            "user.udp_sink.rcvbuf=4096".to_string(),
+        ],
+        probe,
+    })
+    .unwrap();
+    sim.run_for(Nanos::from_secs(1));
+    let cpu = |s: &Sim| -> Vec<u64> {
+        (0..s.k.runq.len())
+            .map(|p| s.k.runq.stats(p).cpu_ns)
+            .collect()
+    };
+    let user = |s: &Sim| s.k.cpu.cp_time(s.now()).0[0];
+    let idle = |s: &Sim| s.k.cpu.cp_time(s.now()).0[4];
+    let (cpu0, user0, idle0) = (cpu(&sim), user(&sim), idle(&sim));
+    sim.take_probe_results();
+    let window = Nanos::from_secs(4);
+    sim.run_for(window);
+    let cpu = cpu(&sim)
+        .iter()
+        .zip(cpu0)
+        .enumerate()
+        .map(|(p, (b, a))| (sim.k.runq.name(p), b - a))
+        .collect();
+    let user_ns = user(&sim) - user0;
+    let idle_ns = idle(&sim) - idle0;
+    UserLevel {
+        sim,
+        cpu,
+        user_ns,
+        idle_ns,
+        window,
+    }
+}
+
+impl UserLevel {
+    fn cpu(&self, name: &str) -> u64 {
+        self.cpu.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+}
+
+/// The acceptance of the fair share. A process's *fair slice* of the user
+/// CPU is min(its demand, user CPU / runnable processes): a process that
+/// wants less than an equal part gets all it wants, one that wants more
+/// gets at least an equal part. Demands here: the interactive process
+/// wants `slice_us` every `period_us`; udp-sink wants more than the whole
+/// user share (its socket buffer overflows); the http app serves the
+/// probe's GET every 100 ms (its steps cost no CPU on virtual time, so its
+/// slice is that every probe is served).
+#[test]
+fn under_a_polling_flood_the_interactive_process_and_the_probe_get_their_fair_slice() {
+    let apps = [AppKind::UdpSink, AppKind::Http, AppKind::Interactive];
+    let mut u = user_level(&apps, Some(ProbeLink::Quiet));
+    let w = u.window.0;
+    // Overload: the CPU never idles; the user share polling guarantees
+    // (user_frac = 50 %) is there, and it is the processes'.
+    assert!(u.idle_ns * 1000 < w, "idle {} of {w} ns", u.idle_ns);
+    assert!(
+        u.user_ns * 100 >= w * 50,
+        "user {} of {w} ns: polling leaves user_frac = 50 %",
+        u.user_ns
+    );
+    let procs: u64 = u.cpu.iter().map(|(_, c)| c).sum();
+    assert_eq!(procs, u.user_ns, "every user ns is some process's");
+    let equal = u.user_ns / 3;
+    let ia = u.sim.k.apps.interactive.clone().unwrap();
+    let demand = w / (ia.period_us * 1_000) * ia.slice_us * 1_000;
+    let fair = demand.min(equal);
+    // One slice may be under way at either end of the window.
+    let slice = ia.slice_us * 1_000;
+    assert!(
+        u.cpu("interactive") + slice >= fair,
+        "interactive got {} ns, fair slice {fair} ({:?})",
+        u.cpu("interactive"),
+        u.cpu
+    );
+    assert_eq!(ia.missed(u.sim.now()), 0, "no slice missed");
+    // udp-sink wanted more than everything: the rest is its.
+    assert!(u.sim.k.netisr.stats().udp_sockbuf_drops > 0);
+    assert!(u.cpu("udp_sink") >= equal, "{:?}", u.cpu);
+    // The probe: every GET answered, none timed out.
+    let r = u.sim.take_probe_results();
+    assert!(r.latencies_ms.len() >= 39, "{r:?}");
+    assert_eq!(r.timeouts, 0, "{r:?}");
+    let http = u.sim.k.user_pid("http").unwrap();
+    assert!(u.sim.k.runq.stats(http).runs >= r.latencies_ms.len() as u64);
+}
+
+/// Alone, udp-sink gets all the user CPU under the same flood: every ns
+/// of `kern.cp_time` user is its, it never waits behind another process,
+/// and its quanta run out with nobody to give way to.
+#[test]
+fn a_lone_process_gets_all_the_user_cpu() {
+    let u = user_level(&[AppKind::UdpSink], None);
+    assert_eq!(u.cpu("udp_sink"), u.user_ns);
+    assert!(u.user_ns * 100 >= u.window.0 * 50, "{}", u.user_ns);
+    assert!(u.idle_ns * 1000 < u.window.0, "{}", u.idle_ns);
+    let s = u.sim.k.runq.stats(0);
+    assert_eq!((s.wait_ns, s.preempted), (0, 0), "{s:?}");
+    assert!(s.expiries >= 39, "a quantum each 100 ms: {s:?}");
+    assert_eq!(u.sim.k.runq.switches, s.runs);
+}
+
+/// compare's rows carry every user process's part of the CPU: udp-sink,
+/// http and the interactive process, whose shares of the user CPU add up
+/// to 100 % and whose CPU % add up to the row's user CPU less the `-w`
+/// observer's (none on virtual time).
+#[test]
+fn compare_rows_carry_each_processs_share() {
+    let r = point(&mode("polling:burst_max=1000"), 400e3, WORK_NS, 3);
+    let names: Vec<&str> = r.procs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{:?}", r.procs);
+    for n in ["udp_sink", "http", "interactive"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let share: f64 = r.procs.iter().map(|p| p.share_pct).sum();
+    assert!((share - 100.0).abs() < 0.01, "{:?}", r.procs);
+    let cpu: f64 = r.procs.iter().map(|p| p.cpu_pct).sum();
+    assert!((cpu - r.cp_time_pct.user).abs() < 0.1, "{cpu} vs {r:#?}");
+    let ia = r.procs.iter().find(|p| p.name == "interactive").unwrap();
+    assert!(ia.waits > 0 && ia.wait_mean_us.is_some(), "{ia:?}");
+}
