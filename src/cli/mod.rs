@@ -10,10 +10,9 @@ mod compare;
 mod compare_sim;
 mod pcap;
 mod run_sim;
+pub mod signals;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
@@ -324,22 +323,22 @@ pub fn main() -> ExitCode {
         Cmd::Bench(cmd) => bench::main(&cmd),
         Cmd::Calibrate => calibrate::main(),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pollsim: {e:#}");
-            ExitCode::from(2)
-        }
+    if let Err(e) = &result {
+        eprintln!("pollsim: {e:#}");
+    }
+    // Stopped by a signal, after the cleanup: the status a shell expects.
+    match (signals::received(), result) {
+        (Some(sig), _) => ExitCode::from(signals::exit_status(sig)),
+        (None, Ok(())) => ExitCode::SUCCESS,
+        (None, Err(_)) => ExitCode::from(2),
     }
 }
 
-/// `pollsim flood`: Ctrl-C stops it early; the summary is printed anyway.
+/// `pollsim flood`: Ctrl-C (or SIGTERM, SIGHUP) stops it early; the
+/// summary is printed anyway.
 fn flood(args: &crate::flood::FloodArgs) -> anyhow::Result<()> {
     args.check()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
+    let stop = signals::stop_flag()?;
     crate::flood::main(args, &stop).map(|_| ())
 }
 
@@ -413,10 +412,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
     }
     k.start_apps();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
+    let stop = signals::stop_flag()?;
     eprintln!(
         "pollsim: running on {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
         ifs.iter()

@@ -136,8 +136,9 @@ impl Instance {
         }
         // A process group of its own: Ctrl-C in the terminal reaches only
         // compare, which stops its instances itself and still writes what
-        // it measured.
-        let mut child = cmd
+        // it measured. And dead with compare however compare ends (even
+        // by SIGKILL): an orphaned instance spins on a CPU for an hour.
+        let mut child = lab::die_with_parent(&mut cmd)
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
