@@ -45,13 +45,15 @@ pub fn in_new_netns<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
     })
 }
 
-/// Make the child that `cmd` will start die (SIGKILL) as soon as its
-/// parent does, even by SIGKILL: `PR_SET_PDEATHSIG` in the child before
-/// `exec`. The kernel sends it when the *thread* that forked the child
+/// Make the child that `cmd` will start receive `sig` as soon as its
+/// parent dies, however it dies (even by SIGKILL): `PR_SET_PDEATHSIG` in
+/// the child before `exec`. SIGKILL for a child that has nothing to clean
+/// up; SIGTERM for a `pollsim run`, which then stops as on Ctrl-C and
+/// removes its control socket (it installs its handler before it binds). The kernel sends it when the *thread* that forked the child
 /// exits, so spawn from a thread that outlives the child (the main thread,
 /// or the one that waits for it). A child whose parent died before the
 /// `prctl` took effect fails to start instead of running on unowned.
-pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
+pub fn die_with_parent(cmd: &mut Command, sig: nix::sys::signal::Signal) -> &mut Command {
     let parent = nix::unistd::getpid();
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec and only
@@ -59,7 +61,7 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     // it allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            nix::sys::prctl::set_pdeathsig(sig)?;
             if nix::unistd::getppid() != parent {
                 return Err(io::Error::other(
                     "the parent exited before the child started",
@@ -72,7 +74,11 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
 
 /// Run a command to completion, failing with its stderr.
 pub fn sh(cmd: &str, args: &[&str]) -> io::Result<()> {
-    let out = die_with_parent(Command::new(cmd).args(args)).output()?;
+    let out = die_with_parent(
+        Command::new(cmd).args(args),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .output()?;
     if out.status.success() {
         Ok(())
     } else {

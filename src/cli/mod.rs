@@ -387,6 +387,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if args.sim {
         return run_sim::run(args, &cfg, opts);
     }
+    // Before the socket exists: a signal from now on removes it on the way
+    // out (one before leaves nothing behind).
+    let stop = signals::stop_flag()?;
     // The name is checked first: a second instance must not get any further.
     let mut control = Control::bind(&args.name)?;
     if args.private_netns {
@@ -412,7 +415,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
     }
     k.start_apps();
-    let stop = signals::stop_flag()?;
     eprintln!(
         "pollsim: running on {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
         ifs.iter()
