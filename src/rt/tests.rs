@@ -154,9 +154,15 @@ fn a_slow_read_is_a_hiccup_and_no_lost_poll_when_compensated() {
         run(&mut k, &mut clock, 200, &mut || {});
         let h = &k.host;
         // The spin is a hiccup while the thread runs, a stall if the host
-        // also takes the CPU away in the middle of it.
-        assert!(h.hiccups >= 1, "{h:?}");
+        // also takes the CPU away in the middle of it (on a loaded host it
+        // may take most of it, and what is left is within the read's
+        // bound): either way the 3 ms are off the CPU's account.
         assert!(h.stall >= Nanos::from_millis(2), "{h:?}");
+        let host_took = Nanos(h.stall.0.saturating_sub(h.hiccup.0));
+        assert!(
+            h.hiccups >= 1 || host_took >= Nanos::from_millis(1),
+            "neither a hiccup nor a host stall: {h:?}"
+        );
         // A 3 ms poll handler overruns the tick: kern_poll counts a lost
         // poll, unless the hiccup is taken off the kernel's clock.
         let lost = k.poll.lost_polls();
