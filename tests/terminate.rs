@@ -78,7 +78,7 @@ fn sockets_with(prefix: &str) -> Vec<PathBuf> {
 
 /// Start a short, bounded `pollsim compare --quick` (one mode, five fixed
 /// rates, one trial, no MLFRR search, fixed work_ns: one calibration
-/// round), wait until its sweep instance runs, send it `sig`, and check
+/// round), wait until its sweep instance runs, send it `sig` twice, and check
 /// that its children and their sockets are gone within 20 s. Returns its
 /// exit code (None if the signal killed it), its stderr and the output
 /// directory.
@@ -123,7 +123,11 @@ fn compare_ended_by(sig: Signal) -> (Option<i32>, String, PathBuf) {
             .any(|(_, c)| c.starts_with(BIN) && c.contains(" run ")),
         "no pollsim run among compare's children: {kids:?}"
     );
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid.cast_signed()), sig).unwrap();
+    // Twice, as timeout(1) sends it (to the command, then to its group):
+    // the second must not cut the cleanup short.
+    let target = nix::unistd::Pid::from_raw(pid.cast_signed());
+    nix::sys::signal::kill(target, sig).unwrap();
+    nix::sys::signal::kill(target, sig).unwrap();
     let status = eventually(Duration::from_secs(60), || child.try_wait().unwrap());
     let Some(status) = status else {
         let _ = child.kill();
@@ -176,21 +180,32 @@ fn sigterm_and_sighup_stop_run_like_ctrl_c_with_128_plus_the_signal() {
         return;
     }
     for (sig, want) in [(Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
-        with_tap(|| {
-            let run = Running::start(&[]);
-            let path = pollsim::ctl::socket_path(&run.name);
-            assert!(path.exists());
-            assert_eq!(run.int("kern.hz"), 1000);
-            let (code, summary) = run.stop_with(sig);
-            assert_eq!(code, Some(want), "{sig}:\n{}", summary.text);
-            // The summary of a Ctrl-C, and the socket removed.
-            assert!(
-                summary.text.contains("balance: ok"),
-                "{sig}:\n{}",
-                summary.text
-            );
-            assert!(!path.exists(), "{sig}: {} left behind", path.display());
-        });
+        // Alone, and after a SIGINT (as an instance compare is stopping
+        // gets SIGTERM from PR_SET_PDEATHSIG if compare dies): the second
+        // signal does not cut the cleanup short (the status is that of
+        // whichever came last before the exit).
+        for after_sigint in [false, true] {
+            with_tap(|| {
+                let run = Running::start(&[]);
+                let path = pollsim::ctl::socket_path(&run.name);
+                assert!(path.exists());
+                assert_eq!(run.int("kern.hz"), 1000);
+                if after_sigint {
+                    let pid = nix::unistd::Pid::from_raw(run.pid().cast_signed());
+                    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+                }
+                let (code, summary) = run.stop_with(sig);
+                let ok = code == Some(want) || (after_sigint && code == Some(130));
+                assert!(ok, "{sig} (after SIGINT: {after_sigint}): exit {code:?}");
+                // The summary of a Ctrl-C, and the socket removed.
+                assert!(
+                    summary.text.contains("balance: ok"),
+                    "{sig}:\n{}",
+                    summary.text
+                );
+                assert!(!path.exists(), "{sig}: {} left behind", path.display());
+            });
+        }
     }
 }
 

@@ -1,10 +1,14 @@
 //! SIGINT, SIGTERM and SIGHUP, all three the same way: the first one asks
 //! the command to stop (it stops its children, writes its summary or
 //! results and removes its socket and namespace on the way out), and the
-//! command then exits with 128 + the signal's number, as a shell reports a
-//! process killed by it (130, 143, 129). A second one of them, while the
-//! command is still cleaning up, kills it at once by the signal's default
-//! action (children still die with it: see [`crate::lab::die_with_parent`]).
+//! command then exits with 128 + the signal's number (of the latest, if
+//! several came), as a shell reports a process killed by it (130, 143,
+//! 129). Later ones do not cut the cleanup short. (A second signal that killed at once would
+//! break it twice over: timeout(1) sends its signal to the command and
+//! again to its process group, and an instance that compare is stopping
+//! gets SIGINT from compare and then, if compare dies, SIGTERM from
+//! PR_SET_PDEATHSIG. SIGKILL still ends a command at once, and its
+//! children with it: see [`crate::lab::die_with_parent`].)
 //!
 //! signal-hook rather than ctrlc: ctrlc (even with its `termination`
 //! feature) runs one callback and does not say which signal came, and the
@@ -20,7 +24,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 /// The signals that stop a command.
 pub const STOP_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
-/// The stop flag and the number of the first signal (0 before one came).
+/// The stop flag and the number of the latest signal (0 before one came).
 struct Installed {
     stop: Arc<AtomicBool>,
     which: Arc<AtomicUsize>,
@@ -37,9 +41,6 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let which = Arc::new(AtomicUsize::new(0));
     for sig in STOP_SIGNALS {
-        // In this order: the default action only if a signal came before.
-        signal_hook::flag::register_conditional_default(sig, Arc::clone(&stop))
-            .context("installing the signal handlers")?;
         let n = usize::try_from(sig).unwrap_or_default();
         signal_hook::flag::register_usize(sig, Arc::clone(&which), n)
             .context("installing the signal handlers")?;
@@ -53,7 +54,8 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// The signal that stopped the command, if one did.
+/// The signal that stopped the command, if one did (the latest, if
+/// several came).
 pub fn received() -> Option<i32> {
     let n = INSTALLED.get()?.which.load(Ordering::SeqCst);
     i32::try_from(n).ok().filter(|&n| n > 0)
@@ -83,6 +85,9 @@ mod tests {
         assert_eq!(received(), None);
         signal_hook::low_level::raise(SIGHUP).unwrap();
         assert!(stop.load(Ordering::SeqCst));
+        assert_eq!(received(), Some(SIGHUP));
+        // A second one (as timeout(1) sends) does not kill.
+        signal_hook::low_level::raise(SIGHUP).unwrap();
         assert_eq!(received(), Some(SIGHUP));
         assert!(Arc::ptr_eq(&stop, &stop_flag().unwrap()));
     }
