@@ -140,6 +140,10 @@ impl Control {
             },
         };
         std::fs::create_dir_all(RUN_DIR).map_err(|e| io("creating", e))?;
+        // Held until the socket listens: no other instance's sweep can take
+        // it for dead between bind(2) and listen(2).
+        let _lock = lock_dir(Path::new(RUN_DIR)).map_err(|e| io("locking", e))?;
+        sweep_stale(Path::new(RUN_DIR));
         if path.exists() {
             match UnixStream::connect(&path) {
                 Ok(_) => {
@@ -298,8 +302,87 @@ fn flush(c: &mut Client) {
     }
 }
 
+/// Lock `dir` (an exclusive flock(2) on `dir/.lock`) for as long as the
+/// guard lives. Every instance takes it to sweep and bind.
+fn lock_dir(dir: &Path) -> io::Result<nix::fcntl::Flock<std::fs::File>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io::Error::from(e))
+}
+
+/// Remove the control sockets in `dir` that nobody listens on any more:
+/// files that are sockets and refuse a connection (ECONNREFUSED), left by
+/// an instance that was killed. Anything else is left alone: a socket
+/// that accepts (a live instance), one that cannot be reached for another
+/// reason, and files that are not sockets. Returns what it removed.
+pub fn sweep_stale(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_socket = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+        if !is_socket {
+            continue;
+        }
+        let refused = matches!(UnixStream::connect(&path),
+            Err(err) if err.kind() == ErrorKind::ConnectionRefused);
+        if refused && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 impl Drop for Control {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_only_sockets_that_refuse_a_connection() {
+        let dir = std::env::temp_dir().join(format!("pollsim-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dead = dir.join("dead.sock");
+        drop(UnixListener::bind(&dead).unwrap()); // bound, then its owner gone
+        let live = dir.join("live.sock");
+        let listener = UnixListener::bind(&live).unwrap();
+        let plain = dir.join("plain.sock");
+        std::fs::write(&plain, b"not a socket").unwrap();
+        let removed = sweep_stale(&dir);
+        assert_eq!(removed, vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(live.exists() && plain.exists());
+        drop(listener);
+        assert_eq!(sweep_stale(&dir), vec![live.clone()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_directory_lock_is_exclusive() {
+        let dir = std::env::temp_dir().join(format!("pollsim-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = lock_dir(&dir).unwrap();
+        let f = std::fs::File::open(dir.join(".lock")).unwrap();
+        let again = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock);
+        assert!(
+            again.is_err(),
+            "a second lock must wait while the first is held"
+        );
+        drop(held);
+        let f = std::fs::File::open(dir.join(".lock")).unwrap();
+        assert!(nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

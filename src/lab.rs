@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -44,9 +45,40 @@ pub fn in_new_netns<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
     })
 }
 
+/// Make the child that `cmd` will start receive `sig` as soon as its
+/// parent dies, however it dies (even by SIGKILL): `PR_SET_PDEATHSIG` in
+/// the child before `exec`. SIGKILL for a child that has nothing to clean
+/// up; SIGTERM for a `pollsim run`, which then stops as on Ctrl-C and
+/// removes its control socket (it installs its handler before it binds). The kernel sends it when the *thread* that forked the child
+/// exits, so spawn from a thread that outlives the child (the main thread,
+/// or the one that waits for it). A child whose parent died before the
+/// `prctl` took effect fails to start instead of running on unowned.
+pub fn die_with_parent(cmd: &mut Command, sig: nix::sys::signal::Signal) -> &mut Command {
+    let parent = nix::unistd::getpid();
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes two syscalls, prctl(2) and getppid(2), both async-signal-safe;
+    // it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(sig)?;
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other(
+                    "the parent exited before the child started",
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Run a command to completion, failing with its stderr.
 pub fn sh(cmd: &str, args: &[&str]) -> io::Result<()> {
-    let out = Command::new(cmd).args(args).output()?;
+    let out = die_with_parent(
+        Command::new(cmd).args(args),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .output()?;
     if out.status.success() {
         Ok(())
     } else {

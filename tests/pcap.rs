@@ -196,6 +196,15 @@ fn connections_close_without_a_reset_or_a_retransmitted_fin() {
             // A lost last ACK shows as the client's FIN sent again after
             // its RTO (200 ms at least), and answered with a RST.
             std::thread::sleep(Duration::from_millis(700));
+            let mut active = 0;
+            let closed = util::eventually(Duration::from_secs(30), || {
+                active = run.int("user.http.active");
+                (active == 0).then_some(())
+            });
+            assert!(
+                closed.is_some(),
+                "{mode}: {active} http connections still active"
+            );
             let sum = run.stop();
             assert_eq!(sum.int("user.http.active"), 0, "{}", sum.text);
             let rst = tshark(

@@ -63,7 +63,13 @@ fn serve_in(mode: &str) {
         udp.send_to(b"counted", sock(9)).expect("send");
         std::thread::sleep(Duration::from_micros(200));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Sent is not yet read: wait until the sink has them all.
+    let mut read = 0;
+    let all = util::eventually(Duration::from_secs(30), || {
+        read = run.int("user.udp_sink.datagrams");
+        (read == 200).then_some(())
+    });
+    assert!(all.is_some(), "the sink read {read} of 200 datagrams");
     let s = run.stop();
     assert_eq!(s.int("user.udp_sink.datagrams"), 200, "{}", s.text);
     assert_eq!(s.int("user.tcp_echo.connections"), 4);
@@ -113,7 +119,14 @@ fn account_burst(mode: &str) {
     const N: u64 = 30_000;
     let b = lab::udp_blast(sock(9), 18, N, None, Duration::from_secs(20)).expect("blast");
     assert_eq!(b.sent, N, "the sender was cut short: {b:?}");
-    std::thread::sleep(Duration::from_millis(500));
+    // Every frame is taken from the tap or dropped at it, once the ring
+    // has drained (slower on a loaded host): wait for it.
+    let mut seen = 0;
+    let drained = util::eventually(Duration::from_secs(30), || {
+        seen = run.int("dev.tap0.rx_packets") + run.int("dev.tap0.rx_missed");
+        (seen >= N).then_some(())
+    });
+    assert!(drained.is_some(), "{seen} of {N} frames taken or missed");
     let s = run.stop();
     let missed = s.int("dev.tap0.rx_missed");
     let received = s.int("dev.tap0.rx_packets");

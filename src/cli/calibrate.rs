@@ -232,9 +232,8 @@ fn sweep_args() -> CompareArgs {
 /// Fit rx, proto and intr to a real quick sweep of interrupt and polling;
 /// the sweep and the host's steal during its host check.
 fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<(Results, f64)> {
-    use std::sync::atomic::AtomicBool;
     let args = sweep_args();
-    let stop = AtomicBool::new(false);
+    let stop = super::signals::stop_flag()?;
     let mut steal = 0.0;
     let real = experiment::run(&args, &stop, &mut |e| match e {
         Event::Host(c) => {
@@ -246,6 +245,9 @@ fn real_sweep_fit(m: &mut CostModel) -> anyhow::Result<(Results, f64)> {
         }
         Event::Planned(_) => {}
     })?;
+    if super::signals::received().is_some() {
+        bail!("stopped before the sweep ended: no profile written");
+    }
     fit(&real, Hz::DEFAULT.get(), m)?;
     Ok((real, steal))
 }

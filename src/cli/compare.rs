@@ -2,10 +2,7 @@
 //! results.csv, results.json and livelock.svg.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use anyhow::Context as _;
+use std::sync::atomic::Ordering;
 
 use crate::compare::experiment::{self, CompareArgs, Event};
 use crate::compare::{output, sweep};
@@ -34,10 +31,7 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
     }
     // Before any thread exists, so that every later thread and child is inside.
     sweep::enter_lab()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
+    let stop = super::signals::stop_flag()?;
     eprintln!("pollsim compare: watching the host for a second, then calibrating...");
     let mut bar = Progress::new(args.json);
     let results = experiment::run(args, &stop, &mut |e| bar.event(e))?;

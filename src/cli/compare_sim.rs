@@ -40,16 +40,11 @@ pub fn main(args: &CompareArgs) -> anyhow::Result<()> {
 /// mode the relative difference of the peak and of the delivered rate at
 /// the highest offered load (`fidelity.json`).
 fn vs_real(args: &CompareArgs, costs: &Costs) -> anyhow::Result<()> {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     if !crate::lab::is_root() {
         anyhow::bail!("--vs-real needs root: the real half runs on a tap in a private namespace");
     }
     crate::compare::sweep::enter_lab()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
+    let stop = super::signals::stop_flag()?;
     eprintln!("pollsim compare --vs-real: the real sweep first...");
     let mut bar = super::compare::Progress::new(args.json);
     let real = crate::compare::experiment::run(args, &stop, &mut |e| bar.event(e))?;

@@ -10,10 +10,9 @@ mod compare;
 mod compare_sim;
 mod pcap;
 mod run_sim;
+pub mod signals;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
@@ -348,22 +347,22 @@ pub fn main() -> ExitCode {
         Cmd::Bench(cmd) => bench::main(&cmd),
         Cmd::Calibrate(args) => calibrate::main(&args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pollsim: {e:#}");
-            ExitCode::from(2)
-        }
+    if let Err(e) = &result {
+        eprintln!("pollsim: {e:#}");
+    }
+    // Stopped by a signal, after the cleanup: the status a shell expects.
+    match (signals::received(), result) {
+        (Some(sig), _) => ExitCode::from(signals::exit_status(sig)),
+        (None, Ok(())) => ExitCode::SUCCESS,
+        (None, Err(_)) => ExitCode::from(2),
     }
 }
 
-/// `pollsim flood`: Ctrl-C stops it early; the summary is printed anyway.
+/// `pollsim flood`: Ctrl-C (or SIGTERM, SIGHUP) stops it early; the
+/// summary is printed anyway.
 fn flood(args: &crate::flood::FloodArgs) -> anyhow::Result<()> {
     args.check()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
+    let stop = signals::stop_flag()?;
     crate::flood::main(args, &stop).map(|_| ())
 }
 
@@ -412,6 +411,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if args.sim {
         return run_sim::run(args, &cfg, opts);
     }
+    // Before the socket exists: a signal from now on removes it on the way
+    // out (one before leaves nothing behind).
+    let stop = signals::stop_flag()?;
     // The name is checked first: a second instance must not get any further.
     let mut control = Control::bind(&args.name)?;
     if args.private_netns {
@@ -437,10 +439,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
     }
     k.start_apps();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
     eprintln!(
         "pollsim: running on {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
         ifs.iter()

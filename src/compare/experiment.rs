@@ -196,17 +196,22 @@ fn calibrate(
     name: &str,
     plan: &Plan,
     link: super::sweep::ProbeLink,
+    stopped: impl Fn() -> bool + Copy,
 ) -> anyhow::Result<(u64, Run)> {
     let mut work = fixed.unwrap_or(WORK_NS_START);
     loop {
+        if stopped() {
+            bail!("interrupted while calibrating: nothing measured yet");
+        }
         let mut inst =
             Instance::start(name, "polling", &[format!("user.udp_sink.work_ns={work}")])?;
-        let run = measure_point(
-            plan,
-            || false,
-            || measure(&mut inst, "calibration", "max", (0.5, secs), link),
-        );
+        let run = measure_point(plan, stopped, || {
+            measure(&mut inst, "calibration", "max", (0.5, secs), link)
+        });
         inst.stop();
+        if stopped() {
+            bail!("interrupted while calibrating: nothing measured yet");
+        }
         let run = run?.context("calibration made no trial")?;
         match next_work_ns(work, run.delivered_pps, run.offered_pps, fixed.is_some()) {
             None => return Ok((work, run)),
@@ -243,6 +248,7 @@ pub fn run(
         (parse_secs(&args.duration)?, 1.0)
     };
     let base = format!("compare-{}", std::process::id());
+    let stopped = || stop.load(Ordering::Relaxed);
     let check = HostCheck::measure(&format!("{base}-host"), args.max_steal)?;
     progress(Event::Host(&check));
     let plan = args.plan();
@@ -253,6 +259,7 @@ pub fn run(
         &format!("{base}-cal"),
         &plan,
         link,
+        stopped,
     )?;
     let (cap, max) = (cal.delivered_pps, cal.offered_pps);
     let rates: Vec<String> = if args.rates.is_empty() {
@@ -268,7 +275,6 @@ pub fn run(
     progress(Event::Planned(planned));
     let mut results = Results::default();
     let mut searches = Vec::new();
-    let stopped = || stop.load(Ordering::Relaxed);
     for (i, m) in modes.iter().enumerate() {
         if stopped() {
             break;

@@ -138,8 +138,10 @@ impl Instance {
         }
         // A process group of its own: Ctrl-C in the terminal reaches only
         // compare, which stops its instances itself and still writes what
-        // it measured.
-        let mut child = cmd
+        // it measured. And stopped with compare however compare ends (even
+        // by SIGKILL; an orphaned instance would spin on a CPU for an
+        // hour): SIGTERM, so that it still removes its control socket.
+        let mut child = lab::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM)
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -111,18 +111,32 @@ fn run(k: &mut Kernel, clock: &mut RealClock, ms: u64, observe: &mut dyn FnMut()
 fn a_sleeping_hook_is_a_stall_the_kernels_clock_does_not_see() {
     let mut clock = RealClock::new();
     let mut k = kernel(&clock, 0, Duration::ZERO, true);
-    let wall = run(&mut k, &mut clock, 400, &mut || {
+    run(&mut k, &mut clock, 400, &mut || {
         std::thread::sleep(Duration::from_millis(5));
     });
+    // The wall time since the clock began (the kernel began with it), and
+    // the kernel's time since its last switch; a stall the host made
+    // before or after the run (on a loaded host, several ms) is in both.
+    // Read as a pair the host did not come between (it may, for several
+    // ms, on a loaded host): the wall time on both sides within 0.1 ms.
+    let (tail, wall) = loop {
+        let before = clock.wall();
+        let now = clock.now();
+        let after = clock.wall();
+        if after.since(before) < Nanos::from_micros(100) {
+            break (now.since(k.cpu.last_switch()), before);
+        }
+    };
+    clock.take_stalls(|d, stolen| k.host.record_stall(d, stolen));
     let h = &k.host;
     assert!(h.stalls >= 5, "{h:?}");
     assert!(h.stolen >= Nanos::from_millis(25), "{h:?}");
     // The kernel's CPU account plus the stolen time is the wall time.
     let cp = k.cpu.cp_time(k.cpu.last_switch()).total();
-    let gap = (cp + h.stolen.0).abs_diff(wall.0);
+    let gap = (cp + tail.0 + h.stolen.0).abs_diff(wall.0);
     assert!(
         gap < Nanos::from_millis(2).0,
-        "cp_time {cp} + stolen {:?} vs wall {wall:?}",
+        "cp_time {cp} + {tail:?} since the last switch + stolen {:?} vs wall {wall:?}",
         h.stolen
     );
     // The grid moved with the stalls: no tick came as late as a stall.
@@ -154,9 +168,15 @@ fn a_slow_read_is_a_hiccup_and_no_lost_poll_when_compensated() {
         run(&mut k, &mut clock, 200, &mut || {});
         let h = &k.host;
         // The spin is a hiccup while the thread runs, a stall if the host
-        // also takes the CPU away in the middle of it.
-        assert!(h.hiccups >= 1, "{h:?}");
+        // also takes the CPU away in the middle of it (on a loaded host it
+        // may take most of it, and what is left is within the read's
+        // bound): either way the 3 ms are off the CPU's account.
         assert!(h.stall >= Nanos::from_millis(2), "{h:?}");
+        let host_took = Nanos(h.stall.0.saturating_sub(h.hiccup.0));
+        assert!(
+            h.hiccups >= 1 || host_took >= Nanos::from_millis(1),
+            "neither a hiccup nor a host stall: {h:?}"
+        );
         // A 3 ms poll handler overruns the tick: kern_poll counts a lost
         // poll, unless the hiccup is taken off the kernel's clock.
         let lost = k.poll.lost_polls();

@@ -163,11 +163,26 @@ impl Running {
             .collect()
     }
 
-    /// Ctrl-C it and return its stdout, which must end in a summary.
+    /// Ctrl-C it and return its stdout, which must end in a summary; it
+    /// must exit with 130, as a shell reports a process SIGINT ended.
     #[track_caller]
-    pub fn stop(mut self) -> Summary {
+    pub fn stop(self) -> Summary {
+        let (code, summary) = self.stop_with(nix::sys::signal::Signal::SIGINT);
+        assert_eq!(
+            code,
+            Some(130),
+            "pollsim run after SIGINT:\n{}",
+            summary.text
+        );
+        summary
+    }
+
+    /// Send it `sig`, wait for it to exit and return its exit code (None
+    /// if a signal killed it) and its stdout as a summary.
+    #[track_caller]
+    pub fn stop_with(mut self, sig: nix::sys::signal::Signal) -> (Option<i32>, Summary) {
         let pid = nix::unistd::Pid::from_raw(self.child.id().cast_signed());
-        nix::sys::signal::kill(pid, nix::sys::signal::SIGINT).expect("SIGINT");
+        nix::sys::signal::kill(pid, sig).expect("kill");
         let mut out = String::new();
         self.child
             .stdout
@@ -176,8 +191,12 @@ impl Running {
             .read_to_string(&mut out)
             .expect("read stdout");
         let status = self.child.wait().expect("wait");
-        assert!(status.success(), "pollsim run exited with {status}: {out}");
-        Summary::parse(&out)
+        (status.code(), Summary::parse(&out))
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
