@@ -95,7 +95,7 @@ pub fn main(args: &CalibrateArgs) -> anyhow::Result<()> {
     };
     profile.save(&path)?;
     eprintln!(
-        "pollsim calibrate: wrote {} (host steal {:.1}% during the sweep); every --sim command now          loads it (--profile builtin for the reference costs)",
+        "pollsim calibrate: wrote {} (host steal {:.1}% during the sweep); every --sim command now loads it (--profile builtin for the reference costs)",
         path.display(),
         steal
     );

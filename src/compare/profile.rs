@@ -31,7 +31,7 @@ pub const BUILTIN_ORIGIN: &str = "measured with `pollsim calibrate` on the 2-cor
 pub struct HostInfo {
     /// `model name` of /proc/cpuinfo.
     pub cpu_model: String,
-    /// Online CPUs.
+    /// CPUs of the host (`processor` lines of /proc/cpuinfo).
     pub cpus: usize,
     /// Kernel release (uname -r).
     pub kernel: String,
@@ -56,7 +56,12 @@ impl HostInfo {
             .unwrap_or_else(|| "unknown".into());
         HostInfo {
             cpu_model,
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // Not available_parallelism: calibrate pins itself to one CPU.
+            cpus: cpuinfo
+                .lines()
+                .filter(|l| l.split(':').next().map(str::trim) == Some("processor"))
+                .count()
+                .max(1),
             kernel: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_default(),
