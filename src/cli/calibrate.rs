@@ -16,7 +16,7 @@ use crate::compare::calibrate::{
 };
 use crate::compare::experiment::{self, CompareArgs, Event};
 use crate::compare::model::Results;
-use crate::compare::profile::{Costs, HostInfo, Profile, SimCosts, default_path};
+use crate::compare::profile::{Costs, HostInfo, Profile, default_path};
 use crate::compare::sim::ArrivalKind;
 use crate::compare::{sim, sweep};
 use crate::kernel::clock::Clock;
@@ -60,7 +60,7 @@ pub fn main(args: &CalibrateArgs) -> anyhow::Result<()> {
     };
     sweep::enter_lab()?;
     let mut m = isolated()?;
-    let isolated = SimCosts::from(&m);
+    let isolated = m;
     println!("# isolated (micro-measured, medians of {ROUNDS}+ rounds):");
     for line in m.sysctl_lines() {
         println!("#   {line}");
@@ -90,7 +90,7 @@ pub fn main(args: &CalibrateArgs) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     let profile = Profile {
         host: HostInfo::this_host(steal),
-        costs: SimCosts::from(&m),
+        costs: m,
         isolated: Some(isolated),
     };
     profile.save(&path)?;

@@ -72,53 +72,14 @@ impl HostInfo {
     }
 }
 
-/// The six `hw.sim` costs, ns, named as their sysctls' last component.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SimCosts {
-    /// `hw.sim.intr_cost_ns`.
-    pub intr_cost_ns: u64,
-    /// `hw.sim.rx_cost_ns`.
-    pub rx_cost_ns: u64,
-    /// `hw.sim.proto_cost_ns`.
-    pub proto_cost_ns: u64,
-    /// `hw.sim.tick_cost_ns`.
-    pub tick_cost_ns: u64,
-    /// `hw.sim.status_cost_ns`.
-    pub status_cost_ns: u64,
-    /// `hw.sim.sched_cost_ns`.
-    pub sched_cost_ns: u64,
-}
-
-impl From<&CostModel> for SimCosts {
-    fn from(m: &CostModel) -> Self {
-        SimCosts {
-            intr_cost_ns: m.intr_cost_ns,
-            rx_cost_ns: m.rx_cost_ns,
-            proto_cost_ns: m.proto_cost_ns,
-            tick_cost_ns: m.tick_cost_ns,
-            status_cost_ns: m.status_cost_ns,
-            sched_cost_ns: m.sched_cost_ns,
-        }
+/// A cost model as read from a profile: each value checked against the
+/// knob's bounds (a file may hold anything).
+fn checked(m: &CostModel) -> anyhow::Result<CostModel> {
+    let mut out = CostModel::default();
+    for knob in CostKnob::ALL {
+        out.set(knob, i64::try_from(m.get(knob)).unwrap_or(i64::MAX))?;
     }
-}
-
-impl SimCosts {
-    /// As a cost model, each value checked against the knob's bounds.
-    pub fn model(&self) -> anyhow::Result<CostModel> {
-        let mut m = CostModel::default();
-        let v = [
-            self.intr_cost_ns,
-            self.rx_cost_ns,
-            self.proto_cost_ns,
-            self.tick_cost_ns,
-            self.status_cost_ns,
-            self.sched_cost_ns,
-        ];
-        for (knob, v) in CostKnob::ALL.into_iter().zip(v) {
-            m.set(knob, i64::try_from(v).unwrap_or(i64::MAX))?;
-        }
-        Ok(m)
-    }
+    Ok(out)
 }
 
 /// What `pollsim calibrate` writes.
@@ -126,10 +87,11 @@ impl SimCosts {
 pub struct Profile {
     /// The host.
     pub host: HostInfo,
-    /// The costs `--sim` charges (in-situ fit, refined).
-    pub costs: SimCosts,
+    /// The costs `--sim` charges (in-situ fit, refined), named as their
+    /// sysctls' last component.
+    pub costs: CostModel,
     /// The micro-measured costs, for reference (not loaded).
-    pub isolated: Option<SimCosts>,
+    pub isolated: Option<CostModel>,
 }
 
 impl Profile {
@@ -139,9 +101,7 @@ impl Profile {
             .with_context(|| format!("reading the profile {}", path.display()))?;
         let p: Profile = toml::from_str(&text)
             .with_context(|| format!("parsing the profile {}", path.display()))?;
-        p.costs
-            .model()
-            .with_context(|| format!("the profile {}", path.display()))?;
+        checked(&p.costs).with_context(|| format!("the profile {}", path.display()))?;
         Ok(p)
     }
 
@@ -219,7 +179,7 @@ impl Costs {
             Costs::Builtin => CostModel::default(),
             Costs::Candidate(m) => *m,
             // Checked when loaded.
-            Costs::File { profile, .. } => profile.costs.model().unwrap_or_default(),
+            Costs::File { profile, .. } => profile.costs,
         }
     }
 
@@ -286,7 +246,7 @@ mod tests {
                 steal_pct: 0.3,
                 pollsim: "0.1.0".into(),
             },
-            costs: SimCosts {
+            costs: CostModel {
                 intr_cost_ns: 1400,
                 rx_cost_ns: 240,
                 proto_cost_ns: 470,

@@ -121,8 +121,9 @@ impl CostKnob {
     }
 }
 
-/// The charges, in ns. Field docs name the sysctl.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The charges, in ns. Field docs name the sysctl (a hardware profile,
+/// `compare::profile`, stores them under these names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CostModel {
     /// `hw.sim.intr_cost_ns`.
     pub intr_cost_ns: u64,
