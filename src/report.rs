@@ -156,12 +156,14 @@ pub struct ProcSnapshot {
     pub preempted: u64,
 }
 
-/// What a user process got over a window.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What a user process got over a window (also a row's `procs` entry in
+/// compare's results.json, without `cpu_ns`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcWindow {
     /// Its name under `user.`.
     pub name: String,
     /// CPU time it used, ns.
+    #[serde(skip)]
     pub cpu_ns: u64,
     /// Percent of the window.
     pub cpu_pct: f64,

@@ -281,54 +281,23 @@ impl InteractiveDiag {
 }
 
 /// A user process over a window (`user.<name>.*`): its part of the CPU
-/// and how it waited on the run queue.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProcDiag {
-    /// Its name under `user.` (`udp_sink`, `http`, `interactive`, ...).
-    pub name: String,
-    /// CPU time it used, % of the window.
-    pub cpu_pct: f64,
-    /// Its part of every user process's CPU time, %.
-    pub share_pct: f64,
-    /// Waits on the run queue.
-    pub waits: u64,
-    /// Mean wait, µs (`None` without a wait).
-    pub wait_mean_us: Option<f64>,
-    /// p99 wait, µs (a log bucket's upper bound, within 19 %).
-    pub wait_p99_us: Option<u64>,
-    /// Quanta that ran out while it was on the CPU.
-    pub expiries: u64,
-    /// Times a waking process switched it out.
-    pub preempted: u64,
-}
+/// and how it waited on the run queue (the run summary's and `-w`'s
+/// [`crate::report::ProcWindow`]).
+pub type ProcDiag = crate::report::ProcWindow;
 
-impl ProcDiag {
-    /// Every process's diagnostics between two accounts, `seconds` apart.
-    pub fn between(
-        a: &[crate::report::ProcSnapshot],
-        b: &[crate::report::ProcSnapshot],
-        seconds: f64,
-    ) -> Vec<ProcDiag> {
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a window's length in ns fits a u64"
-        )]
-        let window_ns = (seconds.max(0.0) * 1e9) as u64;
-        crate::report::ProcWindow::between(a, b, window_ns)
-            .into_iter()
-            .map(|w| ProcDiag {
-                name: w.name,
-                cpu_pct: w.cpu_pct,
-                share_pct: w.share_pct,
-                waits: w.waits,
-                wait_mean_us: w.wait_mean_us,
-                wait_p99_us: w.wait_p99_us,
-                expiries: w.expiries,
-                preempted: w.preempted,
-            })
-            .collect()
-    }
+/// Every process's diagnostics between two accounts, `seconds` apart.
+pub fn procs_between(
+    a: &[crate::report::ProcSnapshot],
+    b: &[crate::report::ProcSnapshot],
+    seconds: f64,
+) -> Vec<ProcDiag> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a window's length in ns fits a u64"
+    )]
+    let window_ns = (seconds.max(0.0) * 1e9) as u64;
+    crate::report::ProcWindow::between(a, b, window_ns)
 }
 
 /// `kern.polling.burst` sampled over a window.

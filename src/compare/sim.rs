@@ -17,9 +17,7 @@ use super::experiment::{
     parse_secs,
 };
 use super::mlfrr;
-use super::model::{
-    CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, ProcDiag, Results, Run,
-};
+use super::model::{CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run};
 use super::profile::Costs;
 use super::sweep::RECORDED_PARAMS;
 use crate::apps::AppKind;
@@ -230,7 +228,7 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
             .as_ref()
             .zip(b.interactive.as_ref())
             .map(|(a, b)| InteractiveDiag::from_window(&InteractiveWindow::between(a, b))),
-        procs: ProcDiag::between(&a.procs, &b.procs, secs),
+        procs: super::model::procs_between(&a.procs, &b.procs, secs),
     })
 }
 

@@ -26,9 +26,7 @@ use pollsim_sysctl::Value;
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
-use super::model::{
-    CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, ProcDiag, Run,
-};
+use super::model::{CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, Run};
 use crate::flood::{self, FloodArgs};
 use crate::kernel::time::Nanos;
 use crate::{lab, report};
@@ -495,7 +493,7 @@ fn point(
         host: host_window(a, b, seconds),
         polling: Some(PollingDiag::from_counters(d, burst)),
         interactive: interactive_window(a, b),
-        procs: ProcDiag::between(&a.report.procs, &b.report.procs, seconds),
+        procs: super::model::procs_between(&a.report.procs, &b.report.procs, seconds),
     })
 }
 
