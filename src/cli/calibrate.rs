@@ -226,6 +226,9 @@ fn sweep_args() -> CompareArgs {
         max_steal: 5.0,
         mlfrr_steps: 0,
         profile: None,
+        hz: vec![crate::kernel::time::Hz::DEFAULT.get()],
+        reactor: vec![crate::compare::model::Reactor::Ready],
+        conns: vec![0],
     }
 }
 

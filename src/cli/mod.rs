@@ -211,6 +211,25 @@ fn parse_hz(s: &str) -> Result<u32, String> {
     Hz::new(v).map(|h| h.get()).map_err(|e| e.to_string())
 }
 
+/// The lowest `kern.hz` polling(4) advises for polling (its synopsis:
+/// `options HZ=1000`).
+pub const POLLING_MIN_HZ: u32 = 1000;
+
+/// The warning `pollsim run` gives at a `kern.hz` polling(4) advises
+/// against (any interface may be switched to polling while it runs), or
+/// `None`.
+pub fn hz_warning(hz: Hz) -> Option<String> {
+    (hz.get() < POLLING_MIN_HZ).then(|| {
+        format!(
+            "--hz {}: polling(4) advises HZ={POLLING_MIN_HZ} or more for polling: a polled \
+             interface is served once per tick, so frames wait up to {:.1} ms and at most \
+             kern.polling.burst_max of them are taken per tick",
+            hz.get(),
+            1000.0 / f64::from(hz.get())
+        )
+    })
+}
+
 fn parse_app(s: &str) -> Result<AppKind, String> {
     s.parse()
 }
@@ -408,6 +427,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         duration: secs("--duration", args.duration)?,
         report_every: secs("-w", args.wait)?,
     };
+    if let Some(w) = hz_warning(cfg.hz) {
+        eprintln!("pollsim: warning: {w}");
+    }
     if args.sim {
         return run_sim::run(args, &cfg, opts);
     }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 
 use super::hostcheck::HostCheck;
 use super::mlfrr;
-use super::model::{Results, Run, Search};
+use super::model::{Axes, Reactor, Results, Run, Search};
 use super::sweep::{Instance, measure};
 use super::trials::{Plan, measure_point};
 
@@ -84,7 +84,34 @@ pub struct CompareArgs {
     /// the built-in reference costs.
     #[arg(long, value_name = "FILE|builtin")]
     pub profile: Option<String>,
+    /// Clock interrupts per second to sweep (kern.hz, 100..10000), comma
+    /// separated: each mode runs at each (`pollsim run --hz H`).
+    #[arg(long, value_delimiter = ',', default_value = "1000", value_parser = parse_hz)]
+    pub hz: Vec<u32>,
+    /// Reactor backends to sweep, comma separated: ready (epoll-like,
+    /// kern.reactor.backend=0) and scan (select-like, 1).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ready")]
+    pub reactor: Vec<Reactor>,
+    /// Idle TCP connections to hold open to tcp-echo during each point,
+    /// comma separated (0..=100000 each; more than 0 adds tcp-echo to the
+    /// instance's apps): many watched sockets, few ready.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub conns: Vec<usize>,
 }
+
+/// Parse a `--hz` value: `kern.hz`'s range.
+fn parse_hz(s: &str) -> Result<u32, String> {
+    let v: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    crate::kernel::time::Hz::new(v)
+        .map(|h| h.get())
+        .map_err(|e| e.to_string())
+}
+
+/// The most idle connections a point of `--conns` may hold.
+pub const MAX_CONNS: usize = 100_000;
 
 impl CompareArgs {
     /// Refuse bad arguments before anything is set up: unknown modes or
@@ -110,7 +137,57 @@ impl CompareArgs {
         if !(0.0..=100.0).contains(&self.max_steal) {
             bail!("--max-steal {}: must be between 0 and 100", self.max_steal);
         }
+        self.check_axes()
+    }
+
+    /// Refuse axes that cannot be swept: a value given twice, too many
+    /// connections, a mode that sets the reactor backend itself (its rows
+    /// would say a backend that did not run), and axes with `--vs-real`
+    /// (which compares one configuration, real against simulated).
+    fn check_axes(&self) -> anyhow::Result<()> {
+        fn once<T: PartialEq + std::fmt::Debug>(flag: &str, v: &[T]) -> anyhow::Result<()> {
+            for (i, x) in v.iter().enumerate() {
+                if v[..i].contains(x) {
+                    bail!("--{flag}: {x:?} is given twice");
+                }
+            }
+            Ok(())
+        }
+        once("hz", &self.hz)?;
+        once("reactor", &self.reactor)?;
+        once("conns", &self.conns)?;
+        if let Some(n) = self.conns.iter().find(|&&n| n > MAX_CONNS) {
+            bail!("--conns {n}: at most {MAX_CONNS}");
+        }
+        if let Some(m) = parse_modes(&self.modes)?
+            .iter()
+            .find(|m| m.sysctls.iter().any(|s| s.starts_with("kern.reactor.backend=")))
+        {
+            bail!(
+                "mode '{}' sets kern.reactor.backend, which --reactor sweeps: give --reactor scan or ready instead",
+                m.label
+            );
+        }
+        if self.vs_real && self.axes() != [Axes::default()] {
+            bail!(
+                "--vs-real compares one configuration (1000 Hz, ready, no idle connections):                  it does not take --hz, --reactor or --conns"
+            );
+        }
         Ok(())
+    }
+
+    /// The points of the other axes every mode is swept at: the product
+    /// hz x reactor x conns, in that order (conns varying fastest).
+    pub fn axes(&self) -> Vec<Axes> {
+        let mut out = Vec::new();
+        for &hz in &self.hz {
+            for &reactor in &self.reactor {
+                for &conns in &self.conns {
+                    out.push(Axes { hz, reactor, conns });
+                }
+            }
+        }
+        out
     }
 
     /// How each point is measured.
@@ -120,6 +197,24 @@ impl CompareArgs {
             max_steal_pct: self.max_steal,
         }
     }
+}
+
+/// Why `work_ns` is what it is, in results' `meta`.
+pub const WORK_NS_REASON: &str = "chosen so that the highest offered rate is at least 4x polling \
+mode's capacity, calibrated once at 1000 Hz, ready, no idle connections: every point of the \
+--hz, --reactor and --conns axes is driven over the same offered rates";
+
+/// The swept axes into results' `meta` (`"axes": {"hz": [...],
+/// "reactor": [...], "conns": [...]}`).
+pub fn insert_axes(meta: &mut serde_json::Map<String, serde_json::Value>, args: &CompareArgs) {
+    meta.insert(
+        "axes".into(),
+        serde_json::json!({
+            "hz": args.hz,
+            "reactor": args.reactor,
+            "conns": args.conns,
+        }),
+    );
 }
 
 /// The most `--trials`.
@@ -271,17 +366,21 @@ pub fn run(
             .collect::<anyhow::Result<_>>()?
     };
     let steps = args.mlfrr_steps;
-    let mut planned = modes.len() * (rates.len() + steps);
+    let axes = args.axes();
+    let mut planned = modes.len() * axes.len() * (rates.len() + steps);
     progress(Event::Planned(planned));
     let mut results = Results::default();
     let mut searches = Vec::new();
-    for (i, m) in modes.iter().enumerate() {
+    let series = modes
+        .iter()
+        .flat_map(|m| axes.iter().map(move |&a| (m, a)));
+    for (i, (m, a)) in series.enumerate() {
         if stopped() {
             break;
         }
         let mut sysctls = vec![format!("user.udp_sink.work_ns={work}")];
         sysctls.extend(m.sysctls.iter().cloned());
-        let mut inst = Instance::start(&format!("{base}-{i}"), &m.base, &sysctls)?;
+        let mut inst = Instance::start_at(&format!("{base}-{i}"), &m.base, &sysctls, Some(a))?;
         let mut point = |rate: &str| {
             measure_point(&plan, stopped, || {
                 let run = measure(&mut inst, &m.label, rate, (warmup, secs), link);
@@ -305,7 +404,7 @@ pub fn run(
                 }
                 Ok(run)
             })?;
-            searches.push((m.label.clone(), search.clone()));
+            searches.push(((m.label.clone(), a), search.clone()));
         }
         planned -= steps - search.steps.len();
         progress(Event::Planned(planned));
@@ -323,10 +422,8 @@ pub fn run(
     meta.insert("idle".into(), super::sweep::IDLE.into());
     meta.insert("work_ns".into(), work.into());
     meta.insert("probe_link".into(), link.name().into());
-    meta.insert(
-        "work_ns_reason".into(),
-        "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),
-    );
+    meta.insert("work_ns_reason".into(), WORK_NS_REASON.into());
+    insert_axes(meta, args);
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), max.round().into());
     meta.insert("calibration_noisy".into(), cal.noisy.into());

@@ -353,12 +353,79 @@ impl PollingDiag {
     }
 }
 
-/// One point of the sweep: one mode at one offered rate.
+/// The reactor backend of a sweep axis (`--reactor`): how the apps learn
+/// which sockets are ready (`kern.reactor.backend`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Reactor {
+    /// Kernel polling: a ready list, O(ready) per call (epoll-like);
+    /// `kern.reactor.backend=0`, the default.
+    #[default]
+    Ready,
+    /// User polling: every registration examined per call, O(watched)
+    /// (select-like); `kern.reactor.backend=1`.
+    Scan,
+}
+
+impl Reactor {
+    /// The backend it selects.
+    pub fn backend(self) -> crate::kernel::reactor::Backend {
+        match self {
+            Reactor::Ready => crate::kernel::reactor::Backend::Ready,
+            Reactor::Scan => crate::kernel::reactor::Backend::Scan,
+        }
+    }
+
+    /// Its name (`ready`, `scan`), as `kern.reactor.backend_name` says it.
+    pub fn name(self) -> &'static str {
+        self.backend().name()
+    }
+
+    /// The `kern.reactor.backend` assignment that selects it.
+    pub fn sysctl(self) -> String {
+        format!("kern.reactor.backend={}", self.backend().code())
+    }
+}
+
+/// Where on the sweep's axes other than the mode and the rate a point
+/// lies: `--hz`, `--reactor`, `--conns`. Serialised flat into its row
+/// (`"hz": 1000, "reactor": "ready", "conns": 0`); a row of an older
+/// results.json without them is at the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Axes {
+    /// `kern.hz` the point ran at.
+    pub hz: u32,
+    /// The reactor backend the apps ran on.
+    pub reactor: Reactor,
+    /// Idle TCP connections held open to tcp-echo during the point.
+    pub conns: usize,
+}
+
+impl Default for Axes {
+    /// Today's single point: 1000 Hz, `ready`, no idle connections.
+    fn default() -> Axes {
+        Axes {
+            hz: crate::kernel::time::Hz::DEFAULT.get(),
+            reactor: Reactor::Ready,
+            conns: 0,
+        }
+    }
+}
+
+/// One point of the sweep: one mode at one offered rate, at one point of
+/// the other axes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// Mode label: `interrupt`, `polling`, or a variant such as
     /// `polling:user_frac=20,burst_max=300`.
     pub mode: String,
+    /// `hz`, `reactor` and `conns` of the point (flattened into the row).
+    #[serde(flatten)]
+    pub axes: Axes,
     /// Knobs that ran (name → value, as read back from the instance).
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Offered load the flood actually sent, frames/s.
@@ -478,6 +545,8 @@ impl Spread {
 pub struct Measured {
     /// Mode label.
     pub mode: String,
+    /// The point on the other axes.
+    pub axes: Axes,
     /// Knobs that ran.
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Offered rate over the window, frames/s.
@@ -518,6 +587,7 @@ impl Run {
                 app: rate(f.socket_queued.max(0)),
             },
             mode: w.mode,
+            axes: w.axes,
             params: w.params,
             offered_pps: w.offered_pps,
             cp_time_pct: w.cpu,
@@ -574,11 +644,15 @@ impl Run {
     }
 }
 
-/// Per mode: where it stops being loss-free, and how it holds under load.
+/// Per mode and point of the other axes (a series): where it stops being
+/// loss-free, and how it holds under load.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Mode label.
     pub mode: String,
+    /// `hz`, `reactor` and `conns` of the series (flattened).
+    #[serde(flatten)]
+    pub axes: Axes,
     /// Highest offered rate with loss under 0.1 % (MLFRR), frames/s.
     pub mlfrr_pps: f64,
     /// Highest delivered rate seen.
@@ -608,12 +682,26 @@ pub struct Search {
     pub steps: Vec<Run>,
 }
 
+impl Run {
+    /// The series the row belongs to: its mode and axes.
+    pub fn series(&self) -> (&str, Axes) {
+        (&self.mode, self.axes)
+    }
+}
+
+impl Summary {
+    /// The series it summarises.
+    pub fn series(&self) -> (&str, Axes) {
+        (&self.mode, self.axes)
+    }
+}
+
 /// A whole sweep.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     /// Every point, in sweep order (mode by mode, rates ascending).
     pub runs: Vec<Run>,
-    /// One entry per mode.
+    /// One entry per series (mode and point of the other axes).
     pub summary: Vec<Summary>,
     /// How the sweep was made: machine, date, duration, work_ns and why.
     pub meta: serde_json::Map<String, serde_json::Value>,

@@ -34,8 +34,10 @@ impl ModeSpec {
     }
 }
 
-/// The family of a mode label (see [`ModeSpec::family`]).
+/// The family of a mode label (see [`ModeSpec::family`]), or of a series
+/// label (`polling hz=100`: a mode label has no spaces).
 pub fn family(label: &str) -> &'static str {
+    let label = label.split(' ').next().unwrap_or(label);
     let (base, knobs) = label.split_once(':').unwrap_or((label, ""));
     let moderated = ["rx_usecs", "rx_frames", "adaptive_rx"]
         .iter()

@@ -124,8 +124,9 @@ fn trial_cells(r: &Run) -> [String; 3] {
 }
 
 /// The results as a fixed-width table: a title line (and the host check's
-/// verdict, if any), a header, one row per mode × rate (modes separated by
-/// a blank line), then a summary block per mode. Rates in frames/s, CPU in
+/// verdict, if any), a header, one row per mode × axes × rate (series
+/// separated by a blank line, named by their mode and each axis that takes
+/// more than one value), then a summary line per series. Rates in frames/s, CPU in
 /// %, probe latency in ms. Rows measured in trials show their medians, with
 /// a trials group of columns.
 pub fn table(results: &Results) -> String {
@@ -133,10 +134,16 @@ pub fn table(results: &Results) -> String {
     let mixed = runs.iter().any(|r| r.simulated) && !runs.iter().all(|r| r.simulated);
     let star = |r: &Run| if mixed && r.simulated { "*" } else { "" };
     let summary = summary_of(results);
+    let labels = super::summary::Labels::of_runs(runs);
+    let name = |r: &Run| labels.of_run(r);
     let mode_w = runs
         .iter()
-        .map(|r| r.mode.chars().count() + star(r).len())
-        .chain(summary.iter().map(|s| s.mode.chars().count()))
+        .map(|r| name(r).chars().count() + star(r).len())
+        .chain(
+            summary
+                .iter()
+                .map(|s| labels.label(&s.mode, s.axes).chars().count()),
+        )
         .chain([4])
         .max()
         .unwrap_or(4);
@@ -199,12 +206,12 @@ pub fn table(results: &Results) -> String {
     out.push_str(header.trim_end());
     out.push('\n');
 
-    let mut prev: Option<&str> = None;
+    let mut prev = None;
     for r in runs {
-        if prev.is_some_and(|p| p != r.mode) {
+        if prev.is_some_and(|p| p != r.series()) {
             out.push('\n');
         }
-        prev = Some(&r.mode);
+        prev = Some(r.series());
         let p = &r.probe_ms;
         let probe = [
             ms(p.p50),
@@ -230,7 +237,7 @@ pub fn table(results: &Results) -> String {
             .chain(probe)
             .chain(interactive)
             .chain(trial);
-        let mut line = format!("{:<mode_w$}", format!("{}{}", r.mode, star(r)));
+        let mut line = format!("{:<mode_w$}", format!("{}{}", name(r), star(r)));
         for (cell, (_, width)) in cells.zip(COLS.iter().chain(trial_cols)) {
             let _ = write!(line, "  {cell:>width$}");
         }
@@ -281,7 +288,7 @@ pub fn table(results: &Results) -> String {
             let _ = writeln!(
                 out,
                 "{:<mode_w$}  {:>8}  {:>7}  {:>8}  {:>14}  {:>8}",
-                s.mode,
+                labels.label(&s.mode, s.axes),
                 human(s.mlfrr_pps),
                 s.mlfrr_resolution_pps.map_or("-".into(), human),
                 human(s.peak_delivered_pps),
@@ -345,7 +352,7 @@ drops_socket,drops_app,cpu_user,cpu_sys,cpu_intr,cpu_idle,probe_p50_ms,probe_p99
 probe_sent,seconds,simulated,delivered_pps_min,delivered_pps_max,trials,tries,discarded,noisy,\
 host_steal_pct,host_stall_pct,tick_late_p99_us,burst_mean,lost_polls,short_ticks,suspect,\
 interactive_late_p50_ms,interactive_late_p99_ms,interactive_late_max_ms,interactive_slices,\
-interactive_missed";
+interactive_missed,hz,reactor,conns";
 
 /// The runs as CSV: the header and one row per run (an absent probe
 /// latency is an empty field).
@@ -375,7 +382,8 @@ pub fn csv(results: &Results) -> String {
 
 /// The CSV fields after `simulated`: the delivered rate's min and max over
 /// the trials, the trial counts, the host's and the polling engine's
-/// diagnostics (empty when absent).
+/// diagnostics (empty when absent), then the point's axes (hz, reactor,
+/// conns).
 fn csv_extra(r: &Run) -> Vec<String> {
     let opt = |v: Option<f64>| v.map(csv_num).unwrap_or_default();
     let s = r.spread.as_ref();
@@ -408,6 +416,9 @@ fn csv_extra(r: &Run) -> Vec<String> {
             .as_ref()
             .map(|i| i.missed.to_string())
             .unwrap_or_default(),
+        r.axes.hz.to_string(),
+        r.axes.reactor.name().to_string(),
+        r.axes.conns.to_string(),
     ]
 }
 
@@ -620,7 +631,7 @@ pub(crate) mod tests {
         assert!(!l.contains('\n'));
     }
 
-    const CSV_FIELDS: usize = 36;
+    const CSV_FIELDS: usize = 39;
 
     #[test]
     fn csv_rows_and_quoting() {

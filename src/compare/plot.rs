@@ -12,6 +12,7 @@ use plotters::prelude::*;
 
 use super::model::{Results, Run};
 use super::output::human;
+use super::summary::Labels;
 
 /// Size of the whole figure, px.
 const SIZE: (u32, u32) = (1800, 540);
@@ -57,21 +58,24 @@ struct Series {
     bars: Vec<(f64, f64, f64, f64)>,
 }
 
-/// Per mode in order of first appearance, the points `(offered, f(run))`
-/// that can be drawn on a log axis (offered > 0, both finite), with the
-/// error bar `range(run)` where there is one.
+/// Per series (a mode at a point of the other axes, named by `labels`) in
+/// order of first appearance, the points `(offered, f(run))` that can be
+/// drawn on a log axis (offered > 0, both finite), with the error bar
+/// `range(run)` where there is one.
 fn series(
     runs: &[Run],
+    labels: &Labels,
     f: impl Fn(&Run) -> f64,
     range: impl Fn(&Run) -> Option<[f64; 2]>,
 ) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for r in runs {
-        let i = match out.iter().position(|s| s.mode == r.mode) {
+        let name = labels.of_run(r);
+        let i = match out.iter().position(|s| s.mode == name) {
             Some(i) => i,
             None => {
                 out.push(Series {
-                    mode: r.mode.clone(),
+                    mode: name,
                     points: Vec::new(),
                     bars: Vec::new(),
                 });
@@ -332,11 +336,17 @@ fn probe_p99_ms(r: &Run) -> f64 {
 /// Panel (c): per mode, the HTTP probe's p99 latency (solid) and the
 /// interactive process's p99 lateness (dashed), in the mode's colour, on a
 /// log scale of ms (log10 values on a linear axis, labelled in ms).
-fn responsiveness_panel(area: &Area<'_>, x: Range<f64>, runs: &[Run]) -> anyhow::Result<()> {
+fn responsiveness_panel(
+    area: &Area<'_>,
+    x: Range<f64>,
+    runs: &[Run],
+    labels: &Labels,
+) -> anyhow::Result<()> {
     let lg = |v: f64| v.max(10f64.powf(RESPONSE_LOG_MS.start)).log10();
-    let probe = series(runs, |r| lg(probe_p99_ms(r)), |_| None);
+    let probe = series(runs, labels, |r| lg(probe_p99_ms(r)), |_| None);
     let late = series(
         runs,
+        labels,
         |r| {
             r.interactive
                 .as_ref()
@@ -424,12 +434,14 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
         " (partly simulated)"
     };
     let title = format!("Receive livelock: delivered rate and user CPU vs offered load{sim}");
+    let labels = Labels::of_runs(runs);
     let delivered = series(
         runs,
+        &labels,
         |r| r.delivered_pps,
         |r| r.spread.as_ref().map(|s| s.delivered_pps),
     );
-    let user = series(runs, |r| r.cp_time_pct.user, |_| None);
+    let user = series(runs, &labels, |r| r.cp_time_pct.user, |_| None);
 
     let groups = families(&delivered);
     let grouped = delivered.len() > GROUP_ABOVE && groups.len() > 1;
@@ -500,7 +512,7 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                     };
                     let mine: Vec<Run> = runs
                         .iter()
-                        .filter(|r| members.contains(&r.mode))
+                        .filter(|r| members.contains(&labels.of_run(r)))
                         .cloned()
                         .collect();
                     let cols = row.split_evenly((1, 3));
@@ -524,7 +536,7 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                         &pick(&user),
                         false,
                     )?;
-                    responsiveness_panel(&cols[2], x.clone(), &mine)?;
+                    responsiveness_panel(&cols[2], x.clone(), &mine, &labels)?;
                 }
             } else {
                 let cols = root.split_evenly((1, 3));
@@ -549,7 +561,7 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
                     &user,
                     false,
                 )?;
-                responsiveness_panel(&cols[2], x, runs)?;
+                responsiveness_panel(&cols[2], x, runs, &labels)?;
             }
         } else {
             root.draw(&Text::new("no data", (40, 60), (FONT, 18)))?;

@@ -13,11 +13,13 @@ use anyhow::Context as _;
 use pollsim_drivers::Pattern;
 
 use super::experiment::{
-    CompareArgs, ModeSpec, WORK_NS_START, log_rates, next_work_ns, parse_modes, parse_rate,
-    parse_secs,
+    CompareArgs, ModeSpec, WORK_NS_REASON, WORK_NS_START, insert_axes, log_rates, next_work_ns,
+    parse_modes, parse_rate, parse_secs,
 };
 use super::mlfrr;
-use super::model::{CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run};
+use super::model::{
+    Axes, CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run,
+};
 use super::profile::Costs;
 use super::sweep::RECORDED_PARAMS;
 use crate::apps::AppKind;
@@ -87,6 +89,9 @@ pub struct PointSpec<'a> {
     pub extra: &'a [String],
     /// The link of the HTTP probe.
     pub probe_link: ProbeLink,
+    /// The point of the other axes: `kern.hz`, the reactor backend, the
+    /// idle connections.
+    pub axes: Axes,
 }
 
 fn nanos(secs: f64) -> Nanos {
@@ -106,18 +111,25 @@ fn point_seed(seed: u64, mode: usize, rate: usize) -> u64 {
 pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     let mut sysctls = vec![format!("user.udp_sink.work_ns={}", p.work_ns)];
     sysctls.extend(p.extra.iter().cloned());
+    sysctls.push(p.axes.reactor.sysctl());
     sysctls.extend(p.mode.sysctls.iter().cloned());
+    let mut apps = vec![AppKind::UdpSink, AppKind::Http, AppKind::Interactive];
+    if p.axes.conns > 0 {
+        apps.push(AppKind::TcpEcho);
+    }
+    let hz = Hz::new(p.axes.hz)?;
     let cfg = SimConfig {
         mode: p.mode.kind(),
-        hz: Hz::DEFAULT,
+        hz,
         pattern: p.arrivals.pattern(p.pps),
         seed: p.seed,
-        apps: vec![AppKind::UdpSink, AppKind::Http, AppKind::Interactive],
+        apps,
         sysctls,
         probe: Some(p.probe_link),
+        conns: p.axes.conns,
     };
     let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
-    sim.run_for(nanos(p.warmup));
+    sim.run_for(warmup(&sim, hz, nanos(p.warmup)));
     let a = Window::take(&mut sim);
     let _ = sim.take_probe_results();
     let burst = run_sampling_burst(&mut sim, nanos(p.secs));
@@ -125,8 +137,23 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     let probe = sim.take_probe_results();
     let probe_ms = Probe::from_latencies(probe.latencies_ms, probe.timeouts);
     let mut run = point(&p.mode.label, &a, &b, probe_ms, &burst);
+    run.axes = p.axes;
     run.tries = 1;
     Ok(run)
+}
+
+/// The warm-up of a point: `at_least`, or longer if `kern.polling.burst`
+/// needs longer to climb to `burst_max` at one per tick (at 100 Hz the
+/// default 150 takes 1.45 s: a point measured before would count a
+/// polling engine still ramping up as its plateau). At 1000 Hz and above
+/// with the default knobs it is `at_least`.
+fn warmup(sim: &Sim, hz: Hz, at_least: Nanos) -> Nanos {
+    let int = |n: &str| match sim.mib.get(&sim.k, n) {
+        Ok(pollsim_sysctl::Value::Int(v)) => u64::try_from(v).unwrap_or(0),
+        _ => 0,
+    };
+    let ticks = int("kern.polling.burst_max").saturating_sub(int("kern.polling.burst"));
+    Nanos(at_least.0.max(ticks.saturating_mul(hz.tick().0)))
 }
 
 /// Run `sim` for `span`, reading `kern.polling.burst` every 20 ms of
@@ -214,6 +241,7 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
     }
     Run::from_window(Measured {
         mode: mode.to_string(),
+        axes: Axes::default(),
         params,
         offered_pps: crate::sat(b.arrived - a.arrived) as f64 / secs,
         frames: Frames::from_counters(d, nic),
@@ -264,6 +292,7 @@ fn calibrate(
             arrivals,
             extra,
             probe_link,
+            axes: Axes::default(),
         })?;
         let cap = run.delivered_pps;
         match next_work_ns(work, cap, max_pps, fixed.is_some()) {
@@ -306,6 +335,7 @@ pub fn mirror(
             arrivals: args.arrivals,
             extra: &extra,
             probe_link: args.probe_link,
+            axes: r.axes,
         });
     }
     let mut results = Results {
@@ -355,7 +385,7 @@ pub fn fidelity(real: &Results, sim: &Results) -> Vec<Fidelity> {
     );
     rs.iter()
         .filter_map(|r| {
-            let s = ss.iter().find(|s| s.mode == r.mode)?;
+            let s = ss.iter().find(|s| s.series() == r.series())?;
             let collapsed = |x: &super::model::Summary| {
                 x.delivered_at_max_offered_pps < COLLAPSED_FRACTION * x.peak_delivered_pps
             };
@@ -397,13 +427,15 @@ fn sim_meta(
         format!("{arrivals:?}").to_lowercase().into(),
     );
     meta.insert("work_ns".into(), work.into());
-    meta.insert(
-        "work_ns_reason".into(),
-        "chosen so that the highest offered rate is at least 4x polling mode's capacity".into(),
-    );
+    meta.insert("work_ns_reason".into(), WORK_NS_REASON.into());
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), SIM_FLOOD_MAX_PPS.into());
     meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
+    meta.insert(
+        "warmup_rule".into(),
+        "warmup_seconds, or longer: until kern.polling.burst can have climbed to burst_max at one per tick".into(),
+    );
+    insert_axes(&mut meta, args);
     costs.meta(&mut meta);
     meta
 }
@@ -448,49 +480,63 @@ pub fn run(
         }
         v
     };
+    // Mode by mode, each over the other axes, rates ascending. A point's
+    // seed depends on the mode and the rate only: every point of the other
+    // axes sees the same arrivals (common random numbers), and the
+    // default point the seeds it always had.
+    let axes = args.axes();
     let mut specs = Vec::new();
     for (i, m) in modes.iter().enumerate() {
-        for (j, &pps) in rates.iter().enumerate() {
-            specs.push(PointSpec {
-                mode: m,
-                pps,
-                work_ns: work,
-                secs,
-                warmup: WARMUP_SECS,
-                seed: point_seed(args.seed, i, j),
-                arrivals,
-                extra: &extra,
-                probe_link: args.probe_link,
-            });
+        for &a in &axes {
+            for (j, &pps) in rates.iter().enumerate() {
+                specs.push(PointSpec {
+                    mode: m,
+                    pps,
+                    work_ns: work,
+                    secs,
+                    warmup: WARMUP_SECS,
+                    seed: point_seed(args.seed, i, j),
+                    arrivals,
+                    extra: &extra,
+                    probe_link: args.probe_link,
+                    axes: a,
+                });
+            }
         }
     }
     let runs = measure_all(&specs, progress)?;
-    // The MLFRR search of each mode, sequential steps seeded apart from
+    // The MLFRR search of each series, sequential steps seeded apart from
     // the grid's points.
     let mut searches = Vec::new();
     for (i, m) in modes.iter().enumerate() {
-        let swept: Vec<&Run> = runs.iter().filter(|r| r.mode == m.label).collect();
-        let Some(b) = mlfrr::bracket(&swept).filter(|_| args.mlfrr_steps > 0) else {
-            continue;
-        };
-        let mut step = 0;
-        let search = mlfrr::bisect(b, args.mlfrr_steps, |pps| {
-            step += 1;
-            let run = measure(&PointSpec {
-                mode: m,
-                pps,
-                work_ns: work,
-                secs,
-                warmup: WARMUP_SECS,
-                seed: point_seed(args.seed, i, SEARCH_SEED + step),
-                arrivals,
-                extra: &extra,
-                probe_link: args.probe_link,
+        for &a in &axes {
+            let swept: Vec<&Run> = runs
+                .iter()
+                .filter(|r| r.series() == (m.label.as_str(), a))
+                .collect();
+            let Some(b) = mlfrr::bracket(&swept).filter(|_| args.mlfrr_steps > 0) else {
+                continue;
+            };
+            let mut step = 0;
+            let search = mlfrr::bisect(b, args.mlfrr_steps, |pps| {
+                step += 1;
+                let run = measure(&PointSpec {
+                    mode: m,
+                    pps,
+                    work_ns: work,
+                    secs,
+                    warmup: WARMUP_SECS,
+                    seed: point_seed(args.seed, i, SEARCH_SEED + step),
+                    arrivals,
+                    extra: &extra,
+                    probe_link: args.probe_link,
+                    axes: a,
+                })?;
+                progress(&run);
+                Ok(Some(run))
             })?;
-            progress(&run);
-            Ok(Some(run))
-        })?;
-        searches.push((m.label.clone(), search));
+            searches.push(((m.label.clone(), a), search));
+        }
     }
     let mut results = Results {
         summary: super::summary::summarize(&runs),

@@ -1,7 +1,59 @@
-//! Per-mode summary of a sweep: MLFRR, peak and delivered rate at the
-//! highest offered load.
+//! Per-series summary of a sweep (a series: one mode at one point of the
+//! `--hz`, `--reactor` and `--conns` axes): MLFRR, peak and delivered rate
+//! at the highest offered load; and the labels that name a series.
 
-use super::model::{Run, Search, Summary};
+use super::model::{Axes, Run, Search, Summary};
+
+/// How series are named in the table and the plot: by their mode, and by
+/// the value of each axis that takes more than one value in the sweep
+/// (`polling hz=100`, `polling reactor=scan conns=10000`), so a sweep at
+/// the defaults reads as it always did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Labels {
+    hz: bool,
+    reactor: bool,
+    conns: bool,
+}
+
+impl Labels {
+    /// The labels of a sweep whose series lie at `axes`.
+    pub fn of(axes: impl IntoIterator<Item = Axes>) -> Labels {
+        let mut first: Option<Axes> = None;
+        let mut l = Labels::default();
+        for a in axes {
+            let f = *first.get_or_insert(a);
+            l.hz |= a.hz != f.hz;
+            l.reactor |= a.reactor != f.reactor;
+            l.conns |= a.conns != f.conns;
+        }
+        l
+    }
+
+    /// The labels of the series of `runs`.
+    pub fn of_runs(runs: &[Run]) -> Labels {
+        Labels::of(runs.iter().map(|r| r.axes))
+    }
+
+    /// The name of the series of `mode` at `a`.
+    pub fn label(&self, mode: &str, a: Axes) -> String {
+        let mut s = mode.to_string();
+        if self.hz {
+            s.push_str(&format!(" hz={}", a.hz));
+        }
+        if self.reactor {
+            s.push_str(&format!(" reactor={}", a.reactor.name()));
+        }
+        if self.conns {
+            s.push_str(&format!(" conns={}", a.conns));
+        }
+        s
+    }
+
+    /// The name of a row's series.
+    pub fn of_run(&self, r: &Run) -> String {
+        self.label(&r.mode, r.axes)
+    }
+}
 
 /// Loss under which a point counts as loss-free (0.1 %).
 pub const LOSS_FREE: f64 = 0.001;
@@ -13,7 +65,8 @@ pub fn loss(run: &Run) -> Option<f64> {
         .then(|| 1.0 - run.delivered_pps / run.offered_pps)
 }
 
-/// One [`Summary`] per mode, modes in order of first appearance in `runs`.
+/// One [`Summary`] per series (mode and axes), in order of first
+/// appearance in `runs`.
 ///
 /// - `mlfrr_pps`: the highest offered rate whose loss is under 0.1 %
 ///   (0 if no point is loss-free);
@@ -23,20 +76,23 @@ pub fn loss(run: &Run) -> Option<f64> {
 ///
 /// Points with a non-finite offered or delivered rate are ignored.
 pub fn summarize(runs: &[Run]) -> Vec<Summary> {
-    let mut modes: Vec<&str> = Vec::new();
+    let mut series: Vec<(&str, Axes)> = Vec::new();
     for run in runs {
-        if !modes.contains(&run.mode.as_str()) {
-            modes.push(&run.mode);
+        if !series.contains(&run.series()) {
+            series.push(run.series());
         }
     }
-    modes
+    series
         .into_iter()
-        .map(|mode| {
+        .map(|(mode, axes)| {
             let points = runs.iter().filter(|r| {
-                r.mode == mode && r.offered_pps.is_finite() && r.delivered_pps.is_finite()
+                r.series() == (mode, axes)
+                    && r.offered_pps.is_finite()
+                    && r.delivered_pps.is_finite()
             });
             let mut s = Summary {
                 mode: mode.to_owned(),
+                axes,
                 ..Summary::default()
             };
             let mut max_offered = f64::NEG_INFINITY;
@@ -55,12 +111,13 @@ pub fn summarize(runs: &[Run]) -> Vec<Summary> {
         .collect()
 }
 
-/// Put each mode's MLFRR search into its summary: the MLFRR becomes the
-/// search's lower end (the highest rate measured loss-free below the first
-/// lossy one), with its resolution; the peak counts the steps too.
-pub fn apply_searches(summary: &mut [Summary], searches: &[(String, Search)]) {
-    for (mode, search) in searches {
-        if let Some(s) = summary.iter_mut().find(|s| &s.mode == mode) {
+/// Put each series' MLFRR search (keyed by mode and axes) into its
+/// summary: the MLFRR becomes the search's lower end (the highest rate
+/// measured loss-free below the first lossy one), with its resolution; the
+/// peak counts the steps too.
+pub fn apply_searches(summary: &mut [Summary], searches: &[((String, Axes), Search)]) {
+    for ((mode, axes), search) in searches {
+        if let Some(s) = summary.iter_mut().find(|s| s.series() == (mode, *axes)) {
             s.mlfrr_pps = search.lo_pps;
             for step in search.steps.iter().filter(|r| r.delivered_pps.is_finite()) {
                 s.peak_delivered_pps = s.peak_delivered_pps.max(step.delivered_pps);
@@ -140,7 +197,7 @@ mod tests {
             resolution_pps: 2.5e3,
             steps: vec![run("interrupt", 30e3, 30e3), run("interrupt", 35e3, 34e3)],
         };
-        apply_searches(&mut s, &[("interrupt".into(), search)]);
+        apply_searches(&mut s, &[(("interrupt".into(), Axes::default()), search)]);
         assert_eq!(s[0].mlfrr_pps, 30e3);
         assert_eq!(s[0].mlfrr_resolution_pps, Some(2.5e3));
         assert_eq!(s[0].peak_delivered_pps, 39e3, "the grid's peak is higher");
@@ -149,7 +206,7 @@ mod tests {
             steps: vec![run("polling", 70e3, 61e3)],
             ..Search::default()
         };
-        apply_searches(&mut s, &[("polling".into(), search)]);
+        apply_searches(&mut s, &[(("polling".into(), Axes::default()), search)]);
         assert_eq!(s[1].peak_delivered_pps, 61e3);
     }
 

@@ -26,7 +26,9 @@ use pollsim_sysctl::Value;
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
-use super::model::{CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, Run};
+use super::model::{
+    Axes, CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, Run,
+};
 use crate::flood::{self, FloodArgs};
 use crate::kernel::time::Nanos;
 use crate::{lab, report};
@@ -110,6 +112,8 @@ pub struct Instance {
     child: Child,
     client: Client,
     name: String,
+    /// The point of the other axes it runs at.
+    axes: Axes,
 }
 
 impl Instance {
@@ -118,8 +122,27 @@ impl Instance {
     /// idle loop that blocks gives the host's hypervisor the core, and it
     /// gives it back late (see `kern.sched.*`).
     pub fn start(name: &str, mode: &str, sysctls: &[String]) -> anyhow::Result<Instance> {
+        Instance::start_at(name, mode, sysctls, None)
+    }
+
+    /// Start it as [`Instance::start`] at a point of the sweep's other
+    /// axes, if given: `--hz H`, `--sysctl kern.reactor.backend=B` before
+    /// the mode's settings, and with idle connections `--conns N` and
+    /// tcp-echo among the apps (with none, the command line is
+    /// [`Instance::start`]'s but for `--hz` and the backend). The values
+    /// are read back from the running instance: a point records what ran.
+    pub fn start_at(
+        name: &str,
+        mode: &str,
+        sysctls: &[String],
+        axes: Option<Axes>,
+    ) -> anyhow::Result<Instance> {
         let exe = std::env::current_exe().context("finding the pollsim binary")?;
         let mut cmd = Command::new(exe);
+        let apps = match axes {
+            Some(a) if a.conns > 0 => "udp-sink,http,interactive,tcp-echo",
+            _ => "udp-sink,http,interactive",
+        };
         cmd.args([
             "run",
             "--if",
@@ -127,10 +150,17 @@ impl Instance {
             "--if",
             "tap1=198.18.1.2/24",
             "--apps",
-            "udp-sink,http,interactive",
+            apps,
         ])
         .args(["--name", name, "--mode", mode, "--duration", "3600"])
         .args(["--sysctl", IDLE]);
+        if let Some(a) = axes {
+            cmd.args(["--hz", &a.hz.to_string()]);
+            cmd.args(["--sysctl", &a.reactor.sysctl()]);
+            if a.conns > 0 {
+                cmd.args(["--conns", &a.conns.to_string()]);
+            }
+        }
         for s in sysctls {
             cmd.args(["--sysctl", s]);
         }
@@ -148,8 +178,15 @@ impl Instance {
         pin(i32::try_from(child.id()).unwrap_or(0), cpus().0);
         let mut err = BufReader::new(child.stderr.take().context("stderr")?);
         let mut line = String::new();
-        err.read_line(&mut line)
-            .context("reading pollsim run's first line")?;
+        // Warnings (`run --hz` under 1000, say) may come first.
+        loop {
+            line.clear();
+            err.read_line(&mut line)
+                .context("reading pollsim run's first line")?;
+            if !line.starts_with("pollsim: warning:") {
+                break;
+            }
+        }
         if !line.contains("running on") {
             let mut rest = String::new();
             let _ = err.read_to_string(&mut rest);
@@ -162,11 +199,25 @@ impl Instance {
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
         let client = Client::connect(&crate::ctl::socket_path(name))
             .map_err(|e| anyhow::anyhow!("connecting to pollsim run: {e}"))?;
-        Ok(Instance {
+        let mut inst = Instance {
             child,
             client,
             name: name.to_string(),
-        })
+            axes: axes.unwrap_or_default(),
+        };
+        if let Some(a) = axes {
+            let snap = inst.snapshot()?;
+            let (hz, backend) = (snap.int("kern.hz"), snap.int("kern.reactor.backend"));
+            if hz != i64::from(a.hz) || backend != a.reactor.backend().code() {
+                bail!(
+                    "pollsim run runs at kern.hz={hz}, kern.reactor.backend={backend}, \
+                     not at the point asked for ({} Hz, {})",
+                    a.hz,
+                    a.reactor.name()
+                );
+            }
+        }
+        Ok(inst)
     }
 
     /// Every node of the instance, integers and lists.
@@ -413,6 +464,7 @@ pub fn measure(
     let stop_sampler = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
     let name = inst.name.clone();
+    let axes = inst.axes;
     std::thread::scope(|s| -> anyhow::Result<Run> {
         // The flood outlasts the window by the probe timeout, so that every
         // probe started in the window runs under load until it ends.
@@ -445,6 +497,7 @@ pub fn measure(
         let window = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
         let offered = (sent_b - sent_a) as f64 / window;
         let mut run = point(mode, &a, &b, offered, probe_ms, &burst);
+        run.axes = axes;
         run.requested_pps = rate.parse().ok();
         Ok(run)
     })
@@ -483,6 +536,7 @@ fn point(
     }
     Run::from_window(Measured {
         mode: mode.to_string(),
+        axes: Axes::default(),
         params,
         offered_pps,
         frames: Frames::from_counters(d, nics),
@@ -516,8 +570,9 @@ pub fn host_window(a: &Snapshot, b: &Snapshot, seconds: f64) -> Option<HostDiag>
 
 /// The knobs recorded in every run's `params`, as read back from the
 /// instance (the value that ran).
-pub const RECORDED_PARAMS: [&str; 34] = [
+pub const RECORDED_PARAMS: [&str; 35] = [
     "kern.hz",
+    "kern.reactor.backend",
     "machdep.idle",
     "kern.sched.stall_compensate",
     "kern.sched.quantum",

@@ -120,6 +120,8 @@ pub struct SimConfig {
     pub sysctls: Vec<String>,
     /// Run the HTTP probe client on this link (needs the http app).
     pub probe: Option<ProbeLink>,
+    /// Idle TCP connections held open to tcp-echo before the sweep.
+    pub conns: usize,
 }
 
 /// Why a simulated system could not be built.
