@@ -38,6 +38,30 @@ fn hz_out_of_range_is_refused() {
     refused(&["run", "--hz", "10001"], "100..10000");
 }
 
+/// Under 1000 Hz `run` warns first, as polling(4) advises, and runs; at
+/// 1000 Hz and above it does not warn.
+#[test]
+fn run_under_1000_hz_warns_as_polling_4_advises() {
+    for (hz, warns) in [
+        ("100", true),
+        ("999", true),
+        ("1000", false),
+        ("10000", false),
+    ] {
+        let (code, _, err) = run_pollsim(&["run", "--sim", "--hz", hz, "--duration", "0.05"]);
+        assert_eq!(code, 0, "--hz {hz}: {err}");
+        let warning = err.lines().find(|l| l.starts_with("pollsim: warning:"));
+        assert_eq!(warning.is_some(), warns, "--hz {hz}: {err}");
+        if let Some(w) = warning {
+            assert!(
+                w.contains(&format!("--hz {hz}")) && w.contains("polling(4)") && w.contains("1000"),
+                "{w}"
+            );
+        }
+        assert!(err.contains(&format!("kern.hz={hz}")), "it ran: {err}");
+    }
+}
+
 #[test]
 fn unknown_app_is_refused() {
     refused(&["run", "--apps", "udp-sink,ftp"], "unknown app 'ftp'");

@@ -42,6 +42,32 @@ fn bad_arguments_are_refused_with_status_2() {
         (&["compare", "--trials", "0"][..], "between 1 and 20"),
         (&["compare", "--max-steal", "101"][..], "between 0 and 100"),
         (&["compare", "--mlfrr-steps", "11"][..], "at most 10"),
+        (&["compare", "--hz", "50"][..], "out of range (100..10000)"),
+        (
+            &["compare", "--hz", "1000,100,1000"][..],
+            "1000 is given twice",
+        ),
+        (
+            &["compare", "--reactor", "epoll"][..],
+            "invalid value 'epoll'",
+        ),
+        (
+            &["compare", "--reactor", "scan,scan"][..],
+            "scan is given twice",
+        ),
+        (&["compare", "--conns", "100001"][..], "at most 100000"),
+        (
+            &["compare", "--sim", "--vs-real", "--hz", "100"][..],
+            "--vs-real compares one configuration",
+        ),
+        (
+            &["compare", "--sim", "--vs-real", "--conns", "10"][..],
+            "it does not take --hz, --reactor or --conns",
+        ),
+        (
+            &["compare", "--modes", "polling:kern.reactor.backend=1"][..],
+            "which --reactor sweeps",
+        ),
     ] {
         let (code, _, err) = run_pollsim(args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -374,5 +400,114 @@ fn a_noisy_trial_is_measured_again_and_marked() {
         .position(|h| *h == "noisy")
         .expect("noisy column");
     assert_eq!(row[noisy], "true", "{csv}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A small simulated sweep over two axes: every row carries its `hz`,
+/// `reactor` and `conns` (and ran at them: `params` read back), the
+/// summary has one entry per mode x hz x reactor, results.csv ends with
+/// the three columns, and the table names each series by the two axes
+/// that vary (not by conns, which does not).
+#[test]
+fn a_sim_sweep_over_hz_and_reactor_has_a_series_per_combination() {
+    let out = std::env::temp_dir().join(format!("pollsim-compare-axes-{}", std::process::id()));
+    let dir = out.to_str().unwrap();
+    let args = [
+        "compare",
+        "--sim",
+        "--modes",
+        "polling,interrupt",
+        "--hz",
+        "100,1000",
+        "--reactor",
+        "scan,ready",
+        "--rates",
+        "20k,300k",
+        "--duration",
+        "200ms",
+        "--work-ns",
+        "2000",
+        "--mlfrr-steps",
+        "0",
+        "--out",
+        dir,
+    ];
+    let (code, table, stderr) = run_pollsim(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2 * 2 * 2 * 2, "mode x hz x reactor x rate");
+    let mut seen = Vec::new();
+    for r in runs {
+        let (hz, reactor) = (num(r, "hz"), r["reactor"].as_str().expect("reactor"));
+        assert_eq!(num(r, "conns"), 0.0, "{r}");
+        let param = |k: &str| r["params"][k].as_f64().unwrap_or(f64::NAN);
+        assert_eq!(param("kern.hz"), hz, "ran at its hz: {r}");
+        let backend = if reactor == "scan" { 1.0 } else { 0.0 };
+        assert_eq!(param("kern.reactor.backend"), backend, "{r}");
+        seen.push((r["mode"].as_str().unwrap().to_string(), hz as u32, reactor));
+    }
+    // The product, mode by mode, hz then reactor, rates ascending.
+    let mut want = Vec::new();
+    for mode in ["polling", "interrupt"] {
+        for hz in [100, 1000] {
+            for reactor in ["scan", "ready"] {
+                for _rate in 0..2 {
+                    want.push((mode.to_string(), hz, reactor));
+                }
+            }
+        }
+    }
+    assert_eq!(seen, want);
+    let summary = doc["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 2 * 2 * 2, "one per mode x hz x reactor");
+    for (s, w) in summary.iter().zip(want.iter().step_by(2)) {
+        assert_eq!(s["mode"], w.0.as_str(), "{s}");
+        assert_eq!(num(s, "hz"), f64::from(w.1), "{s}");
+        assert_eq!(s["reactor"], w.2, "{s}");
+        assert_eq!(num(s, "conns"), 0.0, "{s}");
+    }
+    assert_eq!(doc["meta"]["axes"]["hz"], serde_json::json!([100, 1000]));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",hz,reactor,conns"));
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",100,scan,0"),
+        "{csv}"
+    );
+    for label in [
+        "polling hz=100 reactor=scan",
+        "interrupt hz=1000 reactor=ready",
+    ] {
+        let rows = table.lines().filter(|l| l.starts_with(label)).count();
+        assert_eq!(
+            rows,
+            2 + 1,
+            "{label}: two rates and its summary line: {table}"
+        );
+    }
+    assert!(!table.contains("conns="), "{table}");
+    let svg = std::fs::read_to_string(out.join("livelock.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&svg).expect("a well-formed SVG");
+    let texts: Vec<&str> = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for label in [
+        "polling hz=100 reactor=scan",
+        "interrupt hz=1000 reactor=ready",
+    ] {
+        assert!(texts.contains(&label), "legend entry {label}: {texts:?}");
+    }
+    // Polling serves a polled interface once per tick, at most burst_max
+    // (150) frames a tick: at 100 Hz it cannot deliver more than 15k/s.
+    for r in runs
+        .iter()
+        .filter(|r| r["mode"] == "polling" && num(r, "hz") == 100.0)
+    {
+        assert!(num(r, "delivered_pps") <= 150.0 * 100.0 * 1.01, "{r}");
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

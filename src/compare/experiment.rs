@@ -145,24 +145,29 @@ impl CompareArgs {
     /// would say a backend that did not run), and axes with `--vs-real`
     /// (which compares one configuration, real against simulated).
     fn check_axes(&self) -> anyhow::Result<()> {
-        fn once<T: PartialEq + std::fmt::Debug>(flag: &str, v: &[T]) -> anyhow::Result<()> {
+        fn once<T: PartialEq>(
+            flag: &str,
+            v: &[T],
+            show: impl Fn(&T) -> String,
+        ) -> anyhow::Result<()> {
             for (i, x) in v.iter().enumerate() {
                 if v[..i].contains(x) {
-                    bail!("--{flag}: {x:?} is given twice");
+                    bail!("--{flag}: {} is given twice", show(x));
                 }
             }
             Ok(())
         }
-        once("hz", &self.hz)?;
-        once("reactor", &self.reactor)?;
-        once("conns", &self.conns)?;
+        once("hz", &self.hz, u32::to_string)?;
+        once("reactor", &self.reactor, |r| r.name().to_string())?;
+        once("conns", &self.conns, usize::to_string)?;
         if let Some(n) = self.conns.iter().find(|&&n| n > MAX_CONNS) {
             bail!("--conns {n}: at most {MAX_CONNS}");
         }
-        if let Some(m) = parse_modes(&self.modes)?
-            .iter()
-            .find(|m| m.sysctls.iter().any(|s| s.starts_with("kern.reactor.backend=")))
-        {
+        if let Some(m) = parse_modes(&self.modes)?.iter().find(|m| {
+            m.sysctls
+                .iter()
+                .any(|s| s.starts_with("kern.reactor.backend="))
+        }) {
             bail!(
                 "mode '{}' sets kern.reactor.backend, which --reactor sweeps: give --reactor scan or ready instead",
                 m.label
@@ -170,7 +175,8 @@ impl CompareArgs {
         }
         if self.vs_real && self.axes() != [Axes::default()] {
             bail!(
-                "--vs-real compares one configuration (1000 Hz, ready, no idle connections):                  it does not take --hz, --reactor or --conns"
+                "--vs-real compares one configuration (1000 Hz, ready, no idle connections): \
+                 it does not take --hz, --reactor or --conns"
             );
         }
         Ok(())
@@ -371,9 +377,7 @@ pub fn run(
     progress(Event::Planned(planned));
     let mut results = Results::default();
     let mut searches = Vec::new();
-    let series = modes
-        .iter()
-        .flat_map(|m| axes.iter().map(move |&a| (m, a)));
+    let series = modes.iter().flat_map(|m| axes.iter().map(move |&a| (m, a)));
     for (i, (m, a)) in series.enumerate() {
         if stopped() {
             break;

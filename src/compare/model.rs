@@ -356,7 +356,17 @@ impl PollingDiag {
 /// The reactor backend of a sweep axis (`--reactor`): how the apps learn
 /// which sockets are ready (`kern.reactor.backend`).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
     clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]

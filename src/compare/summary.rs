@@ -211,6 +211,82 @@ mod tests {
     }
 
     #[test]
+    fn a_series_per_mode_and_axes_named_by_the_axes_that_vary() {
+        let mut runs = livelock();
+        let at100: Vec<Run> = runs
+            .iter()
+            .filter(|r| r.mode == "polling")
+            .map(|r| Run {
+                axes: Axes {
+                    hz: 100,
+                    ..Axes::default()
+                },
+                delivered_pps: r.delivered_pps / 10.0,
+                ..r.clone()
+            })
+            .collect();
+        runs.extend(at100);
+        let s = summarize(&runs);
+        assert_eq!(s.len(), 4);
+        assert_eq!((s[3].mode.as_str(), s[3].axes.hz), ("polling", 100));
+        assert_eq!(s[3].peak_delivered_pps, 6e3);
+        assert_eq!(s[1].peak_delivered_pps, 60e3, "the 1000 Hz series apart");
+        let l = Labels::of_runs(&runs);
+        assert_eq!(l.label("polling", s[3].axes), "polling hz=100");
+        assert_eq!(l.of_run(&runs[6]), "polling hz=1000");
+        let one = Labels::of_runs(&livelock());
+        assert_eq!(one.label("polling", Axes::default()), "polling");
+        let scan = Axes {
+            reactor: super::super::model::Reactor::Scan,
+            conns: 8,
+            ..Axes::default()
+        };
+        assert_eq!(
+            Labels::of([Axes::default(), scan]).label("mr", scan),
+            "mr reactor=scan conns=8"
+        );
+        // A search lands in its own series only.
+        let search = Search {
+            lo_pps: 5e3,
+            ..Search::default()
+        };
+        let (mut s, at100) = (s.clone(), s[3].axes);
+        apply_searches(&mut s, &[(("polling".into(), at100), search)]);
+        assert_eq!((s[3].mlfrr_pps, s[1].mlfrr_pps), (5e3, 40e3));
+    }
+
+    #[test]
+    fn rows_carry_the_axes_flat_and_old_rows_read_as_the_defaults() {
+        let r = Run {
+            mode: "polling".into(),
+            axes: Axes {
+                hz: 100,
+                reactor: super::super::model::Reactor::Scan,
+                conns: 10,
+            },
+            ..Run::default()
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (v["hz"].clone(), v["conns"].clone()),
+            (100.into(), 10.into())
+        );
+        assert_eq!(v["reactor"], "scan");
+        assert_eq!(serde_json::from_value::<Run>(v).unwrap(), r);
+        let old: Run = serde_json::from_str(
+            r#"{"mode": "polling", "params": {},
+            "offered_pps": 1, "received_pps": 1, "delivered_pps": 1,
+            "drops": {"rx_missed": 0, "ipintrq": 0, "socket": 0, "app": 0},
+            "cp_time_pct": {"user": 0, "sys": 0, "intr": 0, "idle": 100},
+            "probe_ms": {"p50": null, "p99": null, "timeouts": 0, "sent": 0},
+            "seconds": 1, "simulated": true}"#,
+        )
+        .unwrap();
+        assert_eq!(old.axes, Axes::default());
+        assert_eq!(old.axes.hz, 1000);
+    }
+
+    #[test]
     fn order_independent_and_threshold() {
         let mut runs = livelock();
         runs.reverse();

@@ -41,6 +41,7 @@ fn point_on(link: ProbeLink, m: &ModeSpec, pps: f64, work_ns: u64, seed: u64) ->
         arrivals: ArrivalKind::Poisson,
         extra: &[],
         probe_link: link,
+        axes: crate::compare::model::Axes::default(),
     })
     .unwrap()
 }
@@ -338,6 +339,7 @@ fn the_quiet_link_stays_responsive_under_polling_and_not_in_livelock() {
         arrivals: ArrivalKind::Poisson,
         extra: &[],
         probe_link: ProbeLink::Flooded,
+        axes: crate::compare::model::Axes::default(),
     })
     .unwrap();
     assert!(
