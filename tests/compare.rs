@@ -440,13 +440,14 @@ fn a_sim_sweep_over_hz_and_reactor_has_a_series_per_combination() {
     assert_eq!(runs.len(), 2 * 2 * 2 * 2, "mode x hz x reactor x rate");
     let mut seen = Vec::new();
     for r in runs {
-        let (hz, reactor) = (num(r, "hz"), r["reactor"].as_str().expect("reactor"));
+        let hz = r["hz"].as_u64().expect("hz");
+        let reactor = r["reactor"].as_str().expect("reactor");
         assert_eq!(num(r, "conns"), 0.0, "{r}");
         let param = |k: &str| r["params"][k].as_f64().unwrap_or(f64::NAN);
-        assert_eq!(param("kern.hz"), hz, "ran at its hz: {r}");
+        assert_eq!(param("kern.hz"), hz as f64, "ran at its hz: {r}");
         let backend = if reactor == "scan" { 1.0 } else { 0.0 };
         assert_eq!(param("kern.reactor.backend"), backend, "{r}");
-        seen.push((r["mode"].as_str().unwrap().to_string(), hz as u32, reactor));
+        seen.push((r["mode"].as_str().unwrap().to_string(), hz, reactor));
     }
     // The product, mode by mode, hz then reactor, rates ascending.
     let mut want = Vec::new();
@@ -464,7 +465,7 @@ fn a_sim_sweep_over_hz_and_reactor_has_a_series_per_combination() {
     assert_eq!(summary.len(), 2 * 2 * 2, "one per mode x hz x reactor");
     for (s, w) in summary.iter().zip(want.iter().step_by(2)) {
         assert_eq!(s["mode"], w.0.as_str(), "{s}");
-        assert_eq!(num(s, "hz"), f64::from(w.1), "{s}");
+        assert_eq!(s["hz"].as_u64(), Some(w.1), "{s}");
         assert_eq!(s["reactor"], w.2, "{s}");
         assert_eq!(num(s, "conns"), 0.0, "{s}");
     }
