@@ -253,6 +253,7 @@ mod tests {
                 tick_cost_ns: 11_000,
                 status_cost_ns: 3000,
                 sched_cost_ns: 75,
+                ..CostModel::default()
             },
             isolated: None,
         }

@@ -115,6 +115,7 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
         apps: vec![AppKind::UdpSink, AppKind::Http, AppKind::Interactive],
         sysctls,
         probe: Some(p.probe_link),
+        conns: 0,
     };
     let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
     sim.run_for(nanos(p.warmup));

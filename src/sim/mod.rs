@@ -120,6 +120,9 @@ pub struct SimConfig {
     pub sysctls: Vec<String>,
     /// Run the HTTP probe client on this link (needs the http app).
     pub probe: Option<ProbeLink>,
+    /// Synthetic idle connections the reactor watches (`--conns`; at most
+    /// [`crate::conns::CONNS_MAX`]; see [`crate::conns::add_synthetic`]).
+    pub conns: usize,
 }
 
 /// Why a simulated system could not be built.
@@ -233,6 +236,7 @@ impl Sim {
                 .map_err(|e| SimError::Sysctl(e.to_string()))?;
         }
         k.start_apps();
+        crate::conns::add_synthetic(&mut k, cfg.conns);
         let probe = cfg.probe.map(|link| {
             let (mac, peer) = link.peer();
             let server = cidr(link.addr()).address();

@@ -175,6 +175,7 @@ fn sim(mode: Mode, pps: f64, sysctls: &[&str]) -> Sim {
         apps: vec![AppKind::UdpSink, AppKind::Http],
         sysctls: sysctls.iter().map(|s| s.to_string()).collect(),
         probe: Some(ProbeLink::Quiet),
+        conns: 0,
     })
     .unwrap()
 }
@@ -265,6 +266,7 @@ fn costs_are_charged_exactly_per_unit() {
         .map(|s| s.to_string())
         .collect(),
         probe: None,
+        conns: 0,
     })
     .unwrap();
     let start = s.now();
@@ -375,6 +377,7 @@ fn user_level(apps: &[AppKind], probe: Option<ProbeLink>) -> UserLevel {
             "user.udp_sink.rcvbuf=4096".to_string(),
         ],
         probe,
+        conns: 0,
     })
     .unwrap();
     sim.run_for(Nanos::from_secs(1));
