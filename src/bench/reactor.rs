@@ -164,7 +164,11 @@ impl Costs {
 
 fn median(mut v: Vec<f64>) -> u64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2].round() as u64
+    // Non-negative by construction (times, and differences floored at 0).
+    let m = v[v.len() / 2].round().max(0.0);
+    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+    let ns = m as u64;
+    ns
 }
 
 /// One round of every cost, ns (fractions kept for the median).

@@ -440,7 +440,7 @@ fn start_conns(args: &RunArgs, f: &IfSpec) -> anyhow::Result<Option<crate::conns
     if args.conns == 0 {
         return Ok(None);
     }
-    let to = std::net::SocketAddrV4::new(f.addr.address().into(), ECHO_PORT);
+    let to = std::net::SocketAddrV4::new(f.addr.address(), ECHO_PORT);
     let c = crate::conns::Connector::start(args.conns, to, move |r| {
         eprintln!(
             "pollsim: --conns: {} of {} idle connections to {to} open in {:.2} s ({} failed); held until the end",
