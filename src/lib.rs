@@ -10,6 +10,7 @@ pub mod apps;
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod conns;
 pub mod ctl;
 pub mod flood;
 pub mod kernel;

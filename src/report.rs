@@ -154,6 +154,8 @@ pub struct ProcSnapshot {
     pub expiries: u64,
     /// `preempted`.
     pub preempted: u64,
+    /// `reactor_ns`.
+    pub reactor_ns: u64,
 }
 
 /// What a user process got over a window (also a row's `procs` entry in
@@ -179,6 +181,9 @@ pub struct ProcWindow {
     pub expiries: u64,
     /// Times a waking process switched it out.
     pub preempted: u64,
+    /// CPU time spent in the reactor on its behalf, ns (part of its CPU).
+    #[serde(default)]
+    pub reactor_ns: u64,
 }
 
 impl ProcWindow {
@@ -227,6 +232,7 @@ impl ProcWindow {
                         .map(|ns| ns / 1_000),
                     expiries: b.expiries.saturating_sub(a.expiries),
                     preempted: b.preempted.saturating_sub(a.preempted),
+                    reactor_ns: b.reactor_ns.saturating_sub(a.reactor_ns),
                 }
             })
             .collect()
@@ -332,6 +338,7 @@ impl Snapshot {
                     "wait_ns" => p.wait_ns = int(v),
                     "wait_hist" => p.wait_hist = list(v),
                     "expiries" => p.expiries = int(v),
+                    "reactor_ns" => p.reactor_ns = int(v),
                     _ => p.preempted = int(v),
                 }
                 continue;
@@ -371,8 +378,9 @@ impl Snapshot {
 }
 
 /// The leaves of a process's account that a snapshot reads.
-const PROC_LEAVES: [&str; 7] = [
+const PROC_LEAVES: [&str; 8] = [
     "cpu_ns",
+    "reactor_ns",
     "runs",
     "waits",
     "wait_ns",
@@ -683,9 +691,10 @@ fn procs_summary(out: &mut String, k: &Kernel, procs: &[ProcSnapshot]) {
     );
     let _ = writeln!(
         out,
-        "  {:<12} {:>10} {:>6} {:>7} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "  {:<12} {:>10} {:>10} {:>6} {:>7} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "process",
         "cpu ms",
+        "reactor ms",
         "cpu %",
         "share %",
         "waits",
@@ -698,9 +707,10 @@ fn procs_summary(out: &mut String, k: &Kernel, procs: &[ProcSnapshot]) {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
         let _ = writeln!(
             out,
-            "  {:<12} {:>10.1} {:>6.1} {:>7.1} {:>9} {:>10} {:>10} {:>9} {:>9}",
+            "  {:<12} {:>10.1} {:>10.1} {:>6.1} {:>7.1} {:>9} {:>10} {:>10} {:>9} {:>9}",
             w.name,
             w.cpu_ns as f64 / 1e6,
+            w.reactor_ns as f64 / 1e6,
             w.cpu_pct,
             w.share_pct,
             w.waits,

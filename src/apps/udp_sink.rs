@@ -5,6 +5,14 @@
 //! `user.udp_sink.work_ns` of CPU. Under livelock it is the one starved.
 //! It has one socket per NIC (each bound to port 9 among that NIC's
 //! sockets), each with its own token and `rcvbuf`.
+//!
+//! How it is told of datagrams is `user.udp_sink.trigger` (level, edge or
+//! oneshot, the reactor's [`Trigger`]); what it does with an event is
+//! `user.udp_sink.drain`: 1 (default) reads until would-block, 0 reads one
+//! datagram per event (the naive app). A naive oneshot app re-arms after
+//! each datagram and a level one is told again while data remains, so
+//! both still deliver everything; a naive edge-triggered app stalls with
+//! datagrams left in its socket buffer until a new one arrives.
 
 use pollsim_sysctl::Mib;
 use smoltcp::socket::udp;
@@ -40,6 +48,10 @@ pub struct UdpSink {
     pub datagrams: u64,
     /// Payload bytes received by the app
     pub bytes: u64,
+    /// How the reactor reports its sockets (set before start).
+    pub trigger: Trigger,
+    /// Read until would-block on an event (true), or one datagram (false).
+    pub drain: bool,
     /// Datagrams received, per NIC (attach order).
     pub datagrams_by_nic: Vec<u64>,
     handles: Vec<crate::kernel::sockets::SockRef>,
@@ -55,6 +67,8 @@ impl UdpSink {
             rcvbuf: RCVBUF_DEFAULT,
             datagrams: 0,
             bytes: 0,
+            trigger: Trigger::Oneshot,
+            drain: true,
             datagrams_by_nic: Vec::new(),
             handles: Vec::new(),
             first_token: 0,
@@ -97,7 +111,7 @@ impl App for UdpSink {
                     SockKind::Udp,
                     Token(first_token + nic),
                     Interest::READABLE,
-                    Trigger::Oneshot,
+                    self.trigger,
                 )
                 .expect("the app's tokens are unused");
         }
@@ -114,15 +128,25 @@ impl App for UdpSink {
                 self.datagrams += 1;
                 self.datagrams_by_nic[nic] += 1;
                 self.bytes += n as u64;
+                if !self.drain && self.trigger == Trigger::Oneshot {
+                    // One datagram per event: ask for the next one.
+                    cx.reactor
+                        .rearm(cx.sockets, token)
+                        .expect("the sink's token is registered");
+                }
                 Step {
                     work: Nanos(self.work_ns),
-                    more: true,
+                    more: self.drain,
                 }
             }
             Err(_) => {
-                cx.reactor
-                    .rearm(cx.sockets, token)
-                    .expect("the sink's token is registered");
+                // Would block: a oneshot registration is re-armed; level
+                // and edge ones stay armed.
+                if self.trigger == Trigger::Oneshot {
+                    cx.reactor
+                        .rearm(cx.sockets, token)
+                        .expect("the sink's token is registered");
+                }
                 Step::DONE
             }
         }
@@ -165,6 +189,7 @@ pub(super) fn register_sysctl<C: 'static>(
             }
         },
     );
+    register_trigger(mib, get, get_mut);
     mib.add_ro(
         "user.udp_sink.datagrams",
         "Datagrams received by the app",
@@ -174,5 +199,58 @@ pub(super) fn register_sysctl<C: 'static>(
         "user.udp_sink.bytes",
         "Payload bytes received by the app",
         move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.bytes)),
+    );
+}
+
+/// `user.udp_sink.trigger` (and `_name`) and `user.udp_sink.drain`.
+fn register_trigger<C: 'static>(
+    mib: &mut Mib<C>,
+    get: fn(&C) -> &Apps,
+    get_mut: fn(&mut C) -> &mut Apps,
+) {
+    mib.add_rw(
+        "user.udp_sink.trigger",
+        "How the reactor reports the sink's sockets: 0 level, 1 edge, 2 oneshot (a tunable: set it with run --sysctl)",
+        (0, 2),
+        |_| (0, 2),
+        move |c| {
+            get(c)
+                .udp_sink
+                .as_ref()
+                .map_or(0, |a| a.trigger.code())
+        },
+        move |c, v| match get_mut(c).udp_sink.as_mut() {
+            Some(a) if a.handles.is_empty() => {
+                a.trigger = Trigger::from_code(v).ok_or_else(|| format!("{v}: not a trigger"))?;
+                Ok(())
+            }
+            _ => {
+                Err("read-only once the app has started (set it with pollsim run --sysctl)".into())
+            }
+        },
+    );
+    mib.add_ro_str(
+        "user.udp_sink.trigger_name",
+        "Name of the sink's trigger (level, edge or oneshot)",
+        move |c| {
+            get(c)
+                .udp_sink
+                .as_ref()
+                .map_or("", |a| a.trigger.name())
+                .to_string()
+        },
+    );
+    mib.add_rw(
+        "user.udp_sink.drain",
+        "On an event, 1 read until would-block, 0 read one datagram (naive)",
+        (0, 1),
+        |_| (0, 1),
+        move |c| get(c).udp_sink.as_ref().map_or(0, |a| i64::from(a.drain)),
+        move |c, v| {
+            if let Some(a) = get_mut(c).udp_sink.as_mut() {
+                a.drain = v == 1;
+            }
+            Ok(())
+        },
     );
 }

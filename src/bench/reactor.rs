@@ -7,7 +7,13 @@
 //! netisr, then times one [`Reactor::poll`], which must deliver exactly
 //! those sockets; the app's part (read, re-arm) is not timed. Reported per
 //! N and backend: nanoseconds of poll per delivered event, and sockets the
-//! poll examined per event (`kern.reactor.scanned`).
+//! poll examined per event (`kern.reactor.scanned`). The app's re-arms are
+//! timed apart (`rearm_ns_per_event`), and `ns_per_call` is one poll with
+//! the re-arms of its events: what a process pays per call of its event
+//! loop (epoll_wait and the epoll_ctl MODs of a oneshot app, or a select).
+//!
+//! [`costs`] measures the reactor's `hw.sim.reactor_*` costs (`pollsim
+//! bench reactor --costs`; `pollsim calibrate` runs it too).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -39,6 +45,10 @@ pub struct Point {
     pub ns_per_event: f64,
     /// Sockets examined per delivered event.
     pub scanned_per_event: f64,
+    /// Re-arm time per delivered event (`rearm` after handling it).
+    pub rearm_ns_per_event: f64,
+    /// One poll and the re-arms of its events, per poll.
+    pub ns_per_call: f64,
 }
 
 /// Sockets made ready per poll for `n` registered.
@@ -58,7 +68,7 @@ pub fn measure(n: usize, backend: Backend, events: u64, ready: Option<usize>) ->
     let warmup = (rounds / 10).max(2);
     let mut buf: Vec<Event> = Vec::with_capacity(ready * 2);
     let frames: Vec<Vec<u8>> = (0..n).map(Rig::frame).collect();
-    let (mut ns, mut delivered) = (0u128, 0u64);
+    let (mut ns, mut rearm_ns, mut delivered) = (0u128, 0u128, 0u64);
     let mut scanned0 = 0;
     for round in 0..warmup + rounds {
         if round == warmup {
@@ -85,12 +95,17 @@ pub fn measure(n: usize, backend: Backend, events: u64, ready: Option<usize>) ->
                 1,
                 "an event for a socket not made ready"
             );
+        }
+        let t = Instant::now();
+        for e in &buf {
             rig.reactor
                 .rearm(&mut rig.netisr.sockets, Token(e.token.0))
                 .expect("a rig token");
         }
+        let rearm = t.elapsed();
         if round >= warmup {
             ns += el.as_nanos();
+            rearm_ns += rearm.as_nanos();
             delivered += buf.len() as u64;
         }
     }
@@ -103,6 +118,134 @@ pub fn measure(n: usize, backend: Backend, events: u64, ready: Option<usize>) ->
         events: delivered,
         ns_per_event: ns as f64 / delivered as f64,
         scanned_per_event: scanned as f64 / delivered as f64,
+        rearm_ns_per_event: rearm_ns as f64 / delivered as f64,
+        ns_per_call: (ns + rearm_ns) as f64 / rounds as f64,
+    }
+}
+
+/// The reactor's costs as the cost model charges them (`hw.sim.reactor_*`),
+/// each the median of [`COST_ROUNDS`] rounds, ns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Costs {
+    /// `hw.sim.reactor_call_ns`: an empty poll of the `ready` backend.
+    pub call_ns: u64,
+    /// `hw.sim.reactor_scan_ns`: a `scan` poll of [`COST_SOCKETS`] idle
+    /// registrations, less the call, per registration.
+    pub scan_ns: u64,
+    /// `hw.sim.reactor_ready_ns`: a `ready` poll delivering
+    /// [`COST_READY`] events, less the call, per event.
+    pub ready_ns: u64,
+    /// `hw.sim.reactor_reg_ns`: one `register` with the `ready` backend.
+    pub reg_ns: u64,
+    /// `hw.sim.reactor_rearm_ns`: one `rearm` of a oneshot registration
+    /// with the `ready` backend.
+    pub rearm_ns: u64,
+}
+
+/// Rounds of [`costs`]; the median is kept.
+pub const COST_ROUNDS: usize = 5;
+/// Registrations of the rig [`costs`] measures.
+pub const COST_SOCKETS: usize = 4_096;
+/// Events per poll of the `ready` figure (the kernel's event batch).
+pub const COST_READY: usize = 64;
+/// Empty polls timed per round of the call figure.
+const COST_CALLS: u32 = 20_000;
+
+impl Costs {
+    /// Set the reactor's knobs of `m` to these figures.
+    pub fn apply(&self, m: &mut crate::kernel::cost::CostModel) {
+        m.reactor_call_ns = self.call_ns;
+        m.reactor_scan_ns = self.scan_ns;
+        m.reactor_ready_ns = self.ready_ns;
+        m.reactor_reg_ns = self.reg_ns;
+        m.reactor_rearm_ns = self.rearm_ns;
+    }
+}
+
+fn median(mut v: Vec<f64>) -> u64 {
+    v.sort_by(f64::total_cmp);
+    // Non-negative by construction (times, and differences floored at 0).
+    let m = v[v.len() / 2].round().max(0.0);
+    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+    let ns = m as u64;
+    ns
+}
+
+/// One round of every cost, ns (fractions kept for the median).
+fn cost_round() -> [f64; 5] {
+    let n = COST_SOCKETS;
+    let mut buf: Vec<Event> = Vec::with_capacity(n);
+    let mut rig = Rig::new(n, Trigger::Oneshot);
+    // call: nothing ready, nothing pending.
+    let t = Instant::now();
+    for _ in 0..COST_CALLS {
+        rig.reactor.poll(&mut rig.netisr.sockets, &mut buf, n);
+    }
+    let call = t.elapsed().as_nanos() as f64 / f64::from(COST_CALLS);
+    // ready: COST_READY delivered per poll, re-armed (untimed) after.
+    let frames: Vec<Vec<u8>> = (0..n).map(Rig::frame).collect();
+    let (mut ready_ns, mut polls) = (0u128, 0u32);
+    for round in 0..n / COST_READY {
+        for k in 0..COST_READY {
+            rig.ingress(&frames[round * COST_READY + k]);
+        }
+        let t = Instant::now();
+        rig.reactor.poll(&mut rig.netisr.sockets, &mut buf, n);
+        ready_ns += t.elapsed().as_nanos();
+        polls += 1;
+        assert_eq!(buf.len(), COST_READY, "the cost rig's events");
+        for e in &buf {
+            rig.drain(e.token.0);
+        }
+        for e in &buf {
+            let _ = rig.reactor.rearm(&mut rig.netisr.sockets, e.token);
+        }
+    }
+    let ready = (ready_ns as f64 / f64::from(polls) - call).max(0.0) / COST_READY as f64;
+    // rearm: every registration, none ready.
+    let t = Instant::now();
+    for i in 0..n {
+        let _ = rig.reactor.rearm(&mut rig.netisr.sockets, Token(i));
+    }
+    let rearm = t.elapsed().as_nanos() as f64 / n as f64;
+    // reg: every registration again, after its deregistration (untimed).
+    let mut reg_ns = 0u128;
+    for i in 0..n {
+        let _ = rig.reactor.deregister(Token(i));
+        let h = rig.handle(i);
+        let t = Instant::now();
+        let _ = rig.reactor.register(
+            &mut rig.netisr.sockets,
+            h,
+            crate::kernel::reactor::SockKind::Udp,
+            Token(i),
+            crate::kernel::reactor::Interest::READABLE,
+            Trigger::Oneshot,
+        );
+        reg_ns += t.elapsed().as_nanos();
+    }
+    let reg = reg_ns as f64 / n as f64;
+    // scan: n idle registrations, one empty scan per round of 20.
+    rig.reactor
+        .set_backend(&mut rig.netisr.sockets, Backend::Scan);
+    let t = Instant::now();
+    for _ in 0..20 {
+        rig.reactor.poll(&mut rig.netisr.sockets, &mut buf, n);
+    }
+    let scan = (t.elapsed().as_nanos() as f64 / 20.0 - call).max(0.0) / n as f64;
+    [call, scan, ready, reg, rearm]
+}
+
+/// Measure the reactor's `hw.sim.reactor_*` costs on this host.
+pub fn costs() -> Costs {
+    let rounds: Vec<[f64; 5]> = (0..COST_ROUNDS).map(|_| cost_round()).collect();
+    let m = |i: usize| median(rounds.iter().map(|r| r[i]).collect());
+    Costs {
+        call_ns: m(0),
+        scan_ns: m(1),
+        ready_ns: m(2),
+        reg_ns: m(3),
+        rearm_ns: m(4),
     }
 }
 
@@ -131,14 +274,20 @@ pub fn table(points: &[Point]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<8} {:>8} {:>8} {:>14} {:>18}",
-        "backend", "sockets", "ready", "ns/event", "scanned/event"
+        "{:<8} {:>8} {:>8} {:>14} {:>18} {:>14} {:>12}",
+        "backend", "sockets", "ready", "ns/event", "scanned/event", "rearm ns/ev", "ns/call"
     );
     for p in points {
         let _ = writeln!(
             s,
-            "{:<8} {:>8} {:>8} {:>14.1} {:>18.2}",
-            p.backend, p.sockets, p.ready_per_poll, p.ns_per_event, p.scanned_per_event
+            "{:<8} {:>8} {:>8} {:>14.1} {:>18.2} {:>14.1} {:>12.1}",
+            p.backend,
+            p.sockets,
+            p.ready_per_poll,
+            p.ns_per_event,
+            p.scanned_per_event,
+            p.rearm_ns_per_event,
+            p.ns_per_call
         );
     }
     for b in ["ready", "scan"] {

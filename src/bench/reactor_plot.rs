@@ -121,6 +121,8 @@ mod tests {
             polls: 1,
             events: 1,
             ns_per_event: ns,
+            rearm_ns_per_event: 0.0,
+            ns_per_call: 0.0,
             scanned_per_event: 1.0,
         }
     }

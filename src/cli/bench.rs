@@ -54,6 +54,10 @@ pub struct ReactorArgs {
     /// setting: a fixed number of active connections among N.
     #[arg(long)]
     pub ready: Option<usize>,
+    /// Measure the reactor's hw.sim.reactor_* costs instead (printed as
+    /// sysctl lines, or JSON with --json).
+    #[arg(long)]
+    pub costs: bool,
 }
 
 /// Entry point of `pollsim bench`.
@@ -94,6 +98,19 @@ fn bench_demux(a: &DemuxArgs) -> anyhow::Result<()> {
 }
 
 fn bench_reactor(a: &ReactorArgs) -> anyhow::Result<()> {
+    if a.costs {
+        let c = reactor::costs();
+        if a.json {
+            println!("{}", serde_json::json!({ "reactor_costs": c }));
+        } else {
+            let mut m = crate::kernel::cost::CostModel::default();
+            c.apply(&mut m);
+            for k in crate::kernel::cost::CostKnob::REACTOR {
+                println!("{}={}", k.name(), m.get(k));
+            }
+        }
+        return Ok(());
+    }
     let sizes = if a.sizes.is_empty() {
         reactor::SIZES.to_vec()
     } else {

@@ -185,6 +185,23 @@ pub struct RunArgs {
     /// 100 ms of virtual time, as compare's probe) on this link.
     #[arg(long, value_enum, value_name = "LINK", requires = "sim")]
     pub sim_probe: Option<crate::sim::ProbeLink>,
+    /// Idle TCP connections to tcp-echo, held for the run (real: opened
+    /// from the tap's Linux side; --sim: synthetic), at most 16320.
+    #[arg(long, default_value_t = 0, value_parser = parse_conns)]
+    pub conns: usize,
+}
+
+fn parse_conns(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of connections"))?;
+    if n > crate::conns::CONNS_MAX {
+        return Err(format!(
+            "{n}: out of range (0..{})",
+            crate::conns::CONNS_MAX
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
@@ -403,6 +420,59 @@ fn check_addr(args: &RunArgs, ifs: &[IfSpec]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--conns N`: tcp-echo must run, with room for N connections (its
+/// `max_conns` is raised to N + [`crate::conns::CONNS_HEADROOM`] if lower).
+fn prepare_conns(
+    args: &RunArgs,
+    k: &mut Kernel,
+    mib: &pollsim_sysctl::Mib<Kernel>,
+) -> anyhow::Result<()> {
+    if args.conns == 0 {
+        return Ok(());
+    }
+    if !args.apps.contains(&AppKind::TcpEcho) {
+        bail!("--conns needs the tcp-echo app (--apps ...,tcp-echo)");
+    }
+    let want = args.conns + crate::conns::CONNS_HEADROOM;
+    let node = "user.tcp_echo.max_conns";
+    let have: usize = mib
+        .get(k, node)
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(0);
+    if have < want {
+        mib.set(k, node, &want.to_string())
+            .map_err(|e| anyhow::anyhow!("--conns {}: {e}", args.conns))?;
+        eprintln!(
+            "pollsim: --conns {}: {node} raised from {have} to {want}",
+            args.conns
+        );
+    }
+    Ok(())
+}
+
+/// tcp-echo's port (RFC 862).
+const ECHO_PORT: u16 = 7;
+
+/// Start the connector of `--conns` to tcp-echo on the first interface.
+fn start_conns(args: &RunArgs, f: &IfSpec) -> anyhow::Result<Option<crate::conns::Connector>> {
+    if args.conns == 0 {
+        return Ok(None);
+    }
+    let to = std::net::SocketAddrV4::new(f.addr.address(), ECHO_PORT);
+    let c = crate::conns::Connector::start(args.conns, to, move |r| {
+        eprintln!(
+            "pollsim: --conns: {} of {} idle connections to {to} open in {:.2} s ({} failed); held until the end",
+            r.open,
+            r.wanted,
+            r.took.as_secs_f64(),
+            r.failed
+        );
+    })
+    .context("starting the --conns connector")?;
+    Ok(Some(c))
+}
+
 /// `pollsim run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let ifs = args.interfaces()?;
@@ -460,6 +530,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         mib.set(&mut k, name, value)
             .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
     }
+    prepare_conns(args, &mut k, &mib)?;
     k.start_apps();
     eprintln!(
         "pollsim: running on {} ({}), kern.hz={}, apps {}; Ctrl-C to stop",
@@ -498,8 +569,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         observe: &mut observe,
         on_tick: &mut on_tick,
     };
+    let conns = start_conns(args, &ifs[0])?;
     run_real(&mut k, &mut clock, &stop, opts, hooks)
         .context("the scheduler's clock or epoll failed")?;
+    if let Some(c) = conns {
+        let r = c.close();
+        eprintln!(
+            "pollsim: --conns: {} of {} idle connections were open; closed",
+            r.open, r.wanted
+        );
+    }
     print!("{}", report::summary(&mut k, &mib));
     drop(k);
     pcap::finish(args, capture)

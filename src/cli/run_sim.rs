@@ -33,7 +33,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         apps: cfg.apps.clone(),
         sysctls,
         probe: args.sim_probe,
-        conns: 0,
+        conns: args.conns,
     };
     if args.sim_probe.is_some() && !cfg.apps.contains(&crate::apps::AppKind::Http) {
         anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");

@@ -144,8 +144,8 @@ pub enum Costs {
     File {
         /// Where it was read.
         path: PathBuf,
-        /// What it holds.
-        profile: Profile,
+        /// What it holds (boxed: a profile is several times a cost model).
+        profile: Box<Profile>,
     },
 }
 
@@ -169,7 +169,7 @@ impl Costs {
     fn from_file(path: &Path) -> anyhow::Result<Costs> {
         Ok(Costs::File {
             path: path.to_path_buf(),
-            profile: Profile::load(path)?,
+            profile: Box::new(Profile::load(path)?),
         })
     }
 
@@ -253,6 +253,7 @@ mod tests {
                 tick_cost_ns: 11_000,
                 status_cost_ns: 3000,
                 sched_cost_ns: 75,
+                ..CostModel::default()
             },
             isolated: None,
         }
@@ -271,7 +272,7 @@ mod tests {
             c,
             Costs::File {
                 path: path.clone(),
-                profile: sample()
+                profile: Box::new(sample())
             }
         );
         assert_eq!(c.sysctl_lines()[0], "hw.sim.intr_cost_ns=1400");

@@ -15,6 +15,8 @@
 //! | the scheduler's check for raised interrupts before a unit of netisr or user work, while a line is unmasked | `sched_cost_ns` |
 //! | a once-a-second status read, per NIC | `status_cost_ns` |
 //! | an app's step | its own `work_ns` (`Clock::burn`) |
+//! | a reactor poll examining `n` registrations | `reactor_call_ns + n * reactor_scan_ns` (`scan`) or `reactor_call_ns + n * reactor_ready_ns` (`ready`) |
+//! | a registration, a re-arm (`ready` backend only: `epoll_ctl` ADD, MOD) | `reactor_reg_ns`, `reactor_rearm_ns` |
 //!
 //! The defaults are this project's own costs on its tap path, measured with
 //! `pollsim calibrate` on the 2-core development machine (2026-11-23):
@@ -26,11 +28,29 @@
 //! per-frame cost differently (a tap read alone 440-670 ns, smoltcp's
 //! ingress of a small datagram alone 45-80 ns): under a flood, caches, the
 //! scheduler's per-unit work and the host's share of the tap path move
-//! cost between the stages; see `compare::calibrate`. Knobs follow STYLE.md
+//! cost between the stages; see `compare::calibrate`.
+//!
+//! The reactor's costs are charged to the user process on whose behalf the
+//! reactor works (`Kernel::user_step`: the poll to the process that runs
+//! after it, a registration or re-arm to the app that makes it), and shown
+//! as `user.<app>.reactor_ns`. Their defaults are pollsim's own reactor
+//! (`src/kernel/reactor.rs`) measured by `pollsim bench reactor --costs`
+//! (release build, this 2-core machine, 2026-12-07, medians of 5 runs):
+//! three runs gave call 15 / 23 / 15 ns, scan 6 / 6 / 7 ns per
+//! registration, ready 11 / 12 / 10 ns per event, reg 109 / 110 / 106 ns,
+//! rearm 39 / 38 / 36 ns (host steal 0.0 % over the runs); the defaults are
+//! the medians. Each figure is pollsim's reactor on smoltcp sockets, not
+//! Linux's epoll or select: it is what the real clock pays for the same
+//! work, so that both clocks charge the same model.
+//! The `scan` backend pays no registration or re-arm cost (select/poll
+//! pass the descriptor set on every call; setting a bit is free), the
+//! `ready` backend pays both (epoll_ctl ADD and MOD). Knobs follow STYLE.md
 //! point 5: declared here beside their state, bounds as named consts,
 //! out-of-range writes refused with the bounds.
 
 use pollsim_sysctl::Mib;
+
+use super::reactor::Backend;
 
 /// Highest accepted cost of any unit, ns (10 ms: a tick at the lowest hz).
 pub const MAX_COST_NS: u64 = 10_000_000;
@@ -53,6 +73,21 @@ pub const DEFAULT_SCHED_COST_NS: u64 = 110;
 /// Default `hw.sim.status_cost_ns`: one status check of a NIC (reading the
 /// tap's statistics from procfs).
 pub const DEFAULT_STATUS_COST_NS: u64 = 18_800;
+/// Default `hw.sim.reactor_call_ns`: the fixed part of one reactor poll
+/// (the syscall of epoll_wait or select, the events buffer).
+pub const DEFAULT_REACTOR_CALL_NS: u64 = 15;
+/// Default `hw.sim.reactor_scan_ns`: one registration a `scan` poll
+/// examines (select copying and checking one descriptor).
+pub const DEFAULT_REACTOR_SCAN_NS: u64 = 6;
+/// Default `hw.sim.reactor_ready_ns`: one ready-list entry a `ready` poll
+/// examines.
+pub const DEFAULT_REACTOR_READY_NS: u64 = 11;
+/// Default `hw.sim.reactor_reg_ns`: one registration with the `ready`
+/// backend (epoll_ctl ADD: the wakers set on the socket).
+pub const DEFAULT_REACTOR_REG_NS: u64 = 109;
+/// Default `hw.sim.reactor_rearm_ns`: one re-arm with the `ready` backend
+/// (epoll_ctl MOD of a oneshot registration).
+pub const DEFAULT_REACTOR_REARM_NS: u64 = 38;
 
 /// One `hw.sim` knob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,17 +104,42 @@ pub enum CostKnob {
     Status,
     /// `sched_cost_ns`.
     Sched,
+    /// `reactor_call_ns`.
+    ReactorCall,
+    /// `reactor_scan_ns`.
+    ReactorScan,
+    /// `reactor_ready_ns`.
+    ReactorReady,
+    /// `reactor_reg_ns`.
+    ReactorReg,
+    /// `reactor_rearm_ns`.
+    ReactorRearm,
 }
 
 impl CostKnob {
     /// Every knob, in the order the MIB shows them.
-    pub const ALL: [CostKnob; 6] = [
+    pub const ALL: [CostKnob; 11] = [
         CostKnob::Intr,
         CostKnob::Rx,
         CostKnob::Proto,
         CostKnob::Tick,
         CostKnob::Status,
         CostKnob::Sched,
+        CostKnob::ReactorCall,
+        CostKnob::ReactorScan,
+        CostKnob::ReactorReady,
+        CostKnob::ReactorReg,
+        CostKnob::ReactorRearm,
+    ];
+
+    /// The reactor's knobs (measured by `pollsim bench reactor --costs`,
+    /// not fitted by calibrate's sweeps).
+    pub const REACTOR: [CostKnob; 5] = [
+        CostKnob::ReactorCall,
+        CostKnob::ReactorScan,
+        CostKnob::ReactorReady,
+        CostKnob::ReactorReg,
+        CostKnob::ReactorRearm,
     ];
 
     /// The full sysctl name.
@@ -91,6 +151,11 @@ impl CostKnob {
             CostKnob::Tick => "hw.sim.tick_cost_ns",
             CostKnob::Status => "hw.sim.status_cost_ns",
             CostKnob::Sched => "hw.sim.sched_cost_ns",
+            CostKnob::ReactorCall => "hw.sim.reactor_call_ns",
+            CostKnob::ReactorScan => "hw.sim.reactor_scan_ns",
+            CostKnob::ReactorReady => "hw.sim.reactor_ready_ns",
+            CostKnob::ReactorReg => "hw.sim.reactor_reg_ns",
+            CostKnob::ReactorRearm => "hw.sim.reactor_rearm_ns",
         }
     }
 
@@ -105,6 +170,19 @@ impl CostKnob {
             CostKnob::Sched => {
                 "Simulated CPU time of the scheduler's check for interrupts before a unit of work, ns"
             }
+            CostKnob::ReactorCall => "Simulated CPU time of one reactor poll, fixed part, ns",
+            CostKnob::ReactorScan => {
+                "Simulated CPU time per registration a scan poll examines (select/poll), ns"
+            }
+            CostKnob::ReactorReady => {
+                "Simulated CPU time per ready-list entry a ready poll examines (epoll), ns"
+            }
+            CostKnob::ReactorReg => {
+                "Simulated CPU time of one registration, ready backend (epoll_ctl ADD), ns"
+            }
+            CostKnob::ReactorRearm => {
+                "Simulated CPU time of one re-arm, ready backend (epoll_ctl MOD), ns"
+            }
         }
     }
 
@@ -117,12 +195,18 @@ impl CostKnob {
             CostKnob::Tick => DEFAULT_TICK_COST_NS,
             CostKnob::Status => DEFAULT_STATUS_COST_NS,
             CostKnob::Sched => DEFAULT_SCHED_COST_NS,
+            CostKnob::ReactorCall => DEFAULT_REACTOR_CALL_NS,
+            CostKnob::ReactorScan => DEFAULT_REACTOR_SCAN_NS,
+            CostKnob::ReactorReady => DEFAULT_REACTOR_READY_NS,
+            CostKnob::ReactorReg => DEFAULT_REACTOR_REG_NS,
+            CostKnob::ReactorRearm => DEFAULT_REACTOR_REARM_NS,
         }
     }
 }
 
 /// The charges, in ns. Field docs name the sysctl (a hardware profile,
-/// `compare::profile`, stores them under these names).
+/// `compare::profile`, stores them under these names; a profile written
+/// before the reactor's costs existed loads with their defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CostModel {
     /// `hw.sim.intr_cost_ns`.
@@ -137,6 +221,37 @@ pub struct CostModel {
     pub status_cost_ns: u64,
     /// `hw.sim.sched_cost_ns`.
     pub sched_cost_ns: u64,
+    /// `hw.sim.reactor_call_ns`.
+    #[serde(default = "default_reactor_call")]
+    pub reactor_call_ns: u64,
+    /// `hw.sim.reactor_scan_ns`.
+    #[serde(default = "default_reactor_scan")]
+    pub reactor_scan_ns: u64,
+    /// `hw.sim.reactor_ready_ns`.
+    #[serde(default = "default_reactor_ready")]
+    pub reactor_ready_ns: u64,
+    /// `hw.sim.reactor_reg_ns`.
+    #[serde(default = "default_reactor_reg")]
+    pub reactor_reg_ns: u64,
+    /// `hw.sim.reactor_rearm_ns`.
+    #[serde(default = "default_reactor_rearm")]
+    pub reactor_rearm_ns: u64,
+}
+
+fn default_reactor_call() -> u64 {
+    DEFAULT_REACTOR_CALL_NS
+}
+fn default_reactor_scan() -> u64 {
+    DEFAULT_REACTOR_SCAN_NS
+}
+fn default_reactor_ready() -> u64 {
+    DEFAULT_REACTOR_READY_NS
+}
+fn default_reactor_reg() -> u64 {
+    DEFAULT_REACTOR_REG_NS
+}
+fn default_reactor_rearm() -> u64 {
+    DEFAULT_REACTOR_REARM_NS
 }
 
 impl Default for CostModel {
@@ -148,6 +263,11 @@ impl Default for CostModel {
             tick_cost_ns: DEFAULT_TICK_COST_NS,
             status_cost_ns: DEFAULT_STATUS_COST_NS,
             sched_cost_ns: DEFAULT_SCHED_COST_NS,
+            reactor_call_ns: DEFAULT_REACTOR_CALL_NS,
+            reactor_scan_ns: DEFAULT_REACTOR_SCAN_NS,
+            reactor_ready_ns: DEFAULT_REACTOR_READY_NS,
+            reactor_reg_ns: DEFAULT_REACTOR_REG_NS,
+            reactor_rearm_ns: DEFAULT_REACTOR_REARM_NS,
         }
     }
 }
@@ -172,6 +292,11 @@ impl CostModel {
             CostKnob::Tick => self.tick_cost_ns,
             CostKnob::Status => self.status_cost_ns,
             CostKnob::Sched => self.sched_cost_ns,
+            CostKnob::ReactorCall => self.reactor_call_ns,
+            CostKnob::ReactorScan => self.reactor_scan_ns,
+            CostKnob::ReactorReady => self.reactor_ready_ns,
+            CostKnob::ReactorReg => self.reactor_reg_ns,
+            CostKnob::ReactorRearm => self.reactor_rearm_ns,
         }
     }
 
@@ -191,9 +316,36 @@ impl CostModel {
             CostKnob::Tick => &mut self.tick_cost_ns,
             CostKnob::Status => &mut self.status_cost_ns,
             CostKnob::Sched => &mut self.sched_cost_ns,
+            CostKnob::ReactorCall => &mut self.reactor_call_ns,
+            CostKnob::ReactorScan => &mut self.reactor_scan_ns,
+            CostKnob::ReactorReady => &mut self.reactor_ready_ns,
+            CostKnob::ReactorReg => &mut self.reactor_reg_ns,
+            CostKnob::ReactorRearm => &mut self.reactor_rearm_ns,
         };
         *slot = v;
         Ok(())
+    }
+
+    /// The charge of one reactor poll that examined `examined`
+    /// registrations with `backend` (`Reactor::poll`'s return).
+    pub fn reactor_poll_ns(&self, backend: Backend, examined: u64) -> u64 {
+        let per = match backend {
+            Backend::Scan => self.reactor_scan_ns,
+            Backend::Ready => self.reactor_ready_ns,
+        };
+        self.reactor_call_ns
+            .saturating_add(examined.saturating_mul(per))
+    }
+
+    /// The charge of `regs` registrations and `rearms` re-arms with
+    /// `backend` (free with `scan`: select sets a bit).
+    pub fn reactor_ctl_ns(&self, backend: Backend, regs: u64, rearms: u64) -> u64 {
+        match backend {
+            Backend::Scan => 0,
+            Backend::Ready => regs
+                .saturating_mul(self.reactor_reg_ns)
+                .saturating_add(rearms.saturating_mul(self.reactor_rearm_ns)),
+        }
     }
 
     /// Every knob as `name=value`, as `--sysctl` and `pollsim calibrate` print.
@@ -247,5 +399,29 @@ mod tests {
         assert!(m.set(CostKnob::Tick, -1).is_err());
         assert_eq!((m.rx_cost_ns, m.proto_cost_ns), (0, 10_000_000));
         assert_eq!(m.sysctl_lines()[1], "hw.sim.rx_cost_ns=0");
+        assert!(m.set(CostKnob::ReactorScan, 10_000_001).is_err());
+    }
+
+    #[test]
+    fn a_profile_without_the_reactor_costs_loads_with_their_defaults() {
+        let old = r#"{"intr_cost_ns":1,"rx_cost_ns":2,"proto_cost_ns":3,
+            "tick_cost_ns":4,"status_cost_ns":5,"sched_cost_ns":6}"#;
+        let m: CostModel = serde_json::from_str(old).unwrap();
+        assert_eq!((m.intr_cost_ns, m.sched_cost_ns), (1, 6));
+        for k in CostKnob::REACTOR {
+            assert_eq!(m.get(k), k.default_value(), "{}", k.name());
+        }
+    }
+
+    #[test]
+    fn reactor_charges_follow_the_backend() {
+        let mut m = CostModel::default();
+        for (k, v) in CostKnob::REACTOR.into_iter().zip([100, 10, 30, 200, 150]) {
+            m.set(k, v).unwrap();
+        }
+        assert_eq!(m.reactor_poll_ns(Backend::Scan, 1_000), 100 + 10_000);
+        assert_eq!(m.reactor_poll_ns(Backend::Ready, 4), 100 + 120);
+        assert_eq!(m.reactor_ctl_ns(Backend::Scan, 3, 5), 0);
+        assert_eq!(m.reactor_ctl_ns(Backend::Ready, 3, 5), 600 + 750);
     }
 }

@@ -172,6 +172,8 @@ pub struct Kernel {
     procs: Vec<UserProc>,
     events: Vec<Event>,
     egress_pending: bool,
+    /// The socket process the reactor's next empty poll is charged to.
+    reactor_caller: Option<Pid>,
 }
 
 /// How to build a kernel.
@@ -213,6 +215,7 @@ impl Kernel {
             procs,
             events: Vec::with_capacity(EVENT_BATCH),
             egress_pending: false,
+            reactor_caller: None,
         }
     }
 
@@ -605,15 +608,42 @@ impl Kernel {
     /// better priority first), and it does one unit: a slice of CPU burn
     /// (the interactive process's, or what an app's last step costs), or
     /// one app step. The CPU time it took is charged to it.
+    ///
+    /// The reactor is one pollset shared by the socket apps (as ERTS's
+    /// `check_io`): a poll is charged to the process it delivers its first
+    /// event to, or, if it delivers none, to the one that took the last
+    /// poll's first event (the first socket app before any). Registrations
+    /// and re-arms are charged to the app whose step made them. On virtual
+    /// time the charges are the cost model's `hw.sim.reactor_*`; on the
+    /// real clock the poll is timed, and its registrations and re-arms are
+    /// inside the step's measured time (not split out of `cpu_ns` into
+    /// `reactor_ns`).
     pub fn user_step(&mut self, now: Nanos, clock: &mut dyn Clock) {
         self.sched.user_steps += 1;
-        self.user_wake(now);
+        let start = clock.now();
+        if let Some(caller) = self.user_wake(now, clock) {
+            let used = clock.now().since(start);
+            self.runq.charge(caller, used);
+            self.runq.note_reactor(caller, used);
+        }
         let (procs, apps) = (&self.procs, &self.apps);
         let Some(pid) = self.runq.pick(now, &|p| proc_runnable(procs, apps, p, now)) else {
             return;
         };
         let start = clock.now();
+        let ctl = (self.reactor.stats.registers, self.reactor.stats.rearms);
         self.proc_step(pid, now, clock);
+        if let Some(cost) = self.cost {
+            let ns = cost.reactor_ctl_ns(
+                self.reactor.backend(),
+                self.reactor.stats.registers - ctl.0,
+                self.reactor.stats.rearms - ctl.1,
+            );
+            if ns > 0 {
+                clock.burn(Nanos(ns));
+                self.runq.note_reactor(pid, Nanos(ns));
+            }
+        }
         self.runq.charge(pid, clock.now().since(start));
     }
 
@@ -623,7 +653,10 @@ impl Kernel {
     /// when it has handled every event, or, with several socket apps, when
     /// it has events: each app blocks in its own epoll, and the one whose
     /// socket is ready wakes while another runs.
-    fn user_wake(&mut self, now: Nanos) {
+    ///
+    /// Returns the process a reactor poll is charged to, if one ran (on
+    /// virtual time its cost is burnt on `clock` here).
+    fn user_wake(&mut self, now: Nanos, clock: &mut dyn Clock) -> Option<Pid> {
         let socket_procs = self
             .procs
             .iter()
@@ -633,19 +666,33 @@ impl Kernel {
             .procs
             .iter()
             .all(|p| p.tokens.is_empty() && p.burn_left == Nanos::ZERO);
+        let mut caller = None;
         if socket_procs > 0 && (idle || (socket_procs > 1 && self.reactor.has_events())) {
-            self.reactor
-                .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);
+            let examined =
+                self.reactor
+                    .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);
+            if let Some(cost) = self.cost {
+                clock.burn(Nanos(
+                    cost.reactor_poll_ns(self.reactor.backend(), examined),
+                ));
+            }
             for e in &self.events {
                 let app = e.token.0 / crate::apps::TOKEN_SPACE;
-                if let Some(p) = self
+                if let Some(pid) = self
                     .procs
-                    .iter_mut()
-                    .find(|p| p.kind == ProcKind::Sockets(app))
+                    .iter()
+                    .position(|p| p.kind == ProcKind::Sockets(app))
                 {
-                    p.tokens.push_back(e.token);
+                    self.procs[pid].tokens.push_back(e.token);
+                    caller = caller.or(Some(pid));
                 }
             }
+            let first_socket = self
+                .procs
+                .iter()
+                .position(|p| matches!(p.kind, ProcKind::Sockets(_)));
+            caller = caller.or(self.reactor_caller).or(first_socket);
+            self.reactor_caller = caller;
         }
         for pid in 0..self.procs.len() {
             if self.runq.is_sleeping(pid) && proc_runnable(&self.procs, &self.apps, pid, now) {
@@ -658,6 +705,7 @@ impl Kernel {
                 self.runq.wake(pid, at);
             }
         }
+        caller
     }
 
     /// One unit of work of process `pid`.

@@ -36,6 +36,20 @@
 //!   socket at once, so readiness that arrived while disarmed is not lost.
 //! - **Level** ([`Trigger::Level`]): the registration stays armed; it is
 //!   delivered again on every poll while it is ready, at most once per poll.
+//! - **Edge** ([`Trigger::Edge`], as `EPOLLET`): the registration stays
+//!   armed and is delivered once per *arrival* of readiness: when armed
+//!   while ready, and when its socket's waker fires (a datagram or segment
+//!   queued, a change of state) and the socket is then ready; arrivals
+//!   between two polls make one event. Readiness that remains after an
+//!   event makes no further event, so the app must drain (read until would
+//!   block): an app that reads one datagram per event leaves the rest in
+//!   the socket buffer, with no event until a new frame arrives. The
+//!   `ready` backend has this from its wakers. select/poll have no edge
+//!   triggering; the `scan` backend emulates it as a library over select
+//!   would with the kernel's help: it keeps the wakers of edge
+//!   registrations armed as a latch ("an arrival since the last scan"),
+//!   and a scan delivers an edge registration only if ready and latched.
+//!   The scan still examines every registration, so its cost stays O(n).
 //! - **Spurious events can occur**, though rarely: an event says the socket
 //!   was ready when polled; by the time the app handles it, another step
 //!   may have consumed or changed it (a timeout may close a connection).
@@ -87,6 +101,38 @@ pub enum Trigger {
     Oneshot,
     /// An event on every poll while ready.
     Level,
+    /// An event per arrival of readiness; the app must drain.
+    Edge,
+}
+
+impl Trigger {
+    /// Its sysctl value (`user.<app>.trigger`).
+    pub fn code(self) -> i64 {
+        match self {
+            Trigger::Level => 0,
+            Trigger::Edge => 1,
+            Trigger::Oneshot => 2,
+        }
+    }
+
+    /// From its sysctl value.
+    pub fn from_code(v: i64) -> Option<Trigger> {
+        match v {
+            0 => Some(Trigger::Level),
+            1 => Some(Trigger::Edge),
+            2 => Some(Trigger::Oneshot),
+            _ => None,
+        }
+    }
+
+    /// Its name (`level`, `edge`, `oneshot`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Level => "level",
+            Trigger::Edge => "edge",
+            Trigger::Oneshot => "oneshot",
+        }
+    }
 }
 
 /// How readiness is found (`kern.reactor.backend`).
@@ -154,6 +200,9 @@ struct Registration {
     opening: Option<tcp::State>,
     /// The poll that last delivered it (one event per poll at most).
     delivered: u64,
+    /// Edge under `scan`: readiness arrived (armed, or its waker fired)
+    /// since the last scan examined it.
+    latched: bool,
     waker: Waker,
 }
 
@@ -196,6 +245,8 @@ pub struct ReactorStats {
     pub scanned: u64,
     /// Oneshot registrations re-armed
     pub rearms: u64,
+    /// Registrations made (epoll_ctl ADD)
+    pub registers: u64,
 }
 
 /// A misuse of the registration API (a programming error of an app).
@@ -265,7 +316,7 @@ impl Reactor {
     }
 
     /// Switch backends, keeping every registration and its readiness.
-    /// Bound: O(registered) when switching to `ready`, O(1) otherwise.
+    /// Bound: O(registered).
     pub fn set_backend(&mut self, sockets: &mut Sockets, backend: Backend) {
         if backend == self.backend {
             return;
@@ -277,8 +328,17 @@ impl Reactor {
             l.clear();
         }
         match backend {
-            // A scan finds whatever the ready list held.
-            Backend::Scan => self.dirty = true,
+            // A scan finds whatever the ready list held; an edge
+            // registration's next scan checks it (its wakers stay armed).
+            Backend::Scan => {
+                self.dirty = true;
+                for reg in self.slots.iter_mut().flatten() {
+                    if reg.trigger == Trigger::Edge && reg.armed {
+                        reg.latched = true;
+                        arm_wakers(sockets, reg);
+                    }
+                }
+            }
             Backend::Ready => {
                 for slot in 0..self.slots.len() {
                     if let Some(reg) = self.slots[slot].as_mut().filter(|r| r.armed) {
@@ -322,9 +382,11 @@ impl Reactor {
             armed: false,
             opening: None,
             delivered: 0,
+            latched: false,
             waker,
         });
         self.by_token.insert(token, slot);
+        self.stats.registers += 1;
         self.arm(sockets, slot);
         Ok(())
     }
@@ -364,6 +426,11 @@ impl Reactor {
         Ok(())
     }
 
+    /// Armed registrations: what a poll watches. Bound: O(registered).
+    pub fn watched(&self) -> usize {
+        self.slots.iter().flatten().filter(|r| r.armed).count()
+    }
+
     /// Tell a `scan` reactor that sockets may have changed (the netisr ran),
     /// as `selwakeup` wakes a process blocked in select. O(1).
     pub fn note_activity(&mut self) {
@@ -382,18 +449,22 @@ impl Reactor {
         }
     }
 
-    /// Fill `events` (cleared first) with up to `budget` events. Bound:
-    /// O(ready) for `ready` (plus the level registrations delivered last
-    /// time), O(registered) for `scan`; at most `budget` events either way.
-    pub fn poll(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
+    /// Fill `events` (cleared first) with up to `budget` events; returns
+    /// the registrations the poll examined (what the cost model charges,
+    /// `hw.sim.reactor_*`). Bound: O(ready) for `ready` (plus the level
+    /// registrations delivered last time), O(registered) for `scan`; at
+    /// most `budget` events either way.
+    pub fn poll(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) -> u64 {
         self.stats.polls += 1;
         self.round += 1;
         events.clear();
+        let scanned = self.stats.scanned;
         match self.backend {
             Backend::Ready => self.poll_ready(sockets, events, budget),
             Backend::Scan => self.poll_scan(sockets, events, budget),
         }
         self.stats.events += events.len() as u64;
+        self.stats.scanned - scanned
     }
 
     fn slot(&self, token: Token) -> Result<usize, ReactorError> {
@@ -410,11 +481,7 @@ impl Reactor {
             return;
         };
         reg.armed = true;
-        reg.opening = match reg.kind {
-            SockKind::Tcp => Some(sockets.get::<tcp::Socket>(reg.handle).state())
-                .filter(|s| matches!(s, tcp::State::Listen | tcp::State::SynReceived)),
-            SockKind::Udp => None,
-        };
+        reg.opening = opening_state(sockets, reg);
         match self.backend {
             Backend::Ready => {
                 arm_wakers(sockets, reg);
@@ -422,7 +489,15 @@ impl Reactor {
                     self.pending.push(slot);
                 }
             }
-            Backend::Scan => self.dirty = true,
+            Backend::Scan => {
+                if reg.trigger == Trigger::Edge {
+                    // Being armed counts as an arrival (epoll reports a
+                    // descriptor ready when added); the wakers latch the next.
+                    reg.latched = true;
+                    arm_wakers(sockets, reg);
+                }
+                self.dirty = true;
+            }
         }
     }
 
@@ -437,8 +512,13 @@ impl Reactor {
             return;
         }
         self.stats.scanned += 1;
+        let edge = reg.trigger == Trigger::Edge;
+        if edge && self.backend == Backend::Scan && !std::mem::take(&mut reg.latched) {
+            // No arrival since the last scan: remaining readiness is old.
+            return;
+        }
         if !is_ready(sockets, reg) {
-            if self.backend == Backend::Ready {
+            if self.backend == Backend::Ready || edge {
                 // Wakers are taken when they fire: listen again.
                 arm_wakers(sockets, reg);
             }
@@ -450,6 +530,12 @@ impl Reactor {
             Trigger::Oneshot => reg.armed = false,
             Trigger::Level if self.backend == Backend::Ready => self.level.push(slot),
             Trigger::Level => self.dirty = true,
+            Trigger::Edge => {
+                // The next arrival is the next edge: a listener's or a
+                // half-open socket's state now is the one to change from.
+                reg.opening = opening_state(sockets, reg);
+                arm_wakers(sockets, reg);
+            }
         }
     }
 
@@ -474,8 +560,17 @@ impl Reactor {
 
     fn poll_scan(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
         // select(2) ignores the kernel's ready list; keep it from growing.
-        if let Ok(mut l) = self.shared.0.lock() {
-            l.clear();
+        // Only edge registrations arm wakers under scan: their latch.
+        let fired = self
+            .shared
+            .0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        for slot in fired {
+            if let Some(reg) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+                reg.latched = true;
+            }
         }
         self.dirty = false;
         let n = self.slots.len();
@@ -488,6 +583,16 @@ impl Reactor {
             }
             self.examine(sockets, (self.cursor + i) % n, events);
         }
+    }
+}
+
+/// The state a TCP registration's change of state is measured from: its
+/// socket's, if listening or half-open. O(1).
+fn opening_state(sockets: &Sockets, reg: &Registration) -> Option<tcp::State> {
+    match reg.kind {
+        SockKind::Tcp => Some(sockets.get::<tcp::Socket>(reg.handle).state())
+            .filter(|s| matches!(s, tcp::State::Listen | tcp::State::SynReceived)),
+        SockKind::Udp => None,
     }
 }
 
@@ -567,8 +672,13 @@ pub fn register_sysctl(mib: &mut pollsim_sysctl::Mib<super::Kernel>) {
         "Sockets registered with the reactor",
         |k: &Kernel| sat(k.reactor.registered() as u64),
     );
+    mib.add_ro(
+        "kern.reactor.watched",
+        "Registrations armed: what a scan examines (idle connections included)",
+        |k: &Kernel| sat(k.reactor.watched() as u64),
+    );
     type Get = fn(&ReactorStats) -> u64;
-    let nodes: [(&str, &str, Get); 4] = [
+    let nodes: [(&str, &str, Get); 5] = [
         ("polls", "Reactor polls", |s| s.polls),
         ("events", "Readiness events delivered to apps", |s| s.events),
         (
@@ -577,6 +687,9 @@ pub fn register_sysctl(mib: &mut pollsim_sysctl::Mib<super::Kernel>) {
             |s| s.scanned,
         ),
         ("rearms", "Oneshot registrations re-armed", |s| s.rearms),
+        ("registers", "Registrations made (epoll_ctl ADD)", |s| {
+            s.registers
+        }),
     ];
     for (name, descr, get) in nodes {
         mib.add_ro(&format!("kern.reactor.{name}"), descr, move |k: &Kernel| {

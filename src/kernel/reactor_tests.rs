@@ -179,3 +179,76 @@ fn no_event_is_lost_across_backend_switches_under_traffic() {
         assert_eq!(r.reactor.registered(), n);
     }
 }
+
+#[test]
+fn edge_gives_one_event_per_arrival_and_none_for_readiness_left() {
+    for b in BOTH {
+        let mut r = rig(8, Trigger::Edge, b);
+        assert!(poll(&mut r, 64).is_empty(), "{b:?}: nothing is ready yet");
+        // Two arrivals before a poll: one event.
+        r.inject(3);
+        r.inject(3);
+        assert_eq!(poll(&mut r, 64), vec![3], "{b:?}");
+        // Data remains, but nothing arrived: no event (level would repeat).
+        assert!(poll(&mut r, 64).is_empty(), "{b:?}: no new edge");
+        assert!(poll(&mut r, 64).is_empty(), "{b:?}: still none");
+        // A new arrival is a new edge, even though the socket was ready.
+        r.inject(3);
+        r.inject(6);
+        assert_eq!(poll(&mut r, 64), vec![3, 6], "{b:?}: new arrivals");
+        assert_eq!(r.drain(3), 3, "{b:?}: every datagram was left");
+        assert_eq!(r.drain(6), 1);
+        assert!(poll(&mut r, 64).is_empty(), "{b:?}: drained");
+        // Drained and refilled between two polls: an edge, not lost.
+        r.inject(3);
+        assert_eq!(poll(&mut r, 64), vec![3], "{b:?}: the next edge");
+        assert_eq!(r.drain(3), 1);
+        // A waker that fired for data already drained is no event.
+        r.inject(5);
+        assert_eq!(r.drain(5), 1);
+        assert!(poll(&mut r, 64).is_empty(), "{b:?}: spurious wake filtered");
+        assert_eq!(r.reactor.stats.rearms, 0, "edge never needs a re-arm");
+    }
+}
+
+#[test]
+fn edge_survives_backend_switches() {
+    let mut r = rig(8, Trigger::Edge, Backend::Ready);
+    r.inject(1);
+    r.reactor.set_backend(&mut r.netisr.sockets, Backend::Scan);
+    assert_eq!(poll(&mut r, 64), vec![1], "the arrival before the switch");
+    assert!(poll(&mut r, 64).is_empty());
+    r.inject(2);
+    r.reactor.set_backend(&mut r.netisr.sockets, Backend::Ready);
+    assert_eq!(
+        poll(&mut r, 64),
+        vec![1, 2],
+        "a switch re-reports what is ready"
+    );
+    assert!(poll(&mut r, 64).is_empty());
+    r.inject(2);
+    assert_eq!(poll(&mut r, 64), vec![2]);
+}
+
+#[test]
+fn poll_returns_what_it_examined_scan_all_ready_only_the_ready() {
+    let mut r = rig(100, Trigger::Oneshot, Backend::Scan);
+    r.inject(7);
+    let mut ev = Vec::new();
+    assert_eq!(r.reactor.poll(&mut r.netisr.sockets, &mut ev, 64), 100);
+    assert_eq!(r.reactor.watched(), 99, "7 is disarmed by its event");
+    let mut r = rig(100, Trigger::Oneshot, Backend::Ready);
+    r.inject(7);
+    r.inject(9);
+    assert_eq!(r.reactor.poll(&mut r.netisr.sockets, &mut ev, 64), 2);
+    assert_eq!(r.reactor.stats.registers, 100);
+}
+
+#[test]
+fn trigger_codes_round_trip() {
+    for t in [Trigger::Level, Trigger::Edge, Trigger::Oneshot] {
+        assert_eq!(Trigger::from_code(t.code()), Some(t));
+    }
+    assert_eq!(Trigger::from_code(3), None);
+    assert_eq!(Trigger::Edge.name(), "edge");
+}

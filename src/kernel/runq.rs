@@ -96,6 +96,8 @@ pub struct ProcStats {
     pub expiries: u64,
     /// Times a waking process of better priority switched it out
     pub preempted: u64,
+    /// CPU time spent in the reactor on its behalf (polls, registrations, re-arms), in ns
+    pub reactor_ns: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -247,6 +249,12 @@ impl RunQueue {
         self.queue.insert(at, pid);
     }
 
+    /// Count `used` of `pid`'s CPU (charged with [`RunQueue::charge`]) as
+    /// spent in the reactor.
+    pub fn note_reactor(&mut self, pid: Pid, used: Nanos) {
+        self.procs[pid].stats.reactor_ns += used.0;
+    }
+
     /// Charge `used` of CPU to `pid`.
     pub fn charge(&mut self, pid: Pid, used: Nanos) {
         let p = &mut self.procs[pid];
@@ -351,8 +359,13 @@ impl RunQueue {
 type ProcNode = (&'static str, &'static str, fn(&ProcStats) -> u64);
 
 /// Every integer node of a process's account.
-pub const PROC_NODES: [ProcNode; 9] = [
+pub const PROC_NODES: [ProcNode; 10] = [
     ("cpu_ns", "CPU time the process used, in ns", |s| s.cpu_ns),
+    (
+        "reactor_ns",
+        "CPU time spent in the reactor on its behalf (polls, registrations, re-arms), in ns",
+        |s| s.reactor_ns,
+    ),
     ("runs", "Times the process was switched in", |s| s.runs),
     (
         "waits",

@@ -120,7 +120,8 @@ pub struct SimConfig {
     pub sysctls: Vec<String>,
     /// Run the HTTP probe client on this link (needs the http app).
     pub probe: Option<ProbeLink>,
-    /// Idle TCP connections held open to tcp-echo before the sweep.
+    /// Synthetic idle connections the reactor watches (`--conns`; at most
+    /// [`crate::conns::CONNS_MAX`]; see [`crate::conns::add_synthetic`]).
     pub conns: usize,
 }
 
@@ -235,6 +236,7 @@ impl Sim {
                 .map_err(|e| SimError::Sysctl(e.to_string()))?;
         }
         k.start_apps();
+        crate::conns::add_synthetic(&mut k, cfg.conns);
         let probe = cfg.probe.map(|link| {
             let (mac, peer) = link.peer();
             let server = cidr(link.addr()).address();

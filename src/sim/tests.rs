@@ -498,3 +498,102 @@ fn compare_rows_carry_each_processs_share() {
     let ia = r.procs.iter().find(|p| p.name == "interactive").unwrap();
     assert!(ia.waits > 0 && ia.wait_mean_us.is_some(), "{ia:?}");
 }
+
+/// One burst of datagrams (about 100, at 100k pps for 1 ms), then silence,
+/// to udp-sink with `trigger` and `drain`: (datagrams put on its
+/// socket, read by it, reactor events) 30 ms after the burst began.
+fn after_a_burst(trigger: &str, drain: u8, backend: u8) -> (u64, u64, u64) {
+    let mut s = Sim::new(&SimConfig {
+        mode: Mode::Interrupt,
+        hz: Hz::DEFAULT,
+        pattern: pollsim_drivers::Pattern::OnOff {
+            pps: 100e3,
+            on_ns: 1_000_000,
+            off_ns: 1_000_000_000,
+        },
+        seed: 3,
+        apps: vec![AppKind::UdpSink],
+        sysctls: vec![
+            format!("user.udp_sink.trigger={trigger}"),
+            format!("user.udp_sink.drain={drain}"),
+            format!("kern.reactor.backend={backend}"),
+        ],
+        probe: None,
+        conns: 0,
+    })
+    .unwrap();
+    s.run_for(Nanos::from_millis(20));
+    let events = s.k.reactor.stats.events;
+    s.run_for(Nanos::from_millis(10));
+    assert_eq!(
+        s.k.reactor.stats.events, events,
+        "trigger {trigger} drain {drain}: the silence makes no event"
+    );
+    let a = Accounting::of(&s.k);
+    assert!(a.offered > 50, "the burst arrived: {a:?}");
+    assert_eq!(a.socket_drops, 0, "{a:?}");
+    (a.socket_queued, a.app_read, events)
+}
+
+/// Edge vs level vs oneshot, end to end on virtual time: a naive app (one
+/// datagram per event) stalls when edge-triggered, datagrams left in its
+/// socket buffer and no event while no frame arrives; draining, or level
+/// or oneshot, it reads everything.
+#[test]
+fn a_naive_edge_triggered_app_stalls_and_a_draining_one_does_not() {
+    for backend in [0, 1] {
+        let (got, read, _) = after_a_burst("1", 0, backend);
+        assert!(
+            read < got,
+            "backend {backend}: naive edge left datagrams ({read} of {got} read)"
+        );
+        for (trigger, drain) in [("1", 1), ("0", 0), ("0", 1), ("2", 0), ("2", 1)] {
+            let (got, read, _) = after_a_burst(trigger, drain, backend);
+            assert_eq!(
+                read, got,
+                "backend {backend} trigger {trigger} drain {drain}: everything read ({read} of {got})"
+            );
+        }
+    }
+}
+
+/// Synthetic idle connections are registered and watched, never ready:
+/// scan examines them all on every poll, ready none of them.
+#[test]
+fn idle_connections_are_watched_and_cost_scan_not_ready() {
+    let run = |backend: u8| {
+        let mut s = Sim::new(&SimConfig {
+            mode: Mode::Polling,
+            hz: Hz::DEFAULT,
+            pattern: ArrivalKind::Constant.pattern(10e3),
+            seed: 5,
+            apps: vec![AppKind::UdpSink],
+            sysctls: vec![format!("kern.reactor.backend={backend}")],
+            probe: None,
+            conns: 500,
+        })
+        .unwrap();
+        assert_eq!(
+            s.k.reactor.watched(),
+            502,
+            "500 idle + udp-sink's socket on each NIC"
+        );
+        s.run_for(Nanos::from_millis(100));
+        let pid = s.k.user_pid("udp_sink").unwrap();
+        let st = s.k.runq.stats(pid).clone();
+        (s.k.reactor.stats, st.reactor_ns, st.cpu_ns)
+    };
+    let (ready, ready_ns, ready_cpu) = run(0);
+    let (scan, scan_ns, scan_cpu) = run(1);
+    assert_eq!(ready.events, scan.events, "same deliveries");
+    assert_eq!(ready.scanned, ready.events, "ready examines the ready only");
+    assert!(scan.scanned >= scan.polls * 500, "{scan:?}");
+    assert!(
+        scan_ns > ready_ns && ready_ns > 0,
+        "{scan_ns} vs {ready_ns}"
+    );
+    assert!(
+        scan_cpu - scan_ns == ready_cpu - ready_ns,
+        "the rest is the app's work"
+    );
+}
