@@ -198,3 +198,19 @@ fn rss_hash_refuses_bad_input() {
     refused(&["rss-hash", "1.2.3.4:1", "5.6.7.8"], "both ports");
     refused(&["rss-hash", "1.2.3:1", "5.6.7.8:2"], "not an address");
 }
+
+#[test]
+fn flood_flows_out_of_range_are_refused() {
+    refused(
+        &["flood", "--count", "1", "--flows", "0"],
+        "--flows 0 is out of range 1..=65536",
+    );
+    refused(
+        &["flood", "--count", "1", "--flows", "65537"],
+        "out of range 1..=65536",
+    );
+    refused(
+        &["flood", "--count", "1", "--flow-dist", "zipf:11"],
+        "not a flow distribution",
+    );
+}
