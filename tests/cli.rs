@@ -142,3 +142,99 @@ fn allow_any_addr_lets_an_address_outside_the_range_through() {
     assert!(!err.contains("198.18.0.0/15"), "{err}");
     assert!(err.contains("nosuch0") || err.contains("root"), "{err}");
 }
+
+/// `pollsim rss-hash` prints the published Toeplitz values: the first
+/// Microsoft verification vector, its 2-tuple, an IPv6 flow and the queue
+/// the indirection table picks.
+#[test]
+fn rss_hash_prints_the_published_values() {
+    let (code, out, err) = run_pollsim(&[
+        "rss-hash",
+        "--key",
+        "microsoft",
+        "66.9.149.187:2794",
+        "161.142.100.80:1766",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("hash: 0x51ccc178\n"), "{out}");
+    assert!(out.contains("index: 120 (hash & 127)"), "{out}");
+    assert!(
+        out.contains("queue: 0 (indirection table: equal 1)"),
+        "{out}"
+    );
+    let (code, out, _) = run_pollsim(&["rss-hash", "66.9.149.187", "161.142.100.80"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("hash: 0x323e8fc2\n"), "{out}");
+    assert!(out.contains("IPv4 2-tuple (8 bytes)"), "{out}");
+    let (code, out, _) = run_pollsim(&[
+        "rss-hash",
+        "--queues",
+        "7",
+        "[3ffe:501:8::260:97ff:fe40:efab]:14230",
+        "[ff02::1]:4739",
+    ]);
+    assert_eq!(code, 0);
+    // 0xdde51bbf & 127 = 63, entry 63 of `equal 7` is queue 63 % 7 = 0.
+    assert!(out.contains("hash: 0xdde51bbf\n"), "{out}");
+    assert!(out.contains("index: 63 "), "{out}");
+    assert!(out.contains("queue: 0 "), "{out}");
+    let (code, out, _) = run_pollsim(&[
+        "rss-hash",
+        "--key",
+        "symmetric",
+        "--weight",
+        "1,3",
+        "161.142.100.80:1766",
+        "66.9.149.187:2794",
+    ]);
+    assert_eq!(code, 0);
+    // Symmetric: 0x9fcc9fcc both ways; index 76 is in queue 1's 96 entries.
+    assert!(out.contains("hash: 0x9fcc9fcc\n"), "{out}");
+    assert!(
+        out.contains("queue: 1 (indirection table: weight 1 3)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rss_hash_refuses_bad_input() {
+    let flow = ["1.2.3.4:1", "5.6.7.8:2"];
+    refused(
+        &["rss-hash", "--queues", "0", flow[0], flow[1]],
+        "out of range 1..=256",
+    );
+    refused(
+        &["rss-hash", "--queues", "257", flow[0], flow[1]],
+        "out of range 1..=256",
+    );
+    refused(
+        &["rss-hash", "--key", "6d5a", flow[0], flow[1]],
+        "not an RSS key",
+    );
+    refused(
+        &["rss-hash", "--weight", "100,29", flow[0], flow[1]],
+        "sum to 1..=128",
+    );
+    refused(
+        &["rss-hash", "1.2.3.4:1", "[::1]:2"],
+        "both be IPv4 or both IPv6",
+    );
+    refused(&["rss-hash", "1.2.3.4:1", "5.6.7.8"], "both ports");
+    refused(&["rss-hash", "1.2.3:1", "5.6.7.8:2"], "not an address");
+}
+
+#[test]
+fn flood_flows_out_of_range_are_refused() {
+    refused(
+        &["flood", "--count", "1", "--flows", "0"],
+        "--flows 0 is out of range 1..=65536",
+    );
+    refused(
+        &["flood", "--count", "1", "--flows", "65537"],
+        "out of range 1..=65536",
+    );
+    refused(
+        &["flood", "--count", "1", "--flow-dist", "zipf:11"],
+        "not a flow distribution",
+    );
+}

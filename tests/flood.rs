@@ -342,3 +342,34 @@ fn max_rate_keeps_up_with_a_plain_sendmmsg_loop() {
         );
     });
 }
+
+/// `--flows 64` over 8 source ports: every frame arrives and is accounted
+/// for, spread over the 8 ports (the addresses vary every 8 flows).
+#[test]
+fn flows_reach_the_tap_and_balance() {
+    if !require_root_or_skip("flows_reach_the_tap_and_balance") {
+        return;
+    }
+    let _one = util::serial();
+    with_deep_tap(|| {
+        let args = [
+            "--rate",
+            "50k",
+            "--count",
+            "6400",
+            "--flows",
+            "64",
+            "--src-ports",
+            "1000-1007",
+            "--flow-dist",
+            "zipf:1",
+            "--dst-mac",
+            MAC_STR,
+        ];
+        let s = flood_with_reader(&args, &AtomicBool::new(false));
+        assert_eq!(s.report.sent, 6400, "{}", s.out);
+        assert_eq!(s.read + s.dropped, 6400, "{}", s.out);
+        assert_eq!(s.ports.len(), 8, "{:?}\n{}", s.ports, s.out);
+        assert!(s.out.contains("64 flow(s)"), "{}", s.out);
+    });
+}

@@ -10,12 +10,15 @@
 //!   `sys/`, the only place where `unsafe` is allowed.
 //! - [`PcapNic`]: a wrapper around any `Nic` that captures its frames to a
 //!   pcapng file ([`Capture`]), off the per-frame path.
+//! - [`rss`]: receive side scaling, the Toeplitz hash and the indirection
+//!   table a multiqueue NIC steers frames with.
 //! - [`VirtNic`]: an in-memory twin with a bounded ring, for tests and for
 //!   virtual time, fed by a seeded [`Arrivals`] source.
 #![deny(unsafe_code)]
 
 pub mod arrivals;
 pub mod pcap;
+pub mod rss;
 mod sys;
 mod tap;
 mod virt;
@@ -24,6 +27,7 @@ use std::os::fd::BorrowedFd;
 
 pub use arrivals::{Arrivals, Pattern};
 pub use pcap::{Capture, PcapNic, PcapStats};
+pub use rss::{IndirTable, Rss, RssKey, Steer, Toeplitz};
 pub use tap::TapNic;
 pub use virt::{SharedVirtNic, VirtNic};
 

@@ -9,6 +9,7 @@ mod calibrate;
 mod compare;
 mod compare_sim;
 mod pcap;
+mod rss;
 mod run_sim;
 pub mod signals;
 
@@ -78,6 +79,9 @@ enum Cmd {
     /// machine's tap path (root, private namespace) and write them as the
     /// hardware profile every --sim command loads.
     Calibrate(calibrate::CalibrateArgs),
+    /// The Toeplitz RSS hash of a flow and the receive queue it selects
+    /// (no tap, no root).
+    RssHash(rss::RssHashArgs),
     /// netstat -w style view of a running instance.
     Stat {
         /// Instance name.
@@ -382,6 +386,7 @@ pub fn main() -> ExitCode {
         Cmd::Compare(args) => compare::main(&args),
         Cmd::Bench(cmd) => bench::main(&cmd),
         Cmd::Calibrate(args) => calibrate::main(&args),
+        Cmd::RssHash(args) => rss::main(&args),
     };
     if let Err(e) = &result {
         eprintln!("pollsim: {e:#}");

@@ -157,34 +157,158 @@ fn fill_icmp(ident: u16, seg: &mut [u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The pre-built frames: one per flow key, back to back in one buffer.
+/// Most flows of `--flows`.
+pub const MAX_FLOWS: usize = 65_536;
+/// Frames of the precomputed Zipf schedule, cycled: long enough that its
+/// proportions are those of the distribution to within a few per mille
+/// for the heavy flows.
+pub const ZIPF_SCHEDULE_LEN: usize = 1 << 16;
+/// The seed of the Zipf schedule: the same flood every time.
+pub const ZIPF_SEED: u64 = 0x5eed_f10e;
+/// The network the extra source addresses of `--flows` come from: off the
+/// kernel side's and pollsim's subnet (198.18.0.0/24 in the tests), inside
+/// the benchmarking range.
+pub const FLOW_NET: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
+
+/// The source (address, port) of flow `i` of `keys`: the port varies
+/// fastest over `keys`; every `keys.len()` flows the address moves to the
+/// next one of 198.19.0.0/16 (flow 0.. keep the kernel side's own
+/// address `src`, so that one flow is today's flood byte for byte).
+pub fn flow_source(src: Ipv4Addr, keys: PortRange, i: usize) -> (Ipv4Addr, u16) {
+    let p = keys.len();
+    let port = keys.lo + u16::try_from(i % p).unwrap_or(0);
+    let block = u32::try_from(i / p).unwrap_or(u32::MAX);
+    let addr = match block {
+        0 => src,
+        b => Ipv4Addr::from(u32::from(FLOW_NET) + b.min(0xffff)),
+    };
+    (addr, port)
+}
+
+/// How the flows share the frames.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FlowDist {
+    /// Each flow in turn.
+    RoundRobin,
+    /// Flow `i` (from 0) with probability proportional to `1 / (i+1)^s`.
+    Zipf(f64),
+}
+
+/// Smallest and largest Zipf exponent.
+pub const ZIPF_S_RANGE: (f64, f64) = (0.0, 10.0);
+
+/// `rr` or `zipf:S` with S in 0..=10.
+pub fn parse_flow_dist(s: &str) -> Result<FlowDist, String> {
+    let bad = || {
+        format!(
+            "'{s}' is not a flow distribution: rr, or zipf:S with S in {}..={}",
+            ZIPF_S_RANGE.0, ZIPF_S_RANGE.1
+        )
+    };
+    if s == "rr" {
+        return Ok(FlowDist::RoundRobin);
+    }
+    let v: f64 = s
+        .strip_prefix("zipf:")
+        .ok_or_else(bad)?
+        .parse()
+        .map_err(|_| bad())?;
+    if !(ZIPF_S_RANGE.0..=ZIPF_S_RANGE.1).contains(&v) {
+        return Err(bad());
+    }
+    Ok(FlowDist::Zipf(v))
+}
+
+/// The Zipf schedule: [`ZIPF_SCHEDULE_LEN`] flow indices drawn by
+/// inverting the cumulative distribution with a seeded splitmix64.
+pub fn zipf_schedule(flows: usize, s: f64, seed: u64) -> Vec<u32> {
+    let mut cdf: Vec<f64> = Vec::with_capacity(flows);
+    let mut acc = 0.0;
+    for i in 0..flows {
+        acc += 1.0 / ((i + 1) as f64).powf(s);
+        cdf.push(acc);
+    }
+    let mut state = seed;
+    (0..ZIPF_SCHEDULE_LEN)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let u = (z >> 11) as f64 / (1u64 << 53) as f64 * acc;
+            let i = cdf.partition_point(|&c| c <= u).min(flows - 1);
+            u32::try_from(i).unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The pre-built frames: one per flow, back to back in one buffer, and
+/// the order they are sent in.
 #[derive(Debug)]
 pub struct Ring {
     buf: Vec<u8>,
     size: usize,
+    /// The order of sending (cycled), or `None` for each frame in turn.
+    schedule: Option<Vec<u32>>,
 }
 
 impl Ring {
     /// One frame per key of `keys`. Refuses a ring above [`RING_MAX_BYTES`].
     pub fn build(spec: &FrameSpec, keys: PortRange) -> anyhow::Result<Ring> {
-        let bytes = keys.len() * spec.size;
+        Ring::build_flows(spec, keys, keys.len(), FlowDist::RoundRobin)
+    }
+
+    /// `flows` frames, flow `i` from [`flow_source`], sent as `dist` says.
+    /// Refuses more than [`MAX_FLOWS`] or a ring above [`RING_MAX_BYTES`].
+    pub fn build_flows(
+        spec: &FrameSpec,
+        keys: PortRange,
+        flows: usize,
+        dist: FlowDist,
+    ) -> anyhow::Result<Ring> {
+        if !(1..=MAX_FLOWS).contains(&flows) {
+            bail!("--flows {flows} is out of range 1..={MAX_FLOWS}");
+        }
+        let bytes = flows * spec.size;
         if bytes > RING_MAX_BYTES {
             bail!(
-                "--src-ports spans {} ports: at --size {} at most {} fit in the {} MiB frame ring",
-                keys.len(),
+                "{flows} flows: at --size {} at most {} fit in the {} MiB frame ring",
                 spec.size,
                 RING_MAX_BYTES / spec.size,
                 RING_MAX_BYTES >> 20
             );
         }
         let mut buf = vec![0u8; bytes];
-        for (key, frame) in keys.ports().zip(buf.chunks_exact_mut(spec.size)) {
-            build_into(spec, key, frame)?;
+        for (i, frame) in buf.chunks_exact_mut(spec.size).enumerate() {
+            let (src, key) = flow_source(spec.src, keys, i);
+            build_into(&FrameSpec { src, ..*spec }, key, frame)?;
         }
+        let schedule = match dist {
+            FlowDist::RoundRobin => None,
+            FlowDist::Zipf(s) => Some(zipf_schedule(flows, s, ZIPF_SEED)),
+        };
         Ok(Ring {
             buf,
             size: spec.size,
+            schedule,
         })
+    }
+
+    /// The frames in the order they are sent, one cycle of it.
+    pub fn sequence(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match &self.schedule {
+            None => Box::new(self.frames()),
+            Some(order) => Box::new(order.iter().map(|&i| {
+                let at = i as usize * self.size;
+                &self.buf[at..at + self.size]
+            })),
+        }
+    }
+
+    /// Frames in one cycle of [`Ring::sequence`].
+    pub fn sequence_len(&self) -> usize {
+        self.schedule.as_ref().map_or(self.len(), Vec::len)
     }
 
     /// The frames, in order.
@@ -275,5 +399,117 @@ mod tests {
         let all = PortRange { lo: 1, hi: 65535 };
         let err = Ring::build(&spec(Proto::Udp, 1514), all).unwrap_err();
         assert!(err.to_string().contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn one_flow_is_todays_frame_byte_for_byte() {
+        let sp = spec(Proto::Udp, 60);
+        let mut today = vec![0; 60];
+        build_into(&sp, 49_152, &mut today).unwrap();
+        let r = Ring::build_flows(&sp, PortRange::single(49_152), 1, FlowDist::RoundRobin).unwrap();
+        assert_eq!(r.sequence().collect::<Vec<_>>(), [&today[..]]);
+        assert_eq!(r.sequence_len(), 1);
+    }
+
+    /// (source address, source port) of each frame.
+    fn sources(r: &Ring) -> Vec<(Ipv4Addr, u16)> {
+        r.frames()
+            .map(|f| {
+                let a = Ipv4Addr::new(f[26], f[27], f[28], f[29]);
+                (a, u16::from_be_bytes([f[34], f[35]]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flows_are_distinct_in_range_and_spread_by_rss() {
+        use pollsim_drivers::rss::{IndirTable, Rss, RssKey};
+        let sp = spec(Proto::Udp, 60);
+        let r = Ring::build_flows(
+            &sp,
+            PortRange { lo: 1000, hi: 1003 },
+            256,
+            FlowDist::RoundRobin,
+        )
+        .unwrap();
+        let src = sources(&r);
+        let distinct: std::collections::HashSet<_> = src.iter().collect();
+        assert_eq!(distinct.len(), 256);
+        assert!(src.iter().all(|(a, _)| crate::lab::is_bench_addr(*a)));
+        assert_eq!(
+            src[..4],
+            [
+                (sp.src, 1000),
+                (sp.src, 1001),
+                (sp.src, 1002),
+                (sp.src, 1003)
+            ]
+        );
+        assert_eq!(src[4], (Ipv4Addr::new(198, 19, 0, 1), 1000));
+        let rss = Rss::new(RssKey::MICROSOFT, IndirTable::equal(4).unwrap());
+        let mut per_queue = [0usize; 4];
+        for f in r.frames() {
+            let st = rss.steer(f);
+            assert!(st.hash.is_some(), "a UDP frame is hashed");
+            per_queue[usize::from(st.queue)] += 1;
+        }
+        // 256 flows over 4 queues: 64 each on average; a hash that did
+        // not depend on the varied fields would put them all on one.
+        assert!(
+            per_queue.iter().all(|&n| (32..=96).contains(&n)),
+            "{per_queue:?}"
+        );
+        // One flow: one queue, every frame.
+        let one = Ring::build(&sp, PortRange::single(9)).unwrap();
+        assert_eq!(one.len(), 1);
+        // The largest flow count reaches the end of 198.19.0.0/16 and no further.
+        let (a, _) = flow_source(sp.src, PortRange::single(9), MAX_FLOWS - 1);
+        assert_eq!(a, Ipv4Addr::new(198, 19, 255, 255));
+        assert!(
+            Ring::build_flows(
+                &sp,
+                PortRange::single(9),
+                MAX_FLOWS + 1,
+                FlowDist::RoundRobin
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn zipf_shares_are_as_expected() {
+        let (k, s) = (16usize, 1.0f64);
+        let order = zipf_schedule(k, s, ZIPF_SEED);
+        assert_eq!(order.len(), ZIPF_SCHEDULE_LEN);
+        assert_eq!(order, zipf_schedule(k, s, ZIPF_SEED), "seeded");
+        let h: f64 = (1..=k).map(|i| 1.0 / (i as f64).powf(s)).sum();
+        let mut counts = vec![0usize; k];
+        for &i in &order {
+            counts[i as usize] += 1;
+        }
+        for (i, &c) in counts.iter().enumerate() {
+            let want = 1.0 / ((i + 1) as f64).powf(s) / h;
+            let got = c as f64 / order.len() as f64;
+            // 65536 draws: one standard deviation is under 0.002.
+            assert!((got - want).abs() < 0.01, "flow {i}: {got:.4} vs {want:.4}");
+        }
+        let r = Ring::build_flows(
+            &spec(Proto::Udp, 60),
+            PortRange::single(9),
+            k,
+            FlowDist::Zipf(s),
+        )
+        .unwrap();
+        assert_eq!(r.sequence_len(), ZIPF_SCHEDULE_LEN);
+        assert_eq!(r.len(), k);
+    }
+
+    #[test]
+    fn flow_dists_parse() {
+        assert_eq!(parse_flow_dist("rr"), Ok(FlowDist::RoundRobin));
+        assert_eq!(parse_flow_dist("zipf:1.2"), Ok(FlowDist::Zipf(1.2)));
+        for bad in ["zipf", "zipf:-1", "zipf:11", "uniform", "zipf:x"] {
+            assert!(parse_flow_dist(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -179,7 +179,7 @@ pub struct Outcome {
 /// [`Ring`] in order, cyclically, in batches of at most `burst` frames.
 pub struct Sender<'r> {
     fd: OwnedFd,
-    /// `ring.len() + burst - 1` slices, the ring repeated, so that any batch
+    /// `sequence_len + burst - 1` slices, the ring's sending order repeated, so that any batch
     /// starting in the ring is contiguous here.
     slices: Vec<[IoSlice<'r>; 1]>,
     addrs: Vec<Option<LinkAddr>>,
@@ -205,10 +205,12 @@ impl<'r> Sender<'r> {
         .context("opening an AF_PACKET socket (needs root or CAP_NET_RAW)")?;
         socket::bind(fd.as_raw_fd(), &link.addr)
             .with_context(|| format!("binding the AF_PACKET socket to {}", link.name))?;
-        let slices = ring
-            .frames()
+        let cycle = ring.sequence_len();
+        let seq: Vec<&'r [u8]> = ring.sequence().collect();
+        let slices = seq
+            .iter()
             .cycle()
-            .take(ring.len() + burst - 1)
+            .take(cycle + burst - 1)
             .map(|f| [IoSlice::new(f)])
             .collect();
         Ok(Sender {
@@ -216,7 +218,7 @@ impl<'r> Sender<'r> {
             slices,
             addrs: vec![None; burst],
             hdrs: MultiHeaders::preallocate(burst, None),
-            ring_len: ring.len(),
+            ring_len: cycle,
             pos: 0,
             burst,
         })

@@ -31,7 +31,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 
 use crate::lab::is_bench_addr;
-use frames::{FrameSpec, Proto, Ring};
+use frames::{FlowDist, FrameSpec, MAX_FLOWS, Proto, Ring, parse_flow_dist};
 use link::{Link, MAX_BURST, Sender};
 use pace::{Meter, Pacer, Totals, rates};
 use parse::{PortRange, Rate, fmt_mac, parse_duration, parse_mac, parse_ports, parse_rate};
@@ -81,6 +81,17 @@ pub struct FloodArgs {
     /// Spread flows over source ports LO-HI (default: one port, 49152).
     #[arg(long, value_parser = parse_ports, value_name = "LO-HI")]
     pub src_ports: Option<PortRange>,
+    /// Distinct 4-tuples to send, 1..=65536 (default: one per --src-ports
+    /// port). The source port varies fastest over --src-ports; each time
+    /// it wraps, the source address moves to the next of 198.19.0.0/16
+    /// (the first --src-ports flows keep the interface's own address).
+    #[arg(long, value_name = "K")]
+    pub flows: Option<usize>,
+    /// How the flows share the frames: rr (each in turn) or zipf:S (flow i
+    /// with probability proportional to 1/(i+1)^S, S in 0..=10, from a
+    /// fixed seed).
+    #[arg(long, default_value = "rr", value_parser = parse_flow_dist, value_name = "rr|zipf:S")]
+    pub flow_dist: FlowDist,
     /// Largest batch of frames per sendmmsg, 1..=1024.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub burst: usize,
@@ -135,6 +146,11 @@ impl FloodArgs {
         if !(MIN_SIZE..=MAX_SIZE).contains(&self.size) {
             let size = self.size;
             bail!("--size {size} is out of range: frames are {MIN_SIZE}..={MAX_SIZE} bytes");
+        }
+        if let Some(k) = self.flows
+            && !(1..=MAX_FLOWS).contains(&k)
+        {
+            bail!("--flows {k} is out of range 1..={MAX_FLOWS}");
         }
         if !(1..=MAX_BURST).contains(&self.burst) {
             bail!("--burst {} is out of range 1..={MAX_BURST}", self.burst);
@@ -199,9 +215,14 @@ pub fn run_counted(
     let flows = args
         .src_ports
         .unwrap_or(PortRange::single(DEFAULT_SRC_PORT));
-    let ring = Ring::build(&spec, flows)?;
+    let ring = Ring::build_flows(
+        &spec,
+        flows,
+        args.flows.unwrap_or(flows.len()),
+        args.flow_dist,
+    )?;
     let mut tx = Sender::open(&link, &ring, args.burst)?;
-    let _ = writeln!(out, "{}", header(args, &spec, &link, flows));
+    let _ = writeln!(out, "{}", header(args, &spec, &link, ring.len()));
     if !link.running {
         let name = &link.name;
         let _ = writeln!(
@@ -240,7 +261,7 @@ pub fn run_counted(
     Ok(report)
 }
 
-fn header(args: &FloodArgs, spec: &FrameSpec, link: &Link, flows: PortRange) -> String {
+fn header(args: &FloodArgs, spec: &FrameSpec, link: &Link, flows: usize) -> String {
     let bound = match (args.duration, args.count) {
         (Some(d), Some(n)) => format!("for {d:?} or {n} frames"),
         (Some(d), None) => format!("for {d:?}"),
@@ -255,7 +276,7 @@ fn header(args: &FloodArgs, spec: &FrameSpec, link: &Link, flows: PortRange) -> 
         fmt_mac(spec.dst_mac),
         spec.proto.name(),
         spec.size,
-        flows.len(),
+        flows,
         args.rate,
         args.burst,
     )
