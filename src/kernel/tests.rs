@@ -158,6 +158,8 @@ fn kern_load_includes_the_ticks_last_chunk() {
 #[test]
 fn every_counter_moves_in_a_scripted_run() {
     let (mut k, mut clock) = kernel(Mode::Interrupt, &frames(300));
+    // The fake clock does not move by itself: the reactor's charges do.
+    k.cost = Some(super::cost::CostModel::default());
     let mib = mib::build(&k);
     let before = mib.dump(&k, "").unwrap();
     let mut ring = 300;
@@ -219,6 +221,9 @@ fn every_counter_moves_in_a_scripted_run() {
         "dev.virt0.udp_sockbuf_drops",
         "dev.virt0.stack_tx",
         "kern.reactor.registered",
+        // Registrations are made when the apps start, before the run.
+        "kern.reactor.registers",
+        "kern.reactor.watched",
         // A lone process never waits behind another, nor is switched out;
         // the script is shorter than a quantum.
         "user.udp_sink.wait_ns",
@@ -285,7 +290,7 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
         .collect();
     assert!(rw.len() >= 10, "{rw:?}");
     for name in &rw {
-        if name == "user.udp_sink.rcvbuf" {
+        if name == "user.udp_sink.rcvbuf" || name == "user.udp_sink.trigger" {
             continue; // a start-time tunable: refused once the app runs
         }
         let (lo, hi) = mib.bounds(&k, name).unwrap().unwrap();
@@ -332,4 +337,9 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
         mib.set(&mut k, "user.udp_sink.rcvbuf", "16"),
         Err(pollsim_sysctl::SysctlError::Rejected { .. })
     ));
+    assert!(matches!(
+        mib.set(&mut k, "user.udp_sink.trigger", "1"),
+        Err(pollsim_sysctl::SysctlError::Rejected { .. })
+    ));
+    assert!(mib.set(&mut k, "user.udp_sink.drain", "2").is_err(), "0..1");
 }
