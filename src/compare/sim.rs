@@ -131,13 +131,22 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
     sim.run_for(warmup(&sim, hz, nanos(p.warmup)));
     let a = Window::take(&mut sim);
+    let held = a.int(super::sweep::CONNS_NODE);
+    if held < i64::try_from(p.axes.conns).unwrap_or(i64::MAX) {
+        anyhow::bail!(
+            "--conns {}: tcp-echo serves {held} connections after the warm-up ({}), not the \
+             {} idle ones asked for",
+            p.axes.conns,
+            super::sweep::CONNS_NODE,
+            p.axes.conns
+        );
+    }
     let _ = sim.take_probe_results();
     let burst = run_sampling_burst(&mut sim, nanos(p.secs));
     let b = Window::take(&mut sim);
     let probe = sim.take_probe_results();
     let probe_ms = Probe::from_latencies(probe.latencies_ms, probe.timeouts);
-    let mut run = point(&p.mode.label, &a, &b, probe_ms, &burst);
-    run.axes = p.axes;
+    let mut run = point((&p.mode.label, p.axes), &a, &b, probe_ms, &burst);
     run.tries = 1;
     Ok(run)
 }
@@ -215,7 +224,13 @@ impl Window {
 /// A point from two windows, as the real sweep computes it from two MIB
 /// snapshots of a running instance. No host diagnostics: virtual time has
 /// no host.
-fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> Run {
+fn point(
+    (mode, axes): (&str, Axes),
+    a: &Window,
+    b: &Window,
+    probe_ms: Probe,
+    burst: &[u64],
+) -> Run {
     let secs = b.at.since(a.at).as_secs_f64().max(1e-9);
     let d = |n: &str| b.int(n) - a.int(n);
     let nic = |suffix: &str| {
@@ -241,7 +256,7 @@ fn point(mode: &str, a: &Window, b: &Window, probe_ms: Probe, burst: &[u64]) -> 
     }
     Run::from_window(Measured {
         mode: mode.to_string(),
-        axes: Axes::default(),
+        axes,
         params,
         offered_pps: crate::sat(b.arrived - a.arrived) as f64 / secs,
         frames: Frames::from_counters(d, nic),

@@ -54,6 +54,11 @@ pub const IDLE: &str = "machdep.idle=spin";
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Interval of the `kern.polling.burst` samples.
 const BURST_EVERY: Duration = Duration::from_millis(20);
+/// The node that counts the idle connections of `--conns`: those
+/// tcp-echo serves.
+pub const CONNS_NODE: &str = "user.tcp_echo.active";
+/// How long an instance may take to open its `--conns` idle connections.
+const CONNS_DEADLINE: Duration = Duration::from_secs(60);
 /// A probe unanswered after this long is a timeout.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -216,8 +221,31 @@ impl Instance {
                     a.reactor.name()
                 );
             }
+            inst.wait_for_conns(a.conns)?;
         }
         Ok(inst)
+    }
+
+    /// Wait until the instance holds `conns` idle connections: until
+    /// tcp-echo serves at least that many (`user.tcp_echo.active`), polled
+    /// every 50 ms, at most [`CONNS_DEADLINE`].
+    fn wait_for_conns(&mut self, conns: usize) -> anyhow::Result<()> {
+        let want = i64::try_from(conns).unwrap_or(i64::MAX);
+        let deadline = Instant::now() + CONNS_DEADLINE;
+        loop {
+            let held = self.snapshot()?.int(CONNS_NODE);
+            if held >= want {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "--conns {conns}: tcp-echo serves {held} connections after {} s \
+                     ({CONNS_NODE}), not the {conns} idle ones asked for",
+                    CONNS_DEADLINE.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Every node of the instance, integers and lists.
@@ -496,8 +524,7 @@ pub fn measure(
         let probe_ms = Probe::from_latencies(lat, timeouts);
         let window = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
         let offered = (sent_b - sent_a) as f64 / window;
-        let mut run = point(mode, &a, &b, offered, probe_ms, &burst);
-        run.axes = axes;
+        let mut run = point((mode, axes), &a, &b, offered, probe_ms, &burst);
         run.requested_pps = rate.parse().ok();
         Ok(run)
     })
@@ -505,7 +532,7 @@ pub fn measure(
 
 /// A point from two snapshots and the `burst` samples taken between them.
 fn point(
-    mode: &str,
+    (mode, axes): (&str, Axes),
     a: &Snapshot,
     b: &Snapshot,
     offered_pps: f64,
@@ -536,7 +563,7 @@ fn point(
     }
     Run::from_window(Measured {
         mode: mode.to_string(),
-        axes: Axes::default(),
+        axes,
         params,
         offered_pps,
         frames: Frames::from_counters(d, nics),
