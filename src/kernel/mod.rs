@@ -331,6 +331,36 @@ impl Kernel {
         }
     }
 
+    /// `kern.polling.enable`, the legacy global switch (FreeBSD <= 5's
+    /// `polling` variable; FreeBSD 6's `poll_switch`, "Legacy interface for
+    /// turning polling on all interfaces at one time", deprecated for
+    /// `ifconfig polling`): on puts every interface in polling, whatever its
+    /// discipline; off puts every polling interface back to interrupts
+    /// (NAPI and M&R interfaces are not polling(4)'s and stay). Returns the
+    /// interfaces that refused (a full polling list); the others switched,
+    /// as `poll_switch` ignores a driver's refusal and goes on.
+    pub fn set_polling_all(&mut self, on: bool) -> Vec<usize> {
+        (0..self.ifs.len())
+            .filter(|&i| {
+                if on {
+                    !self.set_discipline(i, Kind::Polling)
+                } else {
+                    self.set_polling(i, false);
+                    false
+                }
+            })
+            .collect()
+    }
+
+    /// What `kern.polling.enable` reads: whether any interface polls (in
+    /// FreeBSD 5 the variable was on exactly while polling ran, that is
+    /// while handlers were registered; reading it derived from the
+    /// interfaces keeps it true after `dev.<if>.polling` writes, where
+    /// FreeBSD 6's copy went stale).
+    pub fn polling_enabled(&self) -> bool {
+        self.ifs.iter().any(|f| f.discipline == Kind::Polling)
+    }
+
     /// The clock interrupt for one tick: [`Kernel::hardclock_cnt`] with 1.
     pub fn hardclock(&mut self, now: Nanos) {
         self.hardclock_cnt(now, 1);
