@@ -8,7 +8,7 @@ use pollsim_sysctl::Mib;
 
 use super::Kernel;
 use super::discipline::{Kind, moderation, mr, napi};
-use super::intr::{IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
+use super::intr::{Dispatch, IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
 use crate::sat;
 
 /// Build the MIB of `k` (its interfaces must be attached).
@@ -87,6 +87,13 @@ fn register_ipintrq(mib: &mut Mib<Kernel>) {
             k.ipintrq.set_maxlen(v.unsigned_abs() as usize);
             Ok(())
         },
+    );
+    mib.add_rw_choice(
+        "net.isr.dispatch",
+        "netisr dispatch policy of polled frames: direct (into the stack), hybrid (direct unless ipintrq holds frames), deferred (through ipintrq)",
+        &Dispatch::NAMES,
+        |k| k.dispatch.index(),
+        |k, v| k.dispatch = Dispatch::ALL[v],
     );
     mib.add_ro(
         "net.inet.ip.intr_queue_drops",
