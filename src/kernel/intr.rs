@@ -19,6 +19,55 @@ pub const RX_RING_DEFAULT: usize = 256;
 /// Largest accepted `dev.<if>.rx_ring`.
 pub const RX_RING_MAX: usize = 4096;
 
+/// `net.isr.dispatch`: how a frame a driver's poll handler takes reaches
+/// the protocol (FreeBSD's netisr dispatch policy, `netisr_dispatch_src`,
+/// a string node taking these names).
+///
+/// The policy applies where FreeBSD's `ether_input` → `netisr_dispatch`
+/// does for the disciplines pollsim mirrors from FreeBSD: the polling
+/// handlers (`netisr_poll` and `ether_poll`). The 4.4BSD interrupt path
+/// always queues (its ISR runs at interrupt level, where the protocol
+/// cannot), and NAPI and M&R are other kernels' paths, always direct.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Straight into the stack in the poll handler's context (FreeBSD's
+    /// default since 5.x, `NETISR_DISPATCH_DIRECT`).
+    #[default]
+    Direct,
+    /// Direct unless frames wait in `ipintrq`, then queued behind them
+    /// (`NETISR_DISPATCH_HYBRID`: direct when the netisr has no work
+    /// pending on this CPU, so nothing is reordered).
+    Hybrid,
+    /// Always through `ipintrq`, drained by the IP netisr after the
+    /// polling chunk (`NETISR_DISPATCH_DEFERRED`; FreeBSD 4's only way).
+    Deferred,
+}
+
+impl Dispatch {
+    /// The names `net.isr.dispatch` takes, by [`Dispatch::index`].
+    pub const NAMES: [&'static str; 3] = ["direct", "hybrid", "deferred"];
+    /// Every policy, by index.
+    pub const ALL: [Dispatch; 3] = [Dispatch::Direct, Dispatch::Hybrid, Dispatch::Deferred];
+
+    /// Its index in [`Dispatch::NAMES`].
+    pub fn index(self) -> usize {
+        match self {
+            Dispatch::Direct => 0,
+            Dispatch::Hybrid => 1,
+            Dispatch::Deferred => 2,
+        }
+    }
+
+    /// Whether a frame goes to `ipintrq` now, `queued` frames waiting there.
+    pub fn queues(self, queued: usize) -> bool {
+        match self {
+            Dispatch::Direct => false,
+            Dispatch::Hybrid => queued > 0,
+            Dispatch::Deferred => true,
+        }
+    }
+}
+
 /// Capacity a slot starts with: any Ethernet frame without jumbo MTU.
 const SLOT_LEN: usize = 1536;
 

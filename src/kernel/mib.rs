@@ -8,7 +8,7 @@ use pollsim_sysctl::Mib;
 
 use super::Kernel;
 use super::discipline::{Kind, moderation, mr, napi};
-use super::intr::{IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
+use super::intr::{Dispatch, IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
 use crate::sat;
 
 /// Build the MIB of `k` (its interfaces must be attached).
@@ -43,6 +43,7 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         |k: &mut Kernel| &mut k.disc.mr,
     );
     register_ipintrq(&mut mib);
+    register_polling_enable(&mut mib);
     for i in 0..k.ifs.len() {
         register_if(&mut mib, k, i);
     }
@@ -87,6 +88,13 @@ fn register_ipintrq(mib: &mut Mib<Kernel>) {
             Ok(())
         },
     );
+    mib.add_rw_choice(
+        "net.isr.dispatch",
+        "netisr dispatch policy of polled frames: direct (into the stack), hybrid (direct unless ipintrq holds frames), deferred (through ipintrq)",
+        &Dispatch::NAMES,
+        |k| k.dispatch.index(),
+        |k, v| k.dispatch = Dispatch::ALL[v],
+    );
     mib.add_ro(
         "net.inet.ip.intr_queue_drops",
         "Number of packets dropped from the IP input queue",
@@ -96,6 +104,30 @@ fn register_ipintrq(mib: &mut Mib<Kernel>) {
         "net.inet.ip.intr_queue_len",
         "Frames in the IP input queue",
         |k| sat(k.ipintrq.len() as u64),
+    );
+}
+
+/// `kern.polling.enable`: the legacy switch of polling on every interface
+/// (FreeBSD <= 5; deprecated in 6 for `ifconfig polling`, see
+/// [`Kernel::set_polling_all`]).
+fn register_polling_enable(mib: &mut Mib<Kernel>) {
+    mib.add_rw_uint(
+        "kern.polling.enable",
+        "Switch polling for all interfaces (legacy: use dev.<if>.polling)",
+        (0, 1),
+        |_| (0, 1),
+        |k| i64::from(k.polling_enabled()),
+        |k, v| {
+            let refused = k.set_polling_all(v == 1);
+            if refused.is_empty() {
+                return Ok(());
+            }
+            let names: Vec<&str> = refused.iter().map(|&i| k.ifs[i].nic.name()).collect();
+            Err(format!(
+                "polling list full: {} not switched",
+                names.join(", ")
+            ))
+        },
     );
 }
 

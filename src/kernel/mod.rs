@@ -110,6 +110,10 @@ pub struct NetisrWork {
     pub polled: u32,
     /// Frames taken from `ipintrq` into the stack.
     pub dispatched: u32,
+    /// Frames poll handlers took from rings into `ipintrq` (or dropped
+    /// there, full) under `net.isr.dispatch` deferred or hybrid: the
+    /// driver's part of their cost now, the protocol's when dispatched.
+    pub queued: u32,
     /// Status checks made (`POLL_AND_CHECK_STATUS`).
     pub status_checks: u32,
     /// The pending egress runs in the same unit, after this work (as
@@ -149,6 +153,8 @@ pub struct Kernel {
     pub fair: Fair,
     /// `ipintrq`.
     pub ipintrq: IpIntrQ,
+    /// `net.isr.dispatch`.
+    pub dispatch: intr::Dispatch,
     /// The protocol stack: every NIC's smoltcp Interface and sockets, and
     /// the accounting.
     pub netisr: Netisr,
@@ -204,6 +210,7 @@ impl Kernel {
             disc: Disciplines::new(cfg.hz),
             fair: Fair::default(),
             ipintrq: IpIntrQ::new(intr::IPINTRQ_MAXLEN_DEFAULT),
+            dispatch: intr::Dispatch::default(),
             netisr: Netisr::new(),
             reactor: Reactor::new(),
             apps,
@@ -280,6 +287,7 @@ impl Kernel {
                 ifs: &mut self.ifs,
                 netisr: &mut self.netisr,
                 ipintrq: &mut self.ipintrq,
+                dispatch: self.dispatch,
                 poll: &mut self.poll,
                 poll_list: &mut self.poll_list,
                 now,
@@ -332,6 +340,36 @@ impl Kernel {
         if on || self.ifs[i].discipline == Kind::Polling {
             self.set_discipline(i, kind);
         }
+    }
+
+    /// `kern.polling.enable`, the legacy global switch (FreeBSD <= 5's
+    /// `polling` variable; FreeBSD 6's `poll_switch`, "Legacy interface for
+    /// turning polling on all interfaces at one time", deprecated for
+    /// `ifconfig polling`): on puts every interface in polling, whatever its
+    /// discipline; off puts every polling interface back to interrupts
+    /// (NAPI and M&R interfaces are not polling(4)'s and stay). Returns the
+    /// interfaces that refused (a full polling list); the others switched,
+    /// as `poll_switch` ignores a driver's refusal and goes on.
+    pub fn set_polling_all(&mut self, on: bool) -> Vec<usize> {
+        (0..self.ifs.len())
+            .filter(|&i| {
+                if on {
+                    !self.set_discipline(i, Kind::Polling)
+                } else {
+                    self.set_polling(i, false);
+                    false
+                }
+            })
+            .collect()
+    }
+
+    /// What `kern.polling.enable` reads: whether any interface polls (in
+    /// FreeBSD 5 the variable was on exactly while polling ran, that is
+    /// while handlers were registered; reading it derived from the
+    /// interfaces keeps it true after `dev.<if>.polling` writes, where
+    /// FreeBSD 6's copy went stale).
+    pub fn polling_enabled(&self) -> bool {
+        self.ifs.iter().any(|f| f.discipline == Kind::Polling)
     }
 
     /// The clock interrupt for one tick: [`Kernel::hardclock_cnt`] with 1.
@@ -553,10 +591,13 @@ impl Kernel {
     }
 
     /// A poll from the idle loop (`ether_poll`, `kern.polling.idle_poll`).
-    /// Returns the frames taken.
-    pub fn idle_poll(&mut self, now: Nanos) -> u32 {
+    /// Returns the frames taken: into the stack (`polled`), or into
+    /// `ipintrq` under deferred dispatch (`queued`).
+    pub fn idle_poll(&mut self, now: Nanos) -> NetisrWork {
         self.sched.idle_polls += 1;
         self.set_nic_time(now);
+        let offered = |q: &IpIntrQ| q.enqueued + q.drops;
+        let before = offered(&self.ipintrq);
         let (disc, mut cx) = self.split(now);
         let mut taken = 0;
         for d in disc.all_mut() {
@@ -564,7 +605,12 @@ impl Kernel {
                 taken += d.idle_step(&mut cx);
             }
         }
-        taken
+        let queued = u32::try_from(offered(&self.ipintrq) - before).unwrap_or(u32::MAX);
+        NetisrWork {
+            polled: taken - queued,
+            queued,
+            ..NetisrWork::default()
+        }
     }
 
     /// Tell every NIC the kernel's time (for a capture's timestamps).
@@ -816,6 +862,23 @@ fn poll_handler(
     cmd: PollCmd,
     count: u32,
 ) -> u32 {
+    let mut direct = None;
+    poll_handler_via(ifs, i, netisr, &mut direct, now, cmd, count)
+}
+
+/// [`poll_handler`] under a dispatch policy: with `via` holding `ipintrq`
+/// and `net.isr.dispatch`, each frame the policy queues goes to `ipintrq`
+/// (`ether_input` → `netisr_dispatch`; a full queue drops it, counted per
+/// interface) instead of into the stack. Bound: `count` frames.
+fn poll_handler_via(
+    ifs: &mut [IfNet],
+    i: usize,
+    netisr: &mut Netisr,
+    via: &mut Option<(&mut IpIntrQ, intr::Dispatch)>,
+    now: Nanos,
+    cmd: PollCmd,
+    count: u32,
+) -> u32 {
     let ifn = &mut ifs[i];
     ifn.counters.polls += 1;
     if cmd == PollCmd::PollAndCheckStatus {
@@ -823,9 +886,15 @@ fn poll_handler(
         ifn.counters.status_checks += 1;
         ifn.counters.link_up = st.link_up;
     }
-    let taken = ifn
-        .nic
-        .rx(count as usize, &mut |frame| netisr.ingress(i, now, frame));
+    let drops = &mut ifn.counters.ipintrq_drops;
+    let taken = ifn.nic.rx(count as usize, &mut |frame| match via {
+        Some((q, policy)) if policy.queues(q.len()) => {
+            if !q.enqueue(i, frame) {
+                *drops += 1;
+            }
+        }
+        _ => netisr.ingress(i, now, frame),
+    });
     netisr.flush(i, ifn.nic.as_mut());
     u32::try_from(taken).unwrap_or(u32::MAX)
 }

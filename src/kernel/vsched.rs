@@ -150,13 +150,13 @@ impl VirtualSched {
             }
             Unit::IdlePoll => {
                 k.cpu.switch(now, CpuState::Sys);
-                let frames = u64::from(k.idle_poll(now));
-                if frames == 0 {
+                let w = k.idle_poll(now);
+                if w.polled + w.queued == 0 {
                     // The idle poller spins on empty rings until something
                     // happens: skip there, the time charged to sys.
                     clock.skip_to(self.wake_at(k, world, now, end));
                 } else {
-                    clock.advance(Nanos(frames * (cost.rx_cost_ns + cost.proto_cost_ns)));
+                    clock.advance(Nanos(work_ns(cost, &w)));
                 }
             }
             Unit::Idle => {
@@ -245,9 +245,11 @@ impl VirtualSched {
 }
 
 /// The cost of a unit of kernel work: frames polled into the stack pay the
-/// driver and the protocol, frames from `ipintrq` the protocol only.
+/// driver and the protocol, frames polled into `ipintrq` (deferred
+/// dispatch) the driver now, frames from `ipintrq` the protocol only.
 fn work_ns(cost: &CostModel, w: &NetisrWork) -> u64 {
     u64::from(w.polled) * (cost.rx_cost_ns + cost.proto_cost_ns)
+        + u64::from(w.queued) * cost.rx_cost_ns
         + u64::from(w.dispatched) * cost.proto_cost_ns
         + u64::from(w.status_checks) * cost.status_cost_ns
 }

@@ -102,7 +102,12 @@ pub fn run_real(
             Unit::Kernel => {
                 preempting(k, now, CpuState::Sys);
                 let w = k.netisr_step(now);
-                unit_done(k, clock, now, u64::from(w.polled) + u64::from(w.dispatched));
+                unit_done(
+                    k,
+                    clock,
+                    now,
+                    u64::from(w.polled) + u64::from(w.queued) + u64::from(w.dispatched),
+                );
                 k.unit_done(clock.now());
             }
             Unit::Thread(t) => {
@@ -118,8 +123,8 @@ pub fn run_real(
             }
             Unit::IdlePoll => {
                 k.cpu.switch(now, CpuState::Sys);
-                let frames = k.idle_poll(now);
-                unit_done(k, clock, now, u64::from(frames));
+                let w = k.idle_poll(now);
+                unit_done(k, clock, now, u64::from(w.polled) + u64::from(w.queued));
             }
             Unit::Idle => {
                 k.cpu.switch(now, CpuState::Idle);

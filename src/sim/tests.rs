@@ -597,3 +597,87 @@ fn idle_connections_are_watched_and_cost_scan_not_ready() {
         "the rest is the app's work"
     );
 }
+
+/// Two polled interfaces under `net.isr.dispatch`: tap0 flooded at 1 Mpps,
+/// tap1 carrying only the probe's frames, for 1.2 virtual seconds (burst
+/// reaches burst_max 150 after 145 ticks). Returns the sim after a final
+/// status check.
+fn two_links(dispatch: &str, each_burst: u32) -> Sim {
+    let mut s = Sim::new(&SimConfig {
+        mode: Mode::Polling,
+        hz: Hz::DEFAULT,
+        pattern: ArrivalKind::Constant.pattern(1e6),
+        seed: 5,
+        apps: vec![AppKind::UdpSink, AppKind::Http],
+        sysctls: vec![
+            format!("net.isr.dispatch={dispatch}"),
+            format!("kern.polling.each_burst={each_burst}"),
+        ],
+        probe: Some(ProbeLink::Quiet),
+        conns: 0,
+    })
+    .unwrap();
+    s.run_for(Nanos::from_millis(1200));
+    s.k.check_status();
+    s
+}
+
+#[test]
+fn deferred_dispatch_shows_what_each_burst_is_for() {
+    let get = |s: &Sim, name: &str| -> u64 {
+        s.mib.get(&s.k, name).unwrap().to_string().parse().unwrap()
+    };
+    for (dispatch, each_burst) in [("direct", 150), ("deferred", 5), ("deferred", 150)] {
+        let s = two_links(dispatch, each_burst);
+        let what = format!("{dispatch} each_burst={each_burst}");
+        let total = Accounting::of(&s.k);
+        assert!(total.balanced(), "{what}: {total:?}");
+        let (flooded, quiet) = (Accounting::of_if(&s.k, 0), Accounting::of_if(&s.k, 1));
+        assert!(
+            flooded.balanced() && quiet.balanced(),
+            "{what}: {flooded:?} {quiet:?}"
+        );
+        assert!(
+            flooded.rx_missed > 100_000,
+            "{what}: overloaded: {flooded:?}"
+        );
+        assert!(
+            quiet.received > 0,
+            "{what}: the probe's frames arrive: {quiet:?}"
+        );
+        assert_eq!(quiet.rx_missed, 0, "{what}: {quiet:?}");
+        assert_eq!(
+            get(&s, "dev.tap0.ipintrq_drops") + get(&s, "dev.tap1.ipintrq_drops"),
+            get(&s, "net.inet.ip.intr_queue_drops"),
+            "{what}: per-interface drops add up"
+        );
+        let enqueued = get(&s, "net.inet.ip.intr_queue_enqueued");
+        match (dispatch, each_burst) {
+            ("direct", _) => {
+                // Straight into the stack: ipintrq is never used.
+                assert_eq!(enqueued + total.ipintrq_drops, 0, "{what}: {total:?}");
+            }
+            (_, 5) => {
+                // Chunks of 5 + 5 frames fit in ipintrq (50): every frame a
+                // handler takes reaches the stack, the quiet link's all.
+                assert!(
+                    enqueued > 100_000,
+                    "{what}: polled frames go through ipintrq"
+                );
+                assert_eq!(total.ipintrq_drops, 0, "{what}: {total:?}");
+                assert_eq!(quiet.stack + quiet.ipintrq_queued, quiet.received, "{what}");
+            }
+            _ => {
+                // Chunks of 150 from tap0 fill ipintrq before tap1's handler
+                // runs: the overflow is dropped there, and the quiet link's
+                // frames with it.
+                assert!(flooded.ipintrq_drops > 50_000, "{what}: {flooded:?}");
+                assert!(
+                    quiet.ipintrq_drops > 0,
+                    "{what}: the quiet link starves: {quiet:?}"
+                );
+                assert!(quiet.stack < quiet.received, "{what}: {quiet:?}");
+            }
+        }
+    }
+}

@@ -111,6 +111,8 @@ pub struct Cx<'a> {
     pub netisr: &'a mut Netisr,
     /// `ipintrq`.
     pub ipintrq: &'a mut IpIntrQ,
+    /// `net.isr.dispatch`: whether polled frames go through `ipintrq`.
+    pub dispatch: super::intr::Dispatch,
     /// kern_poll.c.
     pub poll: &'a mut PollEngine,
     /// Interfaces registered with kern_poll, in registration order.

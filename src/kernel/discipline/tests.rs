@@ -340,3 +340,36 @@ fn switching_disciplines_loses_no_frame() {
     assert_eq!(s.frames, s.udp_delivered + s.udp_sockbuf_drops);
     assert!(rx > 0);
 }
+
+#[test]
+fn kern_polling_enable_switches_every_interface_and_reads_whether_any_polls() {
+    let mut k = kernel(Kind::Interrupt, &[3, 3, 3], 256);
+    let mib = crate::kernel::mib::build(&k);
+    let read = |k: &Kernel| mib.get(k, "kern.polling.enable").unwrap().to_string();
+    let kinds = |k: &Kernel| k.ifs.iter().map(|f| f.discipline).collect::<Vec<_>>();
+    assert_eq!(read(&k), "0");
+    // One interface polls: the legacy node reads 1 (FreeBSD 5's `polling`
+    // was on while any handler was registered).
+    mib.set(&mut k, "dev.virt1.polling", "1").unwrap();
+    assert_eq!(read(&k), "1");
+    mib.set(&mut k, "dev.virt2.discipline", "napi").unwrap();
+    // 1: every interface polls, whatever its discipline was.
+    mib.set(&mut k, "kern.polling.enable", "1").unwrap();
+    assert_eq!(kinds(&k), [Kind::Polling; 3]);
+    assert_eq!(k.poll_list.len(), 3);
+    assert!(k.ifs.iter().all(|f| !f.nic.intr_enabled()));
+    // 0: every polling interface back to interrupts; a NAPI one stays.
+    mib.set(&mut k, "dev.virt2.discipline", "napi").unwrap();
+    mib.set(&mut k, "kern.polling.enable", "0").unwrap();
+    assert_eq!(kinds(&k), [Kind::Interrupt, Kind::Interrupt, Kind::Napi]);
+    assert!(k.poll_list.is_empty());
+    assert_eq!(read(&k), "0");
+    // The frames waiting were not lost by the switches: interrupt mode takes them.
+    interrupt_all(&mut k, at_us(0));
+    drain_kernel(&mut k, at_us(0));
+    assert_eq!(k.netisr.stats().frames, 9);
+    assert!(matches!(
+        mib.set(&mut k, "kern.polling.enable", "2"),
+        Err(pollsim_sysctl::SysctlError::OutOfRange { .. })
+    ));
+}
