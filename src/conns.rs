@@ -76,7 +76,17 @@ pub fn add_synthetic(k: &mut Kernel, n: usize) {
                 Trigger::Oneshot,
             )
             .expect("the idle connections' tokens are unused");
+        k.synthetic_conns += 1;
     }
+}
+
+/// The node of the synthetic connections: `kern.conns.synthetic` (RO).
+pub fn register_sysctl(mib: &mut pollsim_sysctl::Mib<Kernel>) {
+    mib.add_ro(
+        "kern.conns.synthetic",
+        "Synthetic idle connections registered by --conns (virtual time only)",
+        |k: &Kernel| i64::try_from(k.synthetic_conns).unwrap_or(i64::MAX),
+    );
 }
 
 /// What the real connector did.

@@ -403,6 +403,48 @@ fn a_noisy_trial_is_measured_again_and_marked() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// A simulated sweep with idle connections runs at each `--conns` point
+/// (the synthetic connections are counted where compare checks them) and
+/// its rows carry the count they ran with.
+#[test]
+fn a_sim_sweep_with_idle_connections_runs_at_each_count() {
+    let out = std::env::temp_dir().join(format!("pollsim-compare-conns-{}", std::process::id()));
+    let dir = out.to_str().unwrap();
+    let args = [
+        "compare",
+        "--sim",
+        "--modes",
+        "polling",
+        "--reactor",
+        "scan",
+        "--conns",
+        "0,300",
+        "--rates",
+        "20k",
+        "--duration",
+        "100ms",
+        "--work-ns",
+        "2000",
+        "--mlfrr-steps",
+        "0",
+        "--out",
+        dir,
+    ];
+    let (code, table, stderr) = run_pollsim(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let conns: Vec<f64> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| num(r, "conns"))
+        .collect();
+    assert_eq!(conns, [0.0, 300.0], "{table}");
+    assert!(table.contains("conns=300"), "{table}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// A small simulated sweep over two axes: every row carries its `hz`,
 /// `reactor` and `conns` (and ran at them: `params` read back), the
 /// summary has one entry per mode x hz x reactor, results.csv ends with

@@ -131,13 +131,13 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
     sim.run_for(warmup(&sim, hz, nanos(p.warmup)));
     let a = Window::take(&mut sim);
-    let held = a.int(super::sweep::CONNS_NODE);
+    let held = a.int(super::sweep::SIM_CONNS_NODE);
     if held < i64::try_from(p.axes.conns).unwrap_or(i64::MAX) {
         anyhow::bail!(
-            "--conns {}: tcp-echo serves {held} connections after the warm-up ({}), not the \
+            "--conns {}: {held} synthetic connections after the warm-up ({}), not the \
              {} idle ones asked for",
             p.axes.conns,
-            super::sweep::CONNS_NODE,
+            super::sweep::SIM_CONNS_NODE,
             p.axes.conns
         );
     }

@@ -54,9 +54,12 @@ pub const IDLE: &str = "machdep.idle=spin";
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Interval of the `kern.polling.burst` samples.
 const BURST_EVERY: Duration = Duration::from_millis(20);
-/// The node that counts the idle connections of `--conns`: those
-/// tcp-echo serves.
+/// The node that counts the idle connections of `--conns` on the real
+/// tap: those tcp-echo serves (accepted from the connector).
 pub const CONNS_NODE: &str = "user.tcp_echo.active";
+/// The node that counts them on virtual time: the synthetic connections
+/// registered with the reactor (no tcp-echo step serves them).
+pub const SIM_CONNS_NODE: &str = "kern.conns.synthetic";
 /// How long an instance may take to open its `--conns` idle connections.
 const CONNS_DEADLINE: Duration = Duration::from_secs(60);
 /// A probe unanswered after this long is a timeout.

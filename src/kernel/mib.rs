@@ -50,6 +50,7 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
     register_counters(&mut mib);
     register_netstat(&mut mib);
     super::reactor::register_sysctl(&mut mib);
+    crate::conns::register_sysctl(&mut mib);
     if k.cost.is_none() {
         super::host::register_sysctl(&mut mib, |k: &Kernel| &k.host, |k: &mut Kernel| &mut k.host);
     }

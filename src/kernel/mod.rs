@@ -180,6 +180,9 @@ pub struct Kernel {
     egress_pending: bool,
     /// The socket process the reactor's next empty poll is charged to.
     reactor_caller: Option<Pid>,
+    /// Synthetic idle connections registered by `--conns` on virtual time
+    /// (`kern.conns.synthetic`, see [`crate::conns::add_synthetic`]).
+    pub synthetic_conns: usize,
 }
 
 /// How to build a kernel.
@@ -222,6 +225,7 @@ impl Kernel {
             procs,
             events: Vec::with_capacity(EVENT_BATCH),
             egress_pending: false,
+            synthetic_conns: 0,
             reactor_caller: None,
         }
     }

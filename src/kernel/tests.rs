@@ -224,6 +224,8 @@ fn every_counter_moves_in_a_scripted_run() {
         // Registrations are made when the apps start, before the run.
         "kern.reactor.registers",
         "kern.reactor.watched",
+        // Synthetic idle connections are added before a run, on --sim only.
+        "kern.conns.synthetic",
         // A lone process never waits behind another, nor is switched out;
         // the script is shorter than a quantum.
         "user.udp_sink.wait_ns",

@@ -124,9 +124,22 @@ impl Running {
             .spawn()
             .expect("spawn pollsim run");
         let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        err.read_line(&mut line).expect("read pollsim's first line");
-        assert!(line.contains("running on"), "pollsim did not start: {line}");
+        // Warnings (`pollsim: warning: ...`, e.g. for `--hz` under 1000) may
+        // come before the line that says it is running; anything else is a
+        // failure to start.
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            let n = err.read_line(&mut line).expect("read pollsim's stderr");
+            seen.push_str(&line);
+            if line.contains("running on") {
+                break;
+            }
+            assert!(
+                n > 0 && line.starts_with("pollsim: warning:"),
+                "pollsim did not start: {seen}"
+            );
+        }
         std::thread::spawn(move || {
             let _ = err.read_to_string(&mut String::new());
         });
