@@ -185,24 +185,24 @@ impl Instance {
             .context("starting pollsim run")?;
         pin(i32::try_from(child.id()).unwrap_or(0), cpus().0);
         let mut err = BufReader::new(child.stderr.take().context("stderr")?);
-        let mut line = String::new();
-        // Warnings (`run --hz` under 1000, say) may come first.
+        // Notices (`run --hz` under 1000 warns; `--conns` raises
+        // max_conns) may come before the line that says it runs; an
+        // instance that fails says why and exits (end of its stderr).
+        let mut said = String::new();
         loop {
-            line.clear();
-            err.read_line(&mut line)
-                .context("reading pollsim run's first line")?;
-            if !line.starts_with("pollsim: warning:") {
+            let mut line = String::new();
+            let n = err
+                .read_line(&mut line)
+                .context("reading pollsim run's first lines")?;
+            if line.contains("running on") {
                 break;
             }
-        }
-        if !line.contains("running on") {
-            let mut rest = String::new();
-            let _ = err.read_to_string(&mut rest);
-            let _ = child.wait();
-            bail!(
-                "pollsim run did not start: {}",
-                line.trim_start_matches("pollsim: ").trim()
-            );
+            said.push_str(line.trim_start_matches("pollsim: "));
+            if n == 0 {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("pollsim run did not start: {}", said.trim());
+            }
         }
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
         let client = Client::connect(&crate::ctl::socket_path(name))
