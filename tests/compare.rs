@@ -403,6 +403,55 @@ fn a_noisy_trial_is_measured_again_and_marked() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// On the real tap a sweep with `--conns` starts its instance (which, at
+/// 1000, says it raised tcp-echo's max_conns of 1024 to 1064 before it
+/// says it runs), holds the
+/// idle connections at the point, and records them and the backend.
+#[test]
+fn a_real_sweep_with_idle_connections_holds_them() {
+    if !require_root_or_skip("a_real_sweep_with_idle_connections_holds_them") {
+        return;
+    }
+    let _serial = serial();
+    let out = std::env::temp_dir().join(format!("pollsim-compare-rconns-{}", std::process::id()));
+    let dir = out.to_str().unwrap();
+    let (code, stdout, stderr) = run_pollsim(&[
+        "compare",
+        "--json",
+        "--modes",
+        "polling",
+        "--reactor",
+        "scan",
+        "--conns",
+        "1000",
+        "--rates",
+        "20k",
+        "--duration",
+        "500ms",
+        "--trials",
+        "1",
+        "--work-ns",
+        "2000",
+        "--mlfrr-steps",
+        "0",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{stdout}");
+    let r = &runs[0];
+    assert_eq!(num(r, "conns"), 1000.0, "{r}");
+    assert_eq!(r["reactor"], "scan", "{r}");
+    assert_eq!(
+        r["params"]["kern.reactor.backend"].as_f64(),
+        Some(1.0),
+        "{r}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// A simulated sweep with idle connections runs at each `--conns` point
 /// (the synthetic connections are counted where compare checks them) and
 /// its rows carry the count they ran with.
