@@ -44,7 +44,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpListenEndpoint, Ipv4Address};
 
-use crate::kernel::reactor::{Interest, Reactor, SockKind, Token, Trigger};
+use crate::kernel::reactor::{Interest, Reactor, Token, Trigger};
 use crate::kernel::sockets::{SockRef, Sockets};
 
 /// Listening sockets kept per port in each socket shard: two, so that a
@@ -186,6 +186,9 @@ impl<T: Default> Pool<T> {
             .map(|n| sockets.nic(n).ipv4_addr())
             .collect();
         self.listening = vec![0; sockets.nics() * self.shards];
+        // Its listeners are, to a select-like scan, one listen descriptor
+        // per NIC (the port's accept queue).
+        reactor.add_listen_fds(sockets.nics());
         for k in 0..self.listening.len() {
             self.replenish(sockets, reactor, k);
         }
@@ -444,10 +447,9 @@ impl<T: Default> Pool<T> {
             });
             self.listening[shard] += 1;
             reactor
-                .register(
+                .register_listener(
                     sockets,
                     handle,
-                    SockKind::Tcp,
                     Token(self.base + i),
                     Interest::READABLE,
                     Trigger::Oneshot,

@@ -8,10 +8,20 @@
 //!
 //! How it is told of datagrams is `user.udp_sink.trigger` (level, edge or
 //! oneshot, the reactor's [`Trigger`]); what it does with an event is
-//! `user.udp_sink.drain`: 1 (default) reads until would-block, 0 reads one
-//! datagram per event (the naive app). A naive oneshot app re-arms after
-//! each datagram and a level one is told again while data remains, so
-//! both still deliver everything; a naive edge-triggered app stalls with
+//! `user.udp_sink.read_packets`: it reads at most that many datagrams
+//! (0: until would-block), then goes back to the reactor. The default, 5,
+//! is the Erlang VM's: `inet:setopts/2`'s `read_packets` for UDP sockets
+//! reads at most that many datagrams per notification of available data,
+//! because reading more lets a UDP flood make the system unresponsive.
+//! It is also what makes the reactor's cost visible: an app that drains
+//! (0) pays one poll per batch, however large, so a select-like scan of
+//! thousands of idle descriptors is amortised to nothing, while one that
+//! reads 5 (or 1, the classic select loop's one read per ready
+//! descriptor) pays a poll every few datagrams.
+//!
+//! A oneshot app that stops with datagrams left re-arms, and a level one
+//! is told again while data remains, so both still deliver everything; an
+//! edge-triggered app must drain (0): with a budget it stalls with
 //! datagrams left in its socket buffer until a new one arrives.
 
 use pollsim_sysctl::Mib;
@@ -36,6 +46,10 @@ pub const RCVBUF_DEFAULT: u64 = 256;
 pub const RCVBUF_MAX: u64 = 16_384;
 /// Payload bytes reserved per datagram of `rcvbuf` (a full-size one fits).
 const RCVBUF_BYTES_PER_DATAGRAM: usize = 1500;
+/// Default `user.udp_sink.read_packets`: the Erlang VM's `read_packets`.
+pub const READ_PACKETS_DEFAULT: u64 = 5;
+/// Largest `user.udp_sink.read_packets` (0 means until would-block).
+pub const READ_PACKETS_MAX: u64 = 65_536;
 
 /// The discard service.
 #[derive(Debug)]
@@ -50,11 +64,13 @@ pub struct UdpSink {
     pub bytes: u64,
     /// How the reactor reports its sockets (set before start).
     pub trigger: Trigger,
-    /// Read until would-block on an event (true), or one datagram (false).
-    pub drain: bool,
+    /// Datagrams read per event at most (0: until would-block).
+    pub read_packets: u64,
     /// Datagrams received, per NIC (attach order).
     pub datagrams_by_nic: Vec<u64>,
     handles: Vec<crate::kernel::sockets::SockRef>,
+    /// Datagrams read in the event being handled, per NIC.
+    in_event: Vec<u64>,
     first_token: usize,
     buf: Vec<u8>,
 }
@@ -68,9 +84,10 @@ impl UdpSink {
             datagrams: 0,
             bytes: 0,
             trigger: Trigger::Oneshot,
-            drain: true,
+            read_packets: READ_PACKETS_DEFAULT,
             datagrams_by_nic: Vec::new(),
             handles: Vec::new(),
+            in_event: Vec::new(),
             first_token: 0,
             buf: vec![0; 65_536],
         }
@@ -104,6 +121,7 @@ impl App for UdpSink {
             netisr.watch_udp_port(PORT, h);
             self.handles.push(h);
             self.datagrams_by_nic.push(0);
+            self.in_event.push(0);
             reactor
                 .register(
                     &mut netisr.sockets,
@@ -128,20 +146,27 @@ impl App for UdpSink {
                 self.datagrams += 1;
                 self.datagrams_by_nic[nic] += 1;
                 self.bytes += n as u64;
-                if !self.drain && self.trigger == Trigger::Oneshot {
-                    // One datagram per event: ask for the next one.
-                    cx.reactor
-                        .rearm(cx.sockets, token)
-                        .expect("the sink's token is registered");
+                self.in_event[nic] += 1;
+                let more = self.read_packets == 0 || self.in_event[nic] < self.read_packets;
+                if !more {
+                    // The event's budget is read: back to the reactor,
+                    // asking (oneshot) to be told of what is left.
+                    self.in_event[nic] = 0;
+                    if self.trigger == Trigger::Oneshot {
+                        cx.reactor
+                            .rearm(cx.sockets, token)
+                            .expect("the sink's token is registered");
+                    }
                 }
                 Step {
                     work: Nanos(self.work_ns),
-                    more: self.drain,
+                    more,
                 }
             }
             Err(_) => {
                 // Would block: a oneshot registration is re-armed; level
                 // and edge ones stay armed.
+                self.in_event[nic] = 0;
                 if self.trigger == Trigger::Oneshot {
                     cx.reactor
                         .rearm(cx.sockets, token)
@@ -202,7 +227,7 @@ pub(super) fn register_sysctl<C: 'static>(
     );
 }
 
-/// `user.udp_sink.trigger` (and `_name`) and `user.udp_sink.drain`.
+/// `user.udp_sink.trigger` (and `_name`) and `user.udp_sink.read_packets`.
 fn register_trigger<C: 'static>(
     mib: &mut Mib<C>,
     get: fn(&C) -> &Apps,
@@ -240,15 +265,16 @@ fn register_trigger<C: 'static>(
                 .to_string()
         },
     );
+    let max = sat(READ_PACKETS_MAX);
     mib.add_rw(
-        "user.udp_sink.drain",
-        "On an event, 1 read until would-block, 0 read one datagram (naive)",
-        (0, 1),
-        |_| (0, 1),
-        move |c| get(c).udp_sink.as_ref().map_or(0, |a| i64::from(a.drain)),
+        "user.udp_sink.read_packets",
+        "Datagrams the sink reads per event at most, then back to the reactor (0: until would-block)",
+        (0, max),
+        move |_| (0, max),
+        move |c| get(c).udp_sink.as_ref().map_or(0, |a| sat(a.read_packets)),
         move |c, v| {
             if let Some(a) = get_mut(c).udp_sink.as_mut() {
-                a.drain = v == 1;
+                a.read_packets = v.unsigned_abs();
             }
             Ok(())
         },

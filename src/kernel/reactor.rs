@@ -50,6 +50,17 @@
 //!   registrations armed as a latch ("an arrival since the last scan"),
 //!   and a scan delivers an edge registration only if ready and latched.
 //!   The scan still examines every registration, so its cost stays O(n).
+//! - **A server's listen backlog is one descriptor.** smoltcp has no
+//!   `accept`, so a server (the apps' pool) keeps many listening sockets
+//!   per port, each registered: without care a `scan` would examine
+//!   hundreds of them per poll where select examines one listen
+//!   descriptor. The pool registers its listeners as such ([`Reactor::register_listener`])
+//!   and counts its listen descriptors ([`Reactor::add_listen_fds`], one
+//!   per port and NIC). Under `scan` a marked registration, while its
+//!   socket listens, is examined only when its waker latched a change
+//!   (a SYN taken: the kernel's accept queue is kept as segments arrive,
+//!   not by select), and every scan examines each listen descriptor once.
+//!   `ready` is unchanged (it examines what its wakers queued).
 //! - **Spurious events can occur**, though rarely: an event says the socket
 //!   was ready when polled; by the time the app handles it, another step
 //!   may have consumed or changed it (a timeout may close a connection).
@@ -200,9 +211,11 @@ struct Registration {
     opening: Option<tcp::State>,
     /// The poll that last delivered it (one event per poll at most).
     delivered: u64,
-    /// Edge under `scan`: readiness arrived (armed, or its waker fired)
-    /// since the last scan examined it.
+    /// Edge under `scan` (and a backlog listener): readiness arrived
+    /// (armed, or its waker fired) since the last scan examined it.
     latched: bool,
+    /// One of a server's listening sockets ([`Reactor::register_listener`]).
+    backlog: bool,
     waker: Waker,
 }
 
@@ -277,8 +290,29 @@ pub struct Reactor {
     /// Scan backend: something may have changed since the last full scan.
     dirty: bool,
     round: u64,
+    /// Listen descriptors of the servers' backlogs (each examined once per
+    /// scan; see [`Reactor::add_listen_fds`]).
+    listen_fds: usize,
     /// Counters.
     pub stats: ReactorStats,
+}
+
+/// What a registration is made of (the arguments of `register`).
+struct Reg {
+    handle: SockRef,
+    kind: SockKind,
+    token: Token,
+    interest: Interest,
+    trigger: Trigger,
+    backlog: bool,
+}
+
+impl Registration {
+    /// A backlog listener while it listens: under `scan`, examined only
+    /// when latched.
+    fn behind_backlog(&self) -> bool {
+        self.backlog && self.opening == Some(tcp::State::Listen)
+    }
 }
 
 impl Default for Reactor {
@@ -301,8 +335,15 @@ impl Reactor {
             cursor: 0,
             dirty: false,
             round: 0,
+            listen_fds: 0,
             stats: ReactorStats::default(),
         }
+    }
+
+    /// A server holds `n` more listen descriptors (one per port and NIC),
+    /// each examined once by every scan.
+    pub fn add_listen_fds(&mut self, n: usize) {
+        self.listen_fds += n;
     }
 
     /// The backend in use.
@@ -333,7 +374,7 @@ impl Reactor {
             Backend::Scan => {
                 self.dirty = true;
                 for reg in self.slots.iter_mut().flatten() {
-                    if reg.trigger == Trigger::Edge && reg.armed {
+                    if (reg.trigger == Trigger::Edge || reg.behind_backlog()) && reg.armed {
                         reg.latched = true;
                         arm_wakers(sockets, reg);
                     }
@@ -362,6 +403,50 @@ impl Reactor {
         interest: Interest,
         trigger: Trigger,
     ) -> Result<(), ReactorError> {
+        let r = Reg {
+            handle,
+            kind,
+            token,
+            interest,
+            trigger,
+            backlog: false,
+        };
+        self.register_reg(sockets, r)
+    }
+
+    /// As [`Reactor::register`], for one of a server's listening TCP
+    /// sockets: while it listens, it is part of its port's listen
+    /// descriptor (see the module's doc), and stays so when re-armed
+    /// after each connection it carried.
+    pub fn register_listener(
+        &mut self,
+        sockets: &mut Sockets,
+        handle: SockRef,
+        token: Token,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Result<(), ReactorError> {
+        let kind = SockKind::Tcp;
+        let r = Reg {
+            handle,
+            kind,
+            token,
+            interest,
+            trigger,
+            backlog: true,
+        };
+        self.register_reg(sockets, r)
+    }
+
+    fn register_reg(&mut self, sockets: &mut Sockets, r: Reg) -> Result<(), ReactorError> {
+        let Reg {
+            handle,
+            kind,
+            token,
+            interest,
+            trigger,
+            backlog,
+        } = r;
         if self.by_token.contains_key(&token) {
             return Err(ReactorError::TokenInUse(token));
         }
@@ -383,6 +468,7 @@ impl Reactor {
             opening: None,
             delivered: 0,
             latched: false,
+            backlog,
             waker,
         });
         self.by_token.insert(token, slot);
@@ -426,9 +512,17 @@ impl Reactor {
         Ok(())
     }
 
-    /// Armed registrations: what a poll watches. Bound: O(registered).
+    /// What a scan watches: the armed registrations, a server's
+    /// listening sockets counted as its listen descriptors. Bound:
+    /// O(registered).
     pub fn watched(&self) -> usize {
-        self.slots.iter().flatten().filter(|r| r.armed).count()
+        let armed = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|r| r.armed && !r.behind_backlog())
+            .count();
+        armed + self.listen_fds
     }
 
     /// Tell a `scan` reactor that sockets may have changed (the netisr ran),
@@ -490,9 +584,10 @@ impl Reactor {
                 }
             }
             Backend::Scan => {
-                if reg.trigger == Trigger::Edge {
+                if reg.trigger == Trigger::Edge || reg.behind_backlog() {
                     // Being armed counts as an arrival (epoll reports a
-                    // descriptor ready when added); the wakers latch the next.
+                    // descriptor ready when added; a SYN may be waiting on
+                    // a listener); the wakers latch the next.
                     reg.latched = true;
                     arm_wakers(sockets, reg);
                 }
@@ -511,14 +606,20 @@ impl Reactor {
         if !reg.armed || reg.delivered == round {
             return;
         }
+        let backlog = self.backend == Backend::Scan && reg.behind_backlog();
+        if backlog && !std::mem::take(&mut reg.latched) {
+            // Nothing reached this listener: its accept queue is empty,
+            // which the scan's look at the listen descriptor found.
+            return;
+        }
         self.stats.scanned += 1;
         let edge = reg.trigger == Trigger::Edge;
-        if edge && self.backend == Backend::Scan && !std::mem::take(&mut reg.latched) {
+        if edge && self.backend == Backend::Scan && !backlog && !std::mem::take(&mut reg.latched) {
             // No arrival since the last scan: remaining readiness is old.
             return;
         }
         if !is_ready(sockets, reg) {
-            if self.backend == Backend::Ready || edge {
+            if self.backend == Backend::Ready || edge || backlog {
                 // Wakers are taken when they fire: listen again.
                 arm_wakers(sockets, reg);
             }
@@ -529,7 +630,11 @@ impl Reactor {
         match reg.trigger {
             Trigger::Oneshot => reg.armed = false,
             Trigger::Level if self.backend == Backend::Ready => self.level.push(slot),
-            Trigger::Level => self.dirty = true,
+            Trigger::Level => {
+                self.dirty = true;
+                // Still ready next scan: look again.
+                reg.latched |= backlog;
+            }
             Trigger::Edge => {
                 // The next arrival is the next edge: a listener's or a
                 // half-open socket's state now is the one to change from.
@@ -573,6 +678,8 @@ impl Reactor {
             }
         }
         self.dirty = false;
+        // Each listen descriptor is examined once (its accept queue).
+        self.stats.scanned += self.listen_fds as u64;
         let n = self.slots.len();
         for i in 0..n {
             if events.len() >= budget {

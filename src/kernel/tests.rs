@@ -343,5 +343,9 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
         mib.set(&mut k, "user.udp_sink.trigger", "1"),
         Err(pollsim_sysctl::SysctlError::Rejected { .. })
     ));
-    assert!(mib.set(&mut k, "user.udp_sink.drain", "2").is_err(), "0..1");
+    assert!(
+        mib.set(&mut k, "user.udp_sink.read_packets", "65537")
+            .is_err(),
+        "0..65536"
+    );
 }

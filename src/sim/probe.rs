@@ -5,6 +5,12 @@
 //! `TcpStream`, here as real TCP frames through the simulated NIC's ring
 //! (where they may be missed), pollsim's smoltcp and the http app.
 //!
+//! Each probe starts at a seeded random offset within [`PHASE_SPREAD`] of
+//! its 100 ms slot. Without it every probe would start at the same phase
+//! of the clock tick (100 ms is a whole number of ticks at every HZ), so
+//! at a low HZ polling's wait for the next tick would be the same for all
+//! of them instead of spread over the tick, as the real probe's are.
+//!
 //! The client is ideal apart from its protocol: it spends no CPU and sees
 //! pollsim's transmitted frames at the next unit boundary. Unanswered
 //! attempts are aborted (RST) after [`TIMEOUT`], as the real probe gives up
@@ -17,11 +23,23 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
 use crate::kernel::netisr::{MAX_FRAME, instant};
 use crate::kernel::time::Nanos;
 
+/// A probe's start within its slot: uniform in `[0, PHASE_SPREAD)`.
+fn phase(rng: &mut Pcg64Mcg) -> Nanos {
+    Nanos(rng.random_range(0..PHASE_SPREAD.0))
+}
+
 /// Interval between probes.
 pub const EVERY: Nanos = Nanos::from_millis(100);
+/// A probe starts at a uniform random offset below this after its slot:
+/// the tick at the lowest `kern.hz` (100), so the start is uniform over
+/// the tick's phase at every HZ.
+pub const PHASE_SPREAD: Nanos = Nanos::from_millis(10);
 /// A probe unanswered after this long is a timeout.
 pub const TIMEOUT: Nanos = Nanos::from_secs(1);
 /// The request, as the real probe sends it.
@@ -101,7 +119,10 @@ pub struct ProbeClient {
     sockets: SocketSet<'static>,
     wire: Wire,
     server: (Ipv4Address, u16),
+    /// The 100 ms slot of the next probe, and its start within it.
+    slot: Nanos,
     next_start: Nanos,
+    rng: Pcg64Mcg,
     current: Option<Attempt>,
     closing: Vec<SocketHandle>,
     port: u16,
@@ -109,7 +130,8 @@ pub struct ProbeClient {
 }
 
 impl ProbeClient {
-    /// A client at `(mac, addr)` probing `server`, the first probe at `start`.
+    /// A client at `(mac, addr)` probing `server`, the first probe in the
+    /// slot at `start`.
     pub fn new(
         mac: [u8; 6],
         addr: Ipv4Cidr,
@@ -124,12 +146,16 @@ impl ProbeClient {
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::Ipv4(addr));
         });
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        let next_start = start + phase(&mut rng);
         ProbeClient {
             iface,
             sockets: SocketSet::new(Vec::new()),
             wire,
             server,
-            next_start: start,
+            slot: start,
+            next_start,
+            rng,
             current: None,
             closing: Vec::new(),
             port: 0,
@@ -177,6 +203,12 @@ impl ProbeClient {
         t.max(Nanos(now.0 + 1))
     }
 
+    /// Move to the next slot and draw the start within it.
+    fn next_slot(&mut self) {
+        self.slot += EVERY;
+        self.next_start = self.slot + phase(&mut self.rng);
+    }
+
     fn start_attempt(&mut self, now: Nanos) {
         let mut sock = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; 4096]),
@@ -187,7 +219,7 @@ impl ProbeClient {
         let remote = (IpAddress::Ipv4(self.server.0), self.server.1);
         if sock.connect(self.iface.context(), remote, port).is_err() {
             self.results.timeouts += 1;
-            self.next_start += EVERY;
+            self.next_slot();
             return;
         }
         let handle = self.sockets.add(sock);
@@ -197,7 +229,7 @@ impl ProbeClient {
             sent_request: false,
             reply: Vec::new(),
         });
-        self.next_start += EVERY;
+        self.next_slot();
     }
 
     /// Send the request once connected, read the reply, finish on the
