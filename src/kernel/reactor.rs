@@ -297,16 +297,6 @@ pub struct Reactor {
     pub stats: ReactorStats,
 }
 
-/// What a registration is made of (the arguments of `register`).
-struct Reg {
-    handle: SockRef,
-    kind: SockKind,
-    token: Token,
-    interest: Interest,
-    trigger: Trigger,
-    backlog: bool,
-}
-
 impl Registration {
     /// A backlog listener while it listens: under `scan`, examined only
     /// when latched.
@@ -403,50 +393,6 @@ impl Reactor {
         interest: Interest,
         trigger: Trigger,
     ) -> Result<(), ReactorError> {
-        let r = Reg {
-            handle,
-            kind,
-            token,
-            interest,
-            trigger,
-            backlog: false,
-        };
-        self.register_reg(sockets, r)
-    }
-
-    /// As [`Reactor::register`], for one of a server's listening TCP
-    /// sockets: while it listens, it is part of its port's listen
-    /// descriptor (see the module's doc), and stays so when re-armed
-    /// after each connection it carried.
-    pub fn register_listener(
-        &mut self,
-        sockets: &mut Sockets,
-        handle: SockRef,
-        token: Token,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> Result<(), ReactorError> {
-        let kind = SockKind::Tcp;
-        let r = Reg {
-            handle,
-            kind,
-            token,
-            interest,
-            trigger,
-            backlog: true,
-        };
-        self.register_reg(sockets, r)
-    }
-
-    fn register_reg(&mut self, sockets: &mut Sockets, r: Reg) -> Result<(), ReactorError> {
-        let Reg {
-            handle,
-            kind,
-            token,
-            interest,
-            trigger,
-            backlog,
-        } = r;
         if self.by_token.contains_key(&token) {
             return Err(ReactorError::TokenInUse(token));
         }
@@ -468,11 +414,33 @@ impl Reactor {
             opening: None,
             delivered: 0,
             latched: false,
-            backlog,
+            backlog: false,
             waker,
         });
         self.by_token.insert(token, slot);
         self.stats.registers += 1;
+        self.arm(sockets, slot);
+        Ok(())
+    }
+
+    /// As [`Reactor::register`], for one of a server's listening TCP
+    /// sockets: while it listens, it is part of its port's listen
+    /// descriptor (see the module's doc), and stays so when re-armed
+    /// after each connection it carried.
+    pub fn register_listener(
+        &mut self,
+        sockets: &mut Sockets,
+        handle: SockRef,
+        token: Token,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Result<(), ReactorError> {
+        self.register(sockets, handle, SockKind::Tcp, token, interest, trigger)?;
+        let slot = self.slot(token)?;
+        if let Some(reg) = self.slots[slot].as_mut() {
+            reg.backlog = true;
+        }
+        // Armed again as a listener (under `scan`: its waker latches).
         self.arm(sockets, slot);
         Ok(())
     }
