@@ -475,3 +475,41 @@ fn no_instance_is_one_clear_line() {
         "pollsim: no instance 'nobody-runs-this' (is pollsim run running? socket /run/pollsim/nobody-runs-this.sock)\n"
     );
 }
+
+/// `user.<app>.trigger` is read by name (`-n` and `-a`), set by name with
+/// `--sysctl` before start, and refused by a running instance.
+#[test]
+fn triggers_read_and_set_by_name() {
+    if !require_root_or_skip("triggers_read_and_set_by_name") {
+        return;
+    }
+    with_tap(|| {
+        let run = Running::start(&[
+            "--apps",
+            "udp-sink,tcp-echo,http",
+            "--sysctl",
+            "user.tcp_echo.trigger=edge",
+            "--sysctl",
+            "user.http.trigger=level",
+        ]);
+        let nodes = [
+            "user.udp_sink.trigger",
+            "user.tcp_echo.trigger",
+            "user.http.trigger",
+        ];
+        let (code, out, err) = run.sysctl(&["-n", nodes[0], nodes[1], nodes[2]]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, "oneshot\nedge\nlevel\n");
+        let (code, out, err) = run.sysctl(&["-a"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("\nuser.tcp_echo.trigger: edge\n"), "{out}");
+        let (code, _, err) = run.sysctl(&["user.http.trigger=edge"]);
+        assert_ne!(code, 0, "a running app's trigger is fixed");
+        assert!(err.contains("read-only once the app has started"), "{err}");
+        let (code, _, err) = run.sysctl(&["user.udp_sink.trigger=1"]);
+        assert_ne!(code, 0);
+        assert!(err.contains("level, edge, oneshot"), "{err}");
+        assert_eq!(run.sysctl(&["-n", nodes[2]]).1, "level\n");
+        run.stop();
+    });
+}

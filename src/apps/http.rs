@@ -17,7 +17,10 @@
 //! request cannot be framed. As Apache's and nginx's keep-alive settings.
 //!
 //! Its [`Pool`] keeps a listen backlog and serves up to
-//! `user.http.max_conns` connections; finished sockets are reclaimed.
+//! `user.http.max_conns` connections; finished sockets are reclaimed. Its
+//! sockets are reported as `user.http.trigger` says; it always drains (it
+//! reads until would-block or a whole head is held, and answers pipelined
+//! requests until none is left), so it delivers everything edge-triggered.
 
 use std::fmt::Write as _;
 
@@ -329,7 +332,12 @@ impl App for Http {
         } else {
             Interest::READABLE
         };
-        self.pool.rearm(cx.sockets, cx.reactor, token, interest);
+        if phase == Phase::Open {
+            self.pool.keep(cx.sockets, cx.reactor, token, interest);
+        } else {
+            // A new connection, or a slot that listens again.
+            self.pool.rearm(cx.sockets, cx.reactor, token, interest);
+        }
         Step::DONE
     }
 }

@@ -11,6 +11,8 @@ mod http;
 pub mod interactive;
 pub mod pool;
 mod tcp_echo;
+#[cfg(test)]
+mod trigger_tests;
 mod udp_sink;
 
 use std::str::FromStr;
@@ -18,7 +20,7 @@ use std::str::FromStr;
 use pollsim_sysctl::Mib;
 
 use crate::kernel::netisr::Netisr;
-use crate::kernel::reactor::{Reactor, Token};
+use crate::kernel::reactor::{Reactor, Token, Trigger};
 use crate::kernel::time::Nanos;
 
 pub use http::Http;
@@ -203,4 +205,31 @@ impl Apps {
             http::register_sysctl(mib, get, get_mut);
         }
     }
+}
+
+/// Why a start-time tunable refuses a write once its app runs.
+pub(crate) const STARTED: &str =
+    "read-only once the app has started (set it with pollsim run --sysctl)";
+
+/// Declare `user.<app>.trigger`, a choice of [`Trigger::NAMES`] read and
+/// written by name (as `machdep.idle`): how the reactor reports `what`.
+/// `set` refuses once the app has registered its sockets ([`STARTED`]).
+pub(crate) fn register_trigger<C: 'static>(
+    mib: &mut Mib<C>,
+    app: &str,
+    what: &str,
+    get: impl Fn(&C) -> Option<Trigger> + 'static,
+    set: impl Fn(&mut C, Trigger) -> Result<(), String> + 'static,
+) {
+    mib.add_rw_choice_checked(
+        &format!("user.{app}.trigger"),
+        &format!(
+            "How the reactor reports {what}: level (on every poll while ready), \
+             edge (once per arrival of readiness: the app must drain), oneshot \
+             (once, then disarmed until the app re-arms it) (a tunable: set it with run --sysctl)"
+        ),
+        &Trigger::NAMES,
+        move |c| get(c).unwrap_or(Trigger::Oneshot).index(),
+        move |c, i| set(c, Trigger::ALL[i]),
+    );
 }

@@ -36,6 +36,28 @@
 //! `max_conns`, and an established connection is never evicted to make room
 //! for a half-open one.
 //!
+//! # Triggers (`user.<app>.trigger`)
+//!
+//! Every socket of the pool, listener or connection, is registered with
+//! the pool's [`Trigger`] (set before start). Under `oneshot` the app
+//! re-arms after every event ([`Pool::rearm`], an `EPOLL_CTL_MOD`, each
+//! counted in `kern.reactor.rearms` and charged `hw.sim.reactor_rearm_ns`);
+//! under `level` and `edge` a registration stays armed, and an app changes
+//! it only when what it asks for changes ([`Pool::keep`]: read only, or
+//! read and write while its send buffer is full) or when the socket
+//! changes role (a listener took a SYN, a handshake completed, a
+//! connection entered TIME-WAIT or listens again): there it re-registers,
+//! as a real server adds an accepted descriptor (`EPOLL_CTL_ADD`) and
+//! deletes a closed one.
+//!
+//! smoltcp has no accept queue: each listener *is* one pending connection,
+//! registered on its own, so a change of state of one listener is one
+//! arrival, whatever the trigger. Under `edge` a server therefore cannot
+//! leave connections in a backlog by accepting one per wake-up, as an
+//! epoll server that does not `accept` until `EAGAIN` does: every
+//! connection is its own edge. What an edge-triggered app must drain is
+//! each connection's receive buffer (tcp-echo's `user.tcp_echo.drain`).
+//!
 //! Tokens: the pool's slot `i` is the reactor token `base + i`.
 
 use std::collections::VecDeque;
@@ -140,6 +162,9 @@ pub struct Pool<T> {
     pub syn_backlog: u64,
     /// Time a half-open connection is given, ms (`user.<app>.syn_timeout_ms`).
     pub syn_timeout_ms: u64,
+    /// How the reactor reports the pool's sockets (`user.<app>.trigger`,
+    /// set before start).
+    pub trigger: Trigger,
     /// Half-open slots, oldest first.
     half_open: VecDeque<usize>,
     slots: Vec<Option<Slot<T>>>,
@@ -165,6 +190,7 @@ impl<T: Default> Pool<T> {
             max_conns: MAX_CONNS_DEFAULT,
             syn_backlog: SYN_BACKLOG_DEFAULT,
             syn_timeout_ms: SYN_TIMEOUT_MS_DEFAULT,
+            trigger: Trigger::Oneshot,
             half_open: VecDeque::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -385,7 +411,30 @@ impl<T: Default> Pool<T> {
         slot.role = role;
     }
 
-    /// Re-arm `token` with `interest`, unless its slot was recycled away.
+    /// Whether the pool has opened its sockets (its trigger is fixed).
+    pub fn started(&self) -> bool {
+        !self.listening.is_empty()
+    }
+
+    /// After serving an open connection: re-arm `token` if it is oneshot,
+    /// re-register it if `interest` differs from what it asks for, and
+    /// otherwise leave it be (a level or edge registration stays armed, at
+    /// no cost). Bound: O(1).
+    pub fn keep(
+        &mut self,
+        sockets: &mut Sockets,
+        reactor: &mut Reactor,
+        token: Token,
+        interest: Interest,
+    ) {
+        if self.trigger == Trigger::Oneshot || reactor.interest(token).ok() != Some(interest) {
+            self.rearm(sockets, reactor, token, interest);
+        }
+    }
+
+    /// Re-arm `token` with `interest` (`EPOLL_CTL_MOD`: readiness it has
+    /// now is reported, whatever the trigger), unless its slot was recycled
+    /// away.
     pub fn rearm(
         &mut self,
         sockets: &mut Sockets,
@@ -452,7 +501,7 @@ impl<T: Default> Pool<T> {
                     handle,
                     Token(self.base + i),
                     Interest::READABLE,
-                    Trigger::Oneshot,
+                    self.trigger,
                 )
                 .expect("a free pool slot has an unused token");
         }
@@ -479,7 +528,7 @@ fn listener(at: IpListenEndpoint, buf: usize, syn_timeout: Duration) -> tcp::Soc
     s
 }
 
-/// Declare `user.<app>.max_conns` and the pool's counters.
+/// Declare `user.<app>.trigger`, `user.<app>.max_conns` and the pool's counters.
 pub fn register_sysctl<C: 'static, T: Default + 'static>(
     mib: &mut pollsim_sysctl::Mib<C>,
     app: &'static str,
@@ -487,6 +536,19 @@ pub fn register_sysctl<C: 'static, T: Default + 'static>(
     get_mut: impl Fn(&mut C) -> Option<&mut Pool<T>> + Copy + 'static,
 ) {
     use crate::sat;
+    super::register_trigger(
+        mib,
+        app,
+        "the app's sockets (listeners and connections)",
+        move |c| get(c).map(|p| p.trigger),
+        move |c, t| match get_mut(c) {
+            Some(p) if !p.started() => {
+                p.trigger = t;
+                Ok(())
+            }
+            _ => Err(super::STARTED.into()),
+        },
+    );
     let max = sat(MAX_CONNS_MAX);
     mib.add_rw(
         &format!("user.{app}.max_conns"),

@@ -4,6 +4,15 @@
 //! smoltcp has no listen backlog: one socket per connection. The app's
 //! [`Pool`] keeps a backlog of listening sockets on the port, replenished
 //! as they connect, and serves up to `user.tcp_echo.max_conns` connections.
+//!
+//! How it is told of data is `user.tcp_echo.trigger` (level, edge or
+//! oneshot, for every socket of its pool); what it does with an event is
+//! `user.tcp_echo.drain`: 1 (default) reads and echoes until would-block,
+//! 0 reads one chunk of at most `user.tcp_echo.chunk` bytes per event (the
+//! naive app). A naive oneshot app re-arms after its read and a level one
+//! is told again while bytes remain, so both echo everything; a naive
+//! edge-triggered app stalls with bytes left in its receive buffer until
+//! the peer sends more (the last bytes of a request are never echoed).
 
 use pollsim_sysctl::Mib;
 use smoltcp::socket::tcp;
@@ -18,8 +27,11 @@ use crate::sat;
 pub const PORT: u16 = 7;
 /// Socket buffer sizes: small, so that 16384 connections fit in memory.
 const BUF: usize = 4096;
-/// Bytes echoed per step.
-const CHUNK: usize = 4096;
+/// Default (and largest) `user.tcp_echo.chunk`: bytes read per read call,
+/// the socket buffer's size.
+pub const CHUNK_MAX: usize = BUF;
+/// Smallest accepted `user.tcp_echo.chunk`.
+pub const CHUNK_MIN: usize = 1;
 
 /// The echo service.
 #[derive(Debug)]
@@ -28,6 +40,10 @@ pub struct TcpEcho {
     pub bytes: u64,
     /// The port's sockets.
     pub pool: Pool<()>,
+    /// Read until would-block on an event (true), or one chunk (false).
+    pub drain: bool,
+    /// Bytes read (and echoed) per read call, at most.
+    pub chunk: usize,
     buf: Vec<u8>,
 }
 
@@ -37,7 +53,9 @@ impl TcpEcho {
         TcpEcho {
             bytes: 0,
             pool: Pool::new(PORT, BUF),
-            buf: vec![0; CHUNK],
+            drain: true,
+            chunk: CHUNK_MAX,
+            buf: vec![0; CHUNK_MAX],
         }
     }
 }
@@ -78,27 +96,35 @@ impl App for TcpEcho {
         let s = cx.sockets.get_mut::<tcp::Socket>(h);
         let room = s.send_capacity() - s.send_queue();
         if s.can_recv() && room > 0 {
-            let want = room.min(CHUNK);
+            let want = room.min(self.chunk);
             if let Ok(n) = s.recv_slice(&mut self.buf[..want]) {
                 let sent = s.send_slice(&self.buf[..n]).unwrap_or(0);
                 self.bytes += sent as u64;
                 cx.wrote = true;
-                return Step {
-                    work: crate::kernel::time::Nanos::ZERO,
-                    more: true,
-                };
+                if self.drain {
+                    return Step {
+                        work: crate::kernel::time::Nanos::ZERO,
+                        more: true,
+                    };
+                }
+                // Naive: one read per event, whatever is left.
             }
         }
         if !s.may_recv() && s.state() == tcp::State::CloseWait {
             s.close();
             cx.wrote = true;
         }
-        let interest = if s.can_recv() {
+        let interest = if s.can_recv() && s.send_capacity() == s.send_queue() {
             Interest::BOTH // blocked on a full send buffer
         } else {
             Interest::READABLE
         };
-        self.pool.rearm(cx.sockets, cx.reactor, token, interest);
+        if phase == Phase::Open {
+            self.pool.keep(cx.sockets, cx.reactor, token, interest);
+        } else {
+            // A new connection, or a slot that listens again.
+            self.pool.rearm(cx.sockets, cx.reactor, token, interest);
+        }
         Step::DONE
     }
 }
@@ -113,6 +139,33 @@ pub(super) fn register_sysctl<C: 'static>(
         "tcp_echo",
         move |c| get(c).tcp_echo.as_ref().map(|a| &a.pool),
         move |c| get_mut(c).tcp_echo.as_mut().map(|a| &mut a.pool),
+    );
+    mib.add_rw(
+        "user.tcp_echo.drain",
+        "On an event, 1 read and echo until would-block, 0 one chunk (naive)",
+        (0, 1),
+        |_| (0, 1),
+        move |c| get(c).tcp_echo.as_ref().map_or(0, |a| i64::from(a.drain)),
+        move |c, v| {
+            if let Some(a) = get_mut(c).tcp_echo.as_mut() {
+                a.drain = v == 1;
+            }
+            Ok(())
+        },
+    );
+    let (lo, hi) = (sat(CHUNK_MIN as u64), sat(CHUNK_MAX as u64));
+    mib.add_rw(
+        "user.tcp_echo.chunk",
+        "Bytes the echo reads (and writes back) per read call, at most",
+        (lo, hi),
+        move |_| (lo, hi),
+        move |c| get(c).tcp_echo.as_ref().map_or(0, |a| sat(a.chunk as u64)),
+        move |c, v| {
+            if let Some(a) = get_mut(c).tcp_echo.as_mut() {
+                a.chunk = usize::try_from(v).unwrap_or(CHUNK_MAX);
+            }
+            Ok(())
+        },
     );
     mib.add_ro(
         "user.tcp_echo.connections",

@@ -209,9 +209,7 @@ pub(super) fn register_sysctl<C: 'static>(
                 a.rcvbuf = v.unsigned_abs();
                 Ok(())
             }
-            _ => {
-                Err("read-only once the app has started (set it with pollsim run --sysctl)".into())
-            }
+            _ => Err(super::STARTED.into()),
         },
     );
     register_trigger(mib, get, get_mut);
@@ -227,42 +225,23 @@ pub(super) fn register_sysctl<C: 'static>(
     );
 }
 
-/// `user.udp_sink.trigger` (and `_name`) and `user.udp_sink.read_packets`.
+/// `user.udp_sink.trigger` and `user.udp_sink.read_packets`.
 fn register_trigger<C: 'static>(
     mib: &mut Mib<C>,
     get: fn(&C) -> &Apps,
     get_mut: fn(&mut C) -> &mut Apps,
 ) {
-    mib.add_rw(
-        "user.udp_sink.trigger",
-        "How the reactor reports the sink's sockets: 0 level, 1 edge, 2 oneshot (a tunable: set it with run --sysctl)",
-        (0, 2),
-        |_| (0, 2),
-        move |c| {
-            get(c)
-                .udp_sink
-                .as_ref()
-                .map_or(0, |a| a.trigger.code())
-        },
-        move |c, v| match get_mut(c).udp_sink.as_mut() {
+    super::register_trigger(
+        mib,
+        "udp_sink",
+        "the sink's sockets",
+        move |c| get(c).udp_sink.as_ref().map(|a| a.trigger),
+        move |c, t| match get_mut(c).udp_sink.as_mut() {
             Some(a) if a.handles.is_empty() => {
-                a.trigger = Trigger::from_code(v).ok_or_else(|| format!("{v}: not a trigger"))?;
+                a.trigger = t;
                 Ok(())
             }
-            _ => {
-                Err("read-only once the app has started (set it with pollsim run --sysctl)".into())
-            }
-        },
-    );
-    mib.add_ro_str(
-        "user.udp_sink.trigger_name",
-        "Name of the sink's trigger (level, edge or oneshot)",
-        move |c| {
-            get(c)
-                .udp_sink
-                .as_ref()
-                .map_or("", |a| a.trigger.name())
-                .to_string()
+            _ => Err(super::STARTED.into()),
         },
     );
     let max = sat(READ_PACKETS_MAX);

@@ -600,7 +600,7 @@ pub fn host_window(a: &Snapshot, b: &Snapshot, seconds: f64) -> Option<HostDiag>
 
 /// The knobs recorded in every run's `params`, as read back from the
 /// instance (the value that ran).
-pub const RECORDED_PARAMS: [&str; 35] = [
+pub const RECORDED_PARAMS: [&str; 38] = [
     "kern.hz",
     "kern.reactor.backend",
     "machdep.idle",
@@ -634,6 +634,9 @@ pub const RECORDED_PARAMS: [&str; 35] = [
     "net.inet.ip.intr_queue_maxlen",
     "user.udp_sink.work_ns",
     "user.udp_sink.rcvbuf",
+    "user.udp_sink.trigger",
+    "user.udp_sink.read_packets",
+    "user.http.trigger",
     "user.interactive.period_us",
     "user.interactive.slice_us",
 ];

@@ -50,6 +50,14 @@
 //!   registrations armed as a latch ("an arrival since the last scan"),
 //!   and a scan delivers an edge registration only if ready and latched.
 //!   The scan still examines every registration, so its cost stays O(n).
+//!   As in Linux (whose `ep_poll_callback` runs on every `sk_data_ready`),
+//!   data arriving while earlier data is unread is an arrival too, not only
+//!   the transition from empty; smoltcp wakes a receive waker for new
+//!   in-order data and for a change of state, and a send waker (asked for
+//!   by [`Interest::WRITABLE`] only) for acknowledged bytes.
+//! - [`Reactor::rearm`] and [`Reactor::reregister`] are `EPOLL_CTL_MOD`
+//!   whatever the trigger: readiness present at once is reported by the
+//!   next poll (edge included), and each counts in `rearms`.
 //! - **A server's listen backlog is one descriptor.** smoltcp has no
 //!   `accept`, so a server (the apps' pool) keeps many listening sockets
 //!   per port, each registered: without care a `scan` would examine
@@ -117,8 +125,13 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// Its sysctl value (`user.<app>.trigger`).
-    pub fn code(self) -> i64 {
+    /// The names `user.<app>.trigger` takes, in [`Trigger::index`] order.
+    pub const NAMES: [&'static str; 3] = ["level", "edge", "oneshot"];
+    /// Every trigger, in [`Trigger::index`] order.
+    pub const ALL: [Trigger; 3] = [Trigger::Level, Trigger::Edge, Trigger::Oneshot];
+
+    /// Its index in [`Trigger::NAMES`].
+    pub fn index(self) -> usize {
         match self {
             Trigger::Level => 0,
             Trigger::Edge => 1,
@@ -126,23 +139,9 @@ impl Trigger {
         }
     }
 
-    /// From its sysctl value.
-    pub fn from_code(v: i64) -> Option<Trigger> {
-        match v {
-            0 => Some(Trigger::Level),
-            1 => Some(Trigger::Edge),
-            2 => Some(Trigger::Oneshot),
-            _ => None,
-        }
-    }
-
     /// Its name (`level`, `edge`, `oneshot`).
     pub fn name(self) -> &'static str {
-        match self {
-            Trigger::Level => "level",
-            Trigger::Edge => "edge",
-            Trigger::Oneshot => "oneshot",
-        }
+        Trigger::NAMES[self.index()]
     }
 }
 
@@ -256,7 +255,7 @@ pub struct ReactorStats {
     pub events: u64,
     /// Sockets examined by polls (about one per event for ready, all for scan)
     pub scanned: u64,
-    /// Oneshot registrations re-armed
+    /// Registrations re-armed or modified (epoll_ctl MOD)
     pub rearms: u64,
     /// Registrations made (epoll_ctl ADD)
     pub registers: u64,
@@ -467,6 +466,15 @@ impl Reactor {
             reg.interest = interest;
         }
         self.rearm(sockets, token)
+    }
+
+    /// What a registration asks for (its last `register` or
+    /// `reregister`). Bound: O(1).
+    pub fn interest(&self, token: Token) -> Result<Interest, ReactorError> {
+        let slot = self.slot(token)?;
+        Ok(self.slots[slot]
+            .as_ref()
+            .map_or(Interest::READABLE, |r| r.interest))
     }
 
     /// Forget a registration; its token may be used again. A wake-up the
@@ -761,7 +769,11 @@ pub fn register_sysctl(mib: &mut pollsim_sysctl::Mib<super::Kernel>) {
             "Sockets examined by polls (about one per event for ready, all for scan)",
             |s| s.scanned,
         ),
-        ("rearms", "Oneshot registrations re-armed", |s| s.rearms),
+        (
+            "rearms",
+            "Registrations re-armed or modified (epoll_ctl MOD)",
+            |s| s.rearms,
+        ),
         ("registers", "Registrations made (epoll_ctl ADD)", |s| {
             s.registers
         }),

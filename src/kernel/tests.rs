@@ -292,7 +292,7 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
         .collect();
     assert!(rw.len() >= 10, "{rw:?}");
     for name in &rw {
-        if name == "user.udp_sink.rcvbuf" || name == "user.udp_sink.trigger" {
+        if name == "user.udp_sink.rcvbuf" {
             continue; // a start-time tunable: refused once the app runs
         }
         let (lo, hi) = mib.bounds(&k, name).unwrap().unwrap();
@@ -339,10 +339,19 @@ fn every_rw_node_accepts_its_bounds_and_refuses_beyond_them() {
         mib.set(&mut k, "user.udp_sink.rcvbuf", "16"),
         Err(pollsim_sysctl::SysctlError::Rejected { .. })
     ));
-    assert!(matches!(
-        mib.set(&mut k, "user.udp_sink.trigger", "1"),
-        Err(pollsim_sysctl::SysctlError::Rejected { .. })
-    ));
+    // The trigger reads and takes its names, and is a start-time tunable.
+    assert_eq!(
+        mib.get(&k, "user.udp_sink.trigger").unwrap().to_string(),
+        "oneshot"
+    );
+    let err = mib
+        .set(&mut k, "user.udp_sink.trigger", "edge")
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only once"), "{err}");
+    assert!(
+        mib.set(&mut k, "user.udp_sink.trigger", "1").is_err(),
+        "names only"
+    );
     assert!(
         mib.set(&mut k, "user.udp_sink.read_packets", "65537")
             .is_err(),

@@ -545,19 +545,19 @@ fn after_a_burst(trigger: &str, read_packets: u16, backend: u8) -> (u64, u64, u6
 #[test]
 fn a_naive_edge_triggered_app_stalls_and_a_draining_one_does_not() {
     for backend in [0, 1] {
-        let (got, read, _) = after_a_burst("1", 1, backend);
+        let (got, read, _) = after_a_burst("edge", 1, backend);
         assert!(
             read < got,
             "backend {backend}: naive edge left datagrams ({read} of {got} read)"
         );
         for (trigger, budget) in [
-            ("1", 0),
-            ("0", 1),
-            ("0", 5),
-            ("0", 0),
-            ("2", 1),
-            ("2", 5),
-            ("2", 0),
+            ("edge", 0),
+            ("level", 1),
+            ("level", 5),
+            ("level", 0),
+            ("oneshot", 1),
+            ("oneshot", 5),
+            ("oneshot", 0),
         ] {
             let (got, read, _) = after_a_burst(trigger, budget, backend);
             assert_eq!(
@@ -726,4 +726,40 @@ fn a_scan_watches_a_listen_backlog_as_one_descriptor() {
     assert!(probes.latencies_ms.len() >= 9, "{probes:?}");
     let (_, _, _, ready_probes) = run("0");
     assert_eq!(ready_probes.latencies_ms.len(), probes.latencies_ms.len());
+}
+
+/// Every trigger of the pool apps reads back by name, is fixed once they
+/// run, and serves: the HTTP probe is answered whether http's sockets are
+/// level-, edge-triggered or oneshot (http drains). (Re-arms per trigger:
+/// `apps::trigger_tests`.)
+#[test]
+fn the_pool_apps_serve_under_every_trigger() {
+    for trigger in ["level", "edge", "oneshot"] {
+        let mut s = Sim::new(&SimConfig {
+            mode: Mode::Polling,
+            hz: Hz::DEFAULT,
+            pattern: ArrivalKind::Constant.pattern(10e3),
+            seed: 11,
+            apps: vec![AppKind::TcpEcho, AppKind::Http],
+            sysctls: vec![
+                format!("user.http.trigger={trigger}"),
+                format!("user.tcp_echo.trigger={trigger}"),
+            ],
+            probe: Some(ProbeLink::Quiet),
+            conns: 0,
+        })
+        .unwrap();
+        for app in ["http", "tcp_echo"] {
+            let node = format!("user.{app}.trigger");
+            assert_eq!(s.mib.get(&s.k, &node).unwrap().to_string(), trigger);
+            let err = s.mib.set(&mut s.k, &node, "level").unwrap_err();
+            assert!(err.to_string().contains("read-only once"), "{err}");
+        }
+        s.run_for(Nanos::from_secs(1));
+        let p = s.take_probe_results();
+        assert_eq!(p.timeouts, 0, "{trigger}: every probe answered");
+        assert!(p.latencies_ms.len() >= 8, "{trigger}: {p:?}");
+        let requests = s.mib.get(&s.k, "user.http.requests").unwrap().to_string();
+        assert_eq!(requests, p.latencies_ms.len().to_string(), "{trigger}");
+    }
 }

@@ -207,15 +207,30 @@ impl<C> Mib<C> {
         get: impl Fn(&C) -> usize + 'static,
         set: impl Fn(&mut C, usize) + 'static,
     ) {
+        self.add_rw_choice_checked(name, description, choices, get, move |ctx, i| {
+            set(ctx, i);
+            Ok(())
+        });
+    }
+
+    /// As [`Mib::add_rw_choice`], for a knob whose write may be refused
+    /// with a reason whatever the name (a tunable that is read-only once
+    /// its owner has started): `set` returns the reason
+    /// ([`SysctlError::Rejected`]) and the node keeps its value.
+    pub fn add_rw_choice_checked(
+        &mut self,
+        name: &str,
+        description: &str,
+        choices: &'static [&'static str],
+        get: impl Fn(&C) -> usize + 'static,
+        set: impl Fn(&mut C, usize) -> Result<(), String> + 'static,
+    ) {
         assert!(!choices.is_empty(), "sysctl: '{name}' has no choices");
         let last = i64::try_from(choices.len() - 1).unwrap_or(i64::MAX);
         let writer = Writer {
             static_bounds: (0, last),
             bounds: Box::new(move |_| (0, last)),
-            set: Box::new(move |ctx, v| {
-                set(ctx, usize::try_from(v).unwrap_or(0));
-                Ok(())
-            }),
+            set: Box::new(move |ctx, v| set(ctx, usize::try_from(v).unwrap_or(0))),
             choices: Some(choices),
         };
         let get = move |ctx: &C| choices.get(get(ctx)).copied().unwrap_or("?").to_string();

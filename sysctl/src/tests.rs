@@ -301,6 +301,39 @@ fn bad_name_panics() {
 }
 
 #[test]
+fn a_checked_choice_knob_may_refuse_a_valid_name() {
+    // (value, started): a tunable read-only once started.
+    let mut m: Mib<(usize, bool)> = Mib::new();
+    m.add_rw_choice_checked(
+        "user.app.trigger",
+        "how the app is told",
+        &["level", "edge", "oneshot"],
+        |c| c.0,
+        |c, i| {
+            if c.1 {
+                return Err("read-only once the app has started".into());
+            }
+            c.0 = i;
+            Ok(())
+        },
+    );
+    let mut c = (2, false);
+    m.set(&mut c, "user.app.trigger", "edge").unwrap();
+    assert_eq!(m.get(&c, "user.app.trigger"), Ok(Value::Str("edge".into())));
+    assert!(matches!(
+        m.set(&mut c, "user.app.trigger", "lvl"),
+        Err(SysctlError::Rejected { .. })
+    ));
+    c.1 = true;
+    let err = m.set(&mut c, "user.app.trigger", "level").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "user.app.trigger: read-only once the app has started"
+    );
+    assert_eq!(c.0, 1, "a refused write changes nothing");
+}
+
+#[test]
 fn a_choice_knob_takes_only_its_names() {
     let mut m: Mib<usize> = Mib::new();
     m.add_rw_choice(
