@@ -535,6 +535,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         mib.set(&mut k, name, value)
             .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
     }
+    if k.echo_threads() {
+        // Every simulated process runs in this one host thread: the real
+        // clock would time neither a context switch nor a stack, so the
+        // blocking baseline would be measured as free.
+        anyhow::bail!(
+            "user.tcp_echo.model=threads needs --sim: on the real clock pollsim runs every \
+             simulated process in one host thread, so no context switch or thread stack would \
+             be measured (see docs/simulation.md#the-blocking-baseline)"
+        );
+    }
     prepare_conns(args, &mut k, &mib)?;
     k.start_apps();
     eprintln!(

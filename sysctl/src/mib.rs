@@ -228,6 +228,35 @@ impl<C> Mib<C> {
         );
     }
 
+    /// As [`Mib::add_rw_choice`], with a `set` that may still refuse the
+    /// value with a reason ([`SysctlError::Rejected`]), as a start-time
+    /// tunable does once the system runs.
+    pub fn add_rw_choice_checked(
+        &mut self,
+        name: &str,
+        description: &str,
+        choices: &'static [&'static str],
+        get: impl Fn(&C) -> usize + 'static,
+        set: impl Fn(&mut C, usize) -> Result<(), String> + 'static,
+    ) {
+        assert!(!choices.is_empty(), "sysctl: '{name}' has no choices");
+        let last = i64::try_from(choices.len() - 1).unwrap_or(i64::MAX);
+        let writer = Writer {
+            static_bounds: (0, last),
+            bounds: Box::new(move |_| (0, last)),
+            set: Box::new(move |ctx, v| set(ctx, usize::try_from(v).unwrap_or(0))),
+            choices: Some(choices),
+        };
+        let get = move |ctx: &C| choices.get(get(ctx)).copied().unwrap_or("?").to_string();
+        self.insert(
+            name,
+            Kind::Str,
+            description,
+            Getter::Str(Box::new(get)),
+            Some(writer),
+        );
+    }
+
     /// As [`Mib::add_rw`], for a knob `sysctl -t` shows as
     /// "unsigned integer". Panics if `static_bounds` admits negatives.
     pub fn add_rw_uint(
