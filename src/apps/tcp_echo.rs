@@ -20,8 +20,10 @@
 //!   bounded by `max_conns` (a connection beyond is refused before it has
 //!   one); each holds a stack of `thread_stack_kb` (counted in
 //!   `user.tcp_echo.thread_mem_kb`), and each wake-up is a context switch
-//!   (`hw.sim.ctxsw_ns` on virtual time). The kernel side is in
-//!   `kernel/mod.rs` (the threads, their sleep queue and their account).
+//!   (`hw.sim.ctxsw_ns`). Virtual time only: `pollsim run` on the real
+//!   clock refuses it, every simulated process being one host thread
+//!   there. The kernel side is in `kernel/mod.rs` (the threads, their
+//!   sleep queue and their account).
 
 use pollsim_sysctl::Mib;
 use smoltcp::socket::tcp;

@@ -726,9 +726,8 @@ impl Kernel {
     }
 
     /// A connection thread woken from its socket was switched in: on
-    /// virtual time, the context switch (`hw.sim.ctxsw_ns`), in sys. On
-    /// the real clock the simulated processes share one host thread and
-    /// no switch is made, so none is measured.
+    /// virtual time, the context switch (`hw.sim.ctxsw_ns`), in sys (the
+    /// real clock refuses the threads model: `pollsim run` without `--sim` exits).
     fn ctxsw(&mut self, now: Nanos, clock: &mut dyn Clock) {
         let Some(ns) = self.cost.map(|c| c.ctxsw_ns).filter(|&ns| ns > 0) else {
             return;
