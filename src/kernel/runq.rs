@@ -103,18 +103,31 @@ pub struct ProcStats {
 impl ProcStats {
     /// Add `o`'s account to this one (the longest wait is the longer).
     pub fn add(&mut self, o: &ProcStats) {
-        self.cpu_ns += o.cpu_ns;
-        self.runs += o.runs;
-        self.waits += o.waits;
-        self.wait_ns += o.wait_ns;
+        // Destructured: a field added to the account must be added here.
+        let ProcStats {
+            cpu_ns,
+            runs,
+            waits,
+            wait_ns,
+            wait_hist,
+            wait_max_ns,
+            expiries,
+            preempted,
+            reactor_ns,
+        } = o;
+        self.cpu_ns += cpu_ns;
+        self.runs += runs;
+        self.waits += waits;
+        self.wait_ns += wait_ns;
         let sum: Vec<u64> = (self.wait_hist.counts().iter())
-            .zip(o.wait_hist.counts())
+            .zip(wait_hist.counts())
             .map(|(a, b)| a + b)
             .collect();
         self.wait_hist = Hist::from_counts(&sum);
-        self.wait_max_ns = self.wait_max_ns.max(o.wait_max_ns);
-        self.expiries += o.expiries;
-        self.preempted += o.preempted;
+        self.wait_max_ns = self.wait_max_ns.max(*wait_max_ns);
+        self.expiries += expiries;
+        self.preempted += preempted;
+        self.reactor_ns += reactor_ns;
     }
 }
 
