@@ -14,7 +14,10 @@
 //!   exactly as an idle established connection is (its state and receive
 //!   queue), and never ready unless a segment arrives for it. What is
 //!   synthetic is the handshake that did not happen, and its state
-//!   (LISTEN instead of ESTABLISHED).
+//!   (LISTEN instead of ESTABLISHED). With `user.tcp_echo.model=threads`
+//!   each is not registered with the reactor but gets a connection thread
+//!   of its own, blocked in read on it ([`Kernel::thread_park`]): no CPU
+//!   while blocked, its stack in `user.tcp_echo.thread_mem_kb`.
 
 use std::net::{SocketAddrV4, TcpStream};
 use std::sync::Arc;
@@ -66,6 +69,12 @@ pub fn add_synthetic(k: &mut Kernel, n: usize) {
             .sockets
             .tcp_shard([198, 18, 0, 1], sport, addr.octets(), IDLE_PORT);
         let h = k.netisr.sockets.add(0, shard, s);
+        k.synthetic_conns += 1;
+        if k.echo_threads() {
+            // The threads model: its own thread, blocked in read on it.
+            k.thread_park(h, Token(IDLE_TOKEN_BASE + i));
+            continue;
+        }
         k.reactor
             .register(
                 &mut k.netisr.sockets,
@@ -76,7 +85,6 @@ pub fn add_synthetic(k: &mut Kernel, n: usize) {
                 Trigger::Oneshot,
             )
             .expect("the idle connections' tokens are unused");
-        k.synthetic_conns += 1;
     }
 }
 

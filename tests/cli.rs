@@ -68,6 +68,25 @@ fn unknown_app_is_refused() {
 }
 
 #[test]
+fn the_threads_model_is_refused_on_the_real_clock() {
+    // Before any tap is opened: no root needed.
+    refused(
+        &[
+            "run",
+            "--apps",
+            "tcp-echo",
+            "--sysctl",
+            "user.tcp_echo.model=threads",
+        ],
+        "user.tcp_echo.model=threads needs --sim",
+    );
+    refused(
+        &["run", "--sysctl", "user.tcp_echo.model=fibers"],
+        "invalid value 'fibers' (reactor, threads)",
+    );
+}
+
+#[test]
 fn bad_sysctl_is_refused_before_running() {
     if !util::lab::is_root() {
         // Without root the tap cannot be opened, which is refused first.

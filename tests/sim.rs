@@ -211,7 +211,7 @@ fn run_sim_has_the_hw_sim_nodes_the_knob_table_documents() {
         .filter_map(|l| l.split(':').next())
         .filter(|n| n.starts_with("hw.sim."))
         .collect();
-    assert_eq!(nodes.len(), 11, "{out}");
+    assert_eq!(nodes.len(), 12, "{out}"); // ctxsw_ns the 12th
     for n in nodes {
         assert!(
             documented.iter().any(|d| d == n),

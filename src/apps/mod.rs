@@ -10,7 +10,7 @@
 mod http;
 pub mod interactive;
 pub mod pool;
-mod tcp_echo;
+pub mod tcp_echo;
 #[cfg(test)]
 mod trigger_tests;
 mod udp_sink;
@@ -36,6 +36,9 @@ pub struct UserCx<'a> {
     pub reactor: &'a mut Reactor,
     /// Set when the step queued data to send, so the netisr runs egress.
     pub wrote: bool,
+    /// Set by tcp-echo in the threads model when a connection is
+    /// established: the kernel makes it a process of its own.
+    pub spawn: Option<Token>,
     /// The current instant.
     pub now: Nanos,
 }

@@ -146,6 +146,7 @@ impl Rig {
                     sockets: &mut self.server.netisr.sockets,
                     reactor: &mut self.reactor,
                     wrote: false,
+                    spawn: None,
                     now: Nanos(t),
                 };
                 if !self.app.step(&mut cx, e.token).more {

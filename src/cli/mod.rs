@@ -479,6 +479,37 @@ fn start_conns(args: &RunArgs, f: &IfSpec) -> anyhow::Result<Option<crate::conns
 }
 
 /// `pollsim run`.
+/// Why the real clock refuses `user.tcp_echo.model=threads`.
+const THREADS_NEED_SIM: &str = "user.tcp_echo.model=threads needs --sim: on the real clock \
+     pollsim runs every simulated process in one host thread, so no context switch or thread \
+     stack would be measured (see docs/simulation.md#the-blocking-baseline)";
+
+/// Refuse the threads model before a tap is opened: the `--sysctl`
+/// settings of `user.tcp_echo.model` applied, as the MIB reads them, to a
+/// kernel with no interface (the run checks its own kernel again).
+fn refuse_threads_model(cfg: &KernelConfig, sysctls: &[String]) -> anyhow::Result<()> {
+    const NODE: &str = "user.tcp_echo.model";
+    let model: Vec<&str> = sysctls
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(name, _)| name.trim() == NODE)
+        .map(|(_, v)| v)
+        .collect();
+    if model.is_empty() {
+        return Ok(());
+    }
+    let mut k = Kernel::new(cfg, Nanos::ZERO);
+    let mib = mib::build(&k);
+    for v in model {
+        mib.set(&mut k, NODE, v)
+            .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
+    }
+    if k.echo_threads() {
+        bail!(THREADS_NEED_SIM);
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let ifs = args.interfaces()?;
     check_addr(args, &ifs)?;
@@ -508,6 +539,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if args.sim {
         return run_sim::run(args, &cfg, opts);
     }
+    refuse_threads_model(&cfg, &args.sysctls)?;
     // Before the socket exists: a signal from now on removes it on the way
     // out (one before leaves nothing behind).
     let stop = signals::stop_flag()?;
@@ -534,6 +566,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--sysctl {kv}: expected NAME=VALUE"))?;
         mib.set(&mut k, name, value)
             .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
+    }
+    if k.echo_threads() {
+        bail!(THREADS_NEED_SIM);
     }
     prepare_conns(args, &mut k, &mib)?;
     k.start_apps();

@@ -253,6 +253,7 @@ mod tests {
                 tick_cost_ns: 11_000,
                 status_cost_ns: 3000,
                 sched_cost_ns: 75,
+                ctxsw_ns: 1100,
                 ..CostModel::default()
             },
             isolated: None,
@@ -282,6 +283,31 @@ mod tests {
         c.meta(&mut meta);
         assert_eq!(meta["cost_source"], path.display().to_string());
         assert_eq!(meta["cost_model"][1], "hw.sim.rx_cost_ns=240");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_profile_from_before_ctxsw_ns_loads_with_its_default() {
+        let dir = std::env::temp_dir().join(format!("pollsim-profile-old-{}", std::process::id()));
+        let path = dir.join("hw.toml");
+        sample().save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("ctxsw_ns = 1100"), "{text}");
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("ctxsw_ns"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, old).unwrap();
+        let Costs::File { profile, .. } = Costs::resolve(Some(path.to_str().unwrap())).unwrap()
+        else {
+            panic!("a file profile");
+        };
+        assert_eq!(
+            profile.costs.ctxsw_ns,
+            crate::kernel::cost::DEFAULT_CTXSW_NS
+        );
+        assert_eq!(profile.costs.sched_cost_ns, 75);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -114,7 +114,14 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
     sysctls.push(p.axes.reactor.sysctl());
     sysctls.extend(p.mode.sysctls.iter().cloned());
     let mut apps = vec![AppKind::UdpSink, AppKind::Http, AppKind::Interactive];
-    if p.axes.conns > 0 {
+    // tcp-echo holds the idle connections, and runs for a mode that sets
+    // one of its knobs (`polling:user.tcp_echo.model=threads`).
+    let echo_knob = p
+        .mode
+        .sysctls
+        .iter()
+        .any(|s| s.starts_with("user.tcp_echo."));
+    if p.axes.conns > 0 || echo_knob {
         apps.push(AppKind::TcpEcho);
     }
     let hz = Hz::new(p.axes.hz)?;

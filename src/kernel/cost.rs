@@ -17,6 +17,7 @@
 //! | an app's step | its own `work_ns` (`Clock::burn`) |
 //! | a reactor poll examining `n` registrations | `reactor_call_ns + n * reactor_scan_ns` (`scan`) or `reactor_call_ns + n * reactor_ready_ns` (`ready`) |
 //! | a registration, a re-arm (`ready` backend only: `epoll_ctl` ADD, MOD) | `reactor_reg_ns`, `reactor_rearm_ns` |
+//! | switching in a connection thread of tcp-echo's threads model (a wake-up) | `ctxsw_ns`, in sys |
 //!
 //! The defaults are this project's own costs on its tap path, measured with
 //! `pollsim calibrate` on the 2-core development machine (2026-11-23):
@@ -89,6 +90,16 @@ pub const DEFAULT_REACTOR_REG_NS: u64 = 109;
 /// (epoll_ctl MOD of a oneshot registration).
 pub const DEFAULT_REACTOR_REARM_NS: u64 = 38;
 
+/// Default `hw.sim.ctxsw_ns`: one context switch, measured on the 2-core
+/// development machine (2026-12-07) by a pipe ping-pong between two
+/// threads pinned to one CPU: a round trip (two switches, two 1-byte
+/// writes and reads) took 2934-3242 ns, the writes and reads alone
+/// 400-780 ns, so 841-1082 ns a switch over three runs (the middle one
+/// taken), steal 0 %. The process switches among the apps themselves are
+/// not charged: the calibrated costs were measured with every simulated
+/// process in one host thread, where no switch happens.
+pub const DEFAULT_CTXSW_NS: u64 = 920;
+
 /// One `hw.sim` knob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CostKnob {
@@ -114,11 +125,13 @@ pub enum CostKnob {
     ReactorReg,
     /// `reactor_rearm_ns`.
     ReactorRearm,
+    /// `ctxsw_ns`.
+    Ctxsw,
 }
 
 impl CostKnob {
     /// Every knob, in the order the MIB shows them.
-    pub const ALL: [CostKnob; 11] = [
+    pub const ALL: [CostKnob; 12] = [
         CostKnob::Intr,
         CostKnob::Rx,
         CostKnob::Proto,
@@ -130,6 +143,7 @@ impl CostKnob {
         CostKnob::ReactorReady,
         CostKnob::ReactorReg,
         CostKnob::ReactorRearm,
+        CostKnob::Ctxsw,
     ];
 
     /// The reactor's knobs (measured by `pollsim bench reactor --costs`,
@@ -156,6 +170,7 @@ impl CostKnob {
             CostKnob::ReactorReady => "hw.sim.reactor_ready_ns",
             CostKnob::ReactorReg => "hw.sim.reactor_reg_ns",
             CostKnob::ReactorRearm => "hw.sim.reactor_rearm_ns",
+            CostKnob::Ctxsw => "hw.sim.ctxsw_ns",
         }
     }
 
@@ -183,6 +198,9 @@ impl CostKnob {
             CostKnob::ReactorRearm => {
                 "Simulated CPU time of one re-arm, ready backend (epoll_ctl MOD), ns"
             }
+            CostKnob::Ctxsw => {
+                "Simulated CPU time of a context switch to a woken connection thread (tcp-echo threads model), ns"
+            }
         }
     }
 
@@ -200,6 +218,7 @@ impl CostKnob {
             CostKnob::ReactorReady => DEFAULT_REACTOR_READY_NS,
             CostKnob::ReactorReg => DEFAULT_REACTOR_REG_NS,
             CostKnob::ReactorRearm => DEFAULT_REACTOR_REARM_NS,
+            CostKnob::Ctxsw => DEFAULT_CTXSW_NS,
         }
     }
 }
@@ -236,6 +255,10 @@ pub struct CostModel {
     /// `hw.sim.reactor_rearm_ns`.
     #[serde(default = "default_reactor_rearm")]
     pub reactor_rearm_ns: u64,
+    /// `hw.sim.ctxsw_ns` (a profile written before it existed loads with
+    /// the default).
+    #[serde(default = "default_ctxsw_ns")]
+    pub ctxsw_ns: u64,
 }
 
 fn default_reactor_call() -> u64 {
@@ -254,6 +277,10 @@ fn default_reactor_rearm() -> u64 {
     DEFAULT_REACTOR_REARM_NS
 }
 
+fn default_ctxsw_ns() -> u64 {
+    DEFAULT_CTXSW_NS
+}
+
 impl Default for CostModel {
     fn default() -> Self {
         CostModel {
@@ -268,6 +295,7 @@ impl Default for CostModel {
             reactor_ready_ns: DEFAULT_REACTOR_READY_NS,
             reactor_reg_ns: DEFAULT_REACTOR_REG_NS,
             reactor_rearm_ns: DEFAULT_REACTOR_REARM_NS,
+            ctxsw_ns: DEFAULT_CTXSW_NS,
         }
     }
 }
@@ -297,6 +325,7 @@ impl CostModel {
             CostKnob::ReactorReady => self.reactor_ready_ns,
             CostKnob::ReactorReg => self.reactor_reg_ns,
             CostKnob::ReactorRearm => self.reactor_rearm_ns,
+            CostKnob::Ctxsw => self.ctxsw_ns,
         }
     }
 
@@ -321,6 +350,7 @@ impl CostModel {
             CostKnob::ReactorReady => &mut self.reactor_ready_ns,
             CostKnob::ReactorReg => &mut self.reactor_reg_ns,
             CostKnob::ReactorRearm => &mut self.reactor_rearm_ns,
+            CostKnob::Ctxsw => &mut self.ctxsw_ns,
         };
         *slot = v;
         Ok(())

@@ -67,6 +67,9 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         |k: &Kernel| &k.runq,
         |k: &mut Kernel| &mut k.runq,
     );
+    if k.apps.tcp_echo.is_some() {
+        register_threads(&mut mib);
+    }
     k.apps.register_sysctl(
         &mut mib,
         |k: &Kernel| &k.apps,
@@ -106,6 +109,34 @@ fn register_ipintrq(mib: &mut Mib<Kernel>) {
         "Frames in the IP input queue",
         |k| sat(k.ipintrq.len() as u64),
     );
+}
+
+/// tcp-echo's connection threads (the threads model), aggregated: one
+/// node each, however many threads.
+fn register_threads(mib: &mut Mib<Kernel>) {
+    type Get = fn(&super::ThreadStats) -> u64;
+    let nodes: [(&str, &str, Get); 5] = [
+        ("threads", "Connection threads now (threads model)", |t| {
+            t.now
+        }),
+        ("threads_max", "Most connection threads at once", |t| t.max),
+        ("threads_created", "Connection threads made", |t| t.created),
+        ("threads_exited", "Connection threads that exited", |t| {
+            t.exited
+        }),
+        (
+            "thread_mem_kb",
+            "Memory the connection threads' stacks hold now, KiB (threads x thread_stack_kb)",
+            |t| t.stack_kb,
+        ),
+    ];
+    for (leaf, descr, get) in nodes {
+        mib.add_ro(
+            &format!("user.tcp_echo.{leaf}"),
+            descr,
+            move |k: &Kernel| sat(get(&k.threads)),
+        );
+    }
 }
 
 /// `kern.polling.enable`: the legacy switch of polling on every interface

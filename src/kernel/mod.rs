@@ -28,14 +28,19 @@ pub mod vsched;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+#[path = "threads_tests.rs"]
+mod threads_tests;
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
 
 use pollsim_drivers::{Nic, PollCmd};
 use smoltcp::iface::{Config as IfConfig, Interface};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
-use crate::apps::{AppKind, Apps, UserCx};
+use crate::apps::{self, AppKind, Apps, UserCx};
 use clock::Clock;
 use cpu::Cpu;
 use discipline::{Cx, Discipline as _, Disciplines, Kind, Runnable, Thread};
@@ -176,6 +181,15 @@ pub struct Kernel {
     pub runq: RunQueue,
     /// What each process (by pid) is and has pending.
     procs: Vec<UserProc>,
+    /// Processes made at start (the apps): pids below this.
+    n_apps: usize,
+    /// The sleep queue of tcp-echo's connection threads: pids their
+    /// sockets woke.
+    sleepq: Arc<SleepQ>,
+    /// Connection threads with work (pending or burning).
+    runnable_threads: usize,
+    /// tcp-echo's connection threads (`user.tcp_echo.threads*`, `stack_kb`).
+    pub threads: ThreadStats,
     events: Vec<Event>,
     egress_pending: bool,
     /// The socket process the reactor's next empty poll is charged to.
@@ -222,7 +236,11 @@ impl Kernel {
             cost: None,
             host: host::HostStats::default(),
             runq,
+            n_apps: procs.len(),
             procs,
+            sleepq: Arc::default(),
+            runnable_threads: 0,
+            threads: ThreadStats::default(),
             events: Vec::with_capacity(EVENT_BATCH),
             egress_pending: false,
             synthetic_conns: 0,
@@ -628,7 +646,9 @@ impl Kernel {
     /// the reactor has not delivered yet).
     pub fn user_runnable(&self, now: Nanos) -> bool {
         self.reactor.has_events()
-            || (0..self.procs.len()).any(|p| proc_runnable(&self.procs, &self.apps, p, now))
+            || self.runnable_threads > 0
+            || self.sleepq.has_wakeups()
+            || (0..self.n_apps).any(|p| proc_runnable(&self.procs, &self.apps, p, now))
     }
 
     /// Whether the process on the CPU is half way through its work (a burn
@@ -642,7 +662,8 @@ impl Kernel {
                     .interactive
                     .as_ref()
                     .is_some_and(|a| a.mid_slice()),
-                ProcKind::Sockets(_) => self.procs[p].burn_left > Nanos::ZERO,
+                ProcKind::Sockets(_) | ProcKind::Thread(_) => self.procs[p].burn_left > Nanos::ZERO,
+                ProcKind::Exited => false,
             })
     }
 
@@ -677,12 +698,16 @@ impl Kernel {
             self.runq.note_reactor(caller, used);
         }
         let (procs, apps) = (&self.procs, &self.apps);
+        let switches = self.runq.switches;
         let Some(pid) = self.runq.pick(now, &|p| proc_runnable(procs, apps, p, now)) else {
             return;
         };
         let start = clock.now();
+        if self.runq.switches != switches && matches!(self.procs[pid].kind, ProcKind::Thread(_)) {
+            self.ctxsw(now, clock);
+        }
         let ctl = (self.reactor.stats.registers, self.reactor.stats.rearms);
-        self.proc_step(pid, now, clock);
+        let exit = self.proc_step(pid, now, clock);
         if let Some(cost) = self.cost {
             let ns = cost.reactor_ctl_ns(
                 self.reactor.backend(),
@@ -695,6 +720,100 @@ impl Kernel {
             }
         }
         self.runq.charge(pid, clock.now().since(start));
+        if exit {
+            self.thread_exit(pid);
+        }
+    }
+
+    /// A connection thread woken from its socket was switched in: on
+    /// virtual time, the context switch (`hw.sim.ctxsw_ns`), in sys (the
+    /// real clock refuses the threads model: `pollsim run` without `--sim` exits).
+    fn ctxsw(&mut self, now: Nanos, clock: &mut dyn Clock) {
+        let Some(ns) = self.cost.map(|c| c.ctxsw_ns).filter(|&ns| ns > 0) else {
+            return;
+        };
+        self.cpu.switch(now, cpu::CpuState::Sys);
+        let end = clock.burn(Nanos(ns));
+        self.cpu.switch(end, cpu::CpuState::User);
+    }
+
+    /// Make connection `token` of tcp-echo a process of its own, runnable
+    /// at `now` (its first read). Bound: O(1); threads are bounded by
+    /// tcp-echo's `max_conns`, since only accepted connections get one.
+    fn thread_spawn(&mut self, token: Token, now: Nanos) {
+        let pid = self.thread_new(token, true);
+        self.runnable_threads += 1;
+        self.runq.wake(pid, now);
+    }
+
+    /// Whether tcp-echo serves its connections with a thread each
+    /// (`user.tcp_echo.model=threads`).
+    pub fn echo_threads(&self) -> bool {
+        self.apps
+            .tcp_echo
+            .as_ref()
+            .is_some_and(|a| a.model == apps::tcp_echo::Model::Threads)
+    }
+
+    /// A connection thread of tcp-echo's threads model blocked in read on
+    /// socket `h` from the start: the thread of a synthetic idle
+    /// connection (`--conns` on virtual time, [`crate::conns`]). It costs
+    /// no CPU until the socket wakes it (nothing sends to it), and holds
+    /// its stack. Bound: O(1).
+    pub fn thread_park(&mut self, h: sockets::SockRef, token: Token) {
+        let pid = self.thread_new(token, false);
+        if let Some(w) = self.procs[pid].waker.as_ref() {
+            self.netisr
+                .sockets
+                .get_mut_quiet::<smoltcp::socket::tcp::Socket>(h)
+                .register_recv_waker(w);
+        }
+    }
+
+    /// A new connection thread serving `token`, sleeping, with a step
+    /// `pending` or not; its stack counted. Returns its pid.
+    fn thread_new(&mut self, token: Token, pending: bool) -> Pid {
+        let stack_kb = self.apps.tcp_echo.as_ref().map_or(0, |a| a.thread_stack_kb);
+        let pid = self.runq.spawn("tcp_echo");
+        let waker = Waker::from(Arc::new(ThreadWaker {
+            pid,
+            q: Arc::clone(&self.sleepq),
+        }));
+        let p = UserProc {
+            kind: ProcKind::Thread(token),
+            tokens: VecDeque::new(),
+            burn_left: Nanos::ZERO,
+            pending,
+            stack_kb,
+            waker: Some(waker),
+        };
+        if pid == self.procs.len() {
+            self.procs.push(p);
+        } else {
+            self.procs[pid] = p;
+        }
+        self.threads.created += 1;
+        self.threads.now += 1;
+        self.threads.max = self.threads.max.max(self.threads.now);
+        self.threads.stack_kb += stack_kb;
+        pid
+    }
+
+    /// Connection thread `pid` returns: it leaves the run queue and its
+    /// stack is freed.
+    fn thread_exit(&mut self, pid: Pid) {
+        let p = &mut self.procs[pid];
+        if thread_has_work(p) {
+            self.runnable_threads -= 1;
+        }
+        p.kind = ProcKind::Exited;
+        p.pending = false;
+        p.burn_left = Nanos::ZERO;
+        p.waker = None;
+        self.threads.now -= 1;
+        self.threads.exited += 1;
+        self.threads.stack_kb -= p.stack_kb;
+        self.runq.exit(pid);
     }
 
     /// Deliver readiness to the processes and put every sleeping process
@@ -707,13 +826,11 @@ impl Kernel {
     /// Returns the process a reactor poll is charged to, if one ran (on
     /// virtual time its cost is burnt on `clock` here).
     fn user_wake(&mut self, now: Nanos, clock: &mut dyn Clock) -> Option<Pid> {
-        let socket_procs = self
-            .procs
+        let socket_procs = self.procs[..self.n_apps]
             .iter()
             .filter(|p| matches!(p.kind, ProcKind::Sockets(_)))
             .count();
-        let idle = self
-            .procs
+        let idle = self.procs[..self.n_apps]
             .iter()
             .all(|p| p.tokens.is_empty() && p.burn_left == Nanos::ZERO);
         let mut caller = None;
@@ -744,13 +861,25 @@ impl Kernel {
             caller = caller.or(self.reactor_caller).or(first_socket);
             self.reactor_caller = caller;
         }
-        for pid in 0..self.procs.len() {
+        for pid in self.sleepq.take() {
+            // A wake-up can outlive its thread (a socket's waker fires
+            // once, later): only a live thread's counts.
+            let p = &mut self.procs[pid];
+            if matches!(p.kind, ProcKind::Thread(_)) {
+                if !thread_has_work(p) {
+                    self.runnable_threads += 1;
+                }
+                p.pending = true;
+                self.runq.wake(pid, now);
+            }
+        }
+        for pid in 0..self.n_apps {
             if self.runq.is_sleeping(pid) && proc_runnable(&self.procs, &self.apps, pid, now) {
                 // The interactive process became runnable when its slice
                 // was due, though the CPU sees it only now.
                 let at = match self.procs[pid].kind {
                     ProcKind::Interactive => self.user_next_due().map_or(now, |d| d.min(now)),
-                    ProcKind::Sockets(_) => now,
+                    _ => now,
                 };
                 self.runq.wake(pid, at);
             }
@@ -758,31 +887,37 @@ impl Kernel {
         caller
     }
 
-    /// One unit of work of process `pid`.
-    fn proc_step(&mut self, pid: Pid, now: Nanos, clock: &mut dyn Clock) {
+    /// One unit of work of process `pid`. Returns whether it exits (a
+    /// connection thread whose connection ended).
+    fn proc_step(&mut self, pid: Pid, now: Nanos, clock: &mut dyn Clock) -> bool {
         let p = &mut self.procs[pid];
         if p.kind == ProcKind::Interactive {
             if let Some(a) = self.apps.interactive.as_mut() {
                 clock.burn(a.step(now, USER_SLICE));
             }
-            return;
+            return false;
+        }
+        if let ProcKind::Thread(token) = p.kind {
+            return self.conn_thread_step(pid, token, now, clock);
         }
         if p.burn_left > Nanos::ZERO {
             let slice = Nanos(p.burn_left.0.min(USER_SLICE.0));
             clock.burn(slice);
             p.burn_left = Nanos(p.burn_left.0 - slice.0);
-            return;
+            return false;
         }
         let Some(token) = p.tokens.pop_front() else {
-            return;
+            return false;
         };
         let mut cx = UserCx {
             sockets: &mut self.netisr.sockets,
             reactor: &mut self.reactor,
             wrote: false,
+            spawn: None,
             now,
         };
         let step = self.apps.step(&mut cx, token);
+        let spawn = cx.spawn;
         if cx.wrote {
             self.egress_pending = true;
         }
@@ -791,6 +926,85 @@ impl Kernel {
             p.tokens.push_front(token);
         }
         p.burn_left = step.work;
+        if let Some(t) = spawn {
+            self.thread_spawn(t, now);
+        }
+        false
+    }
+
+    /// One unit of connection thread `pid` (serving `token`): a slice of
+    /// its burn, or one step; blocking registers its waker on the socket
+    /// (its sleep queue entry) and checks the socket once more, so a
+    /// wake-up between the step and the sleep is not lost.
+    fn conn_thread_step(
+        &mut self,
+        pid: Pid,
+        token: Token,
+        now: Nanos,
+        clock: &mut dyn Clock,
+    ) -> bool {
+        let p = &mut self.procs[pid];
+        let had = thread_has_work(p);
+        let mut exit = false;
+        if p.burn_left > Nanos::ZERO {
+            let slice = Nanos(p.burn_left.0.min(USER_SLICE.0));
+            clock.burn(slice);
+            p.burn_left = Nanos(p.burn_left.0 - slice.0);
+        } else if p.pending {
+            p.pending = false;
+            let Some(echo) = self.apps.tcp_echo.as_mut() else {
+                unreachable!("a connection thread without tcp-echo");
+            };
+            let mut cx = UserCx {
+                sockets: &mut self.netisr.sockets,
+                reactor: &mut self.reactor,
+                wrote: false,
+                spawn: None,
+                now,
+            };
+            let step = echo.thread_step(&mut cx, token);
+            if cx.wrote {
+                self.egress_pending = true;
+            }
+            match step {
+                // Not returned from here: the thread had work, and the
+                // count of runnable threads must lose it (a count left at
+                // one kept the user runnable with nothing to run, a spin at
+                // one instant where nothing costs virtual time).
+                apps::tcp_echo::ThreadStep::Exit => exit = true,
+                apps::tcp_echo::ThreadStep::Run(work) => {
+                    let p = &mut self.procs[pid];
+                    p.pending = true;
+                    p.burn_left = work;
+                }
+                apps::tcp_echo::ThreadStep::Block(interest) => {
+                    let ready = match (echo.socket_of(token), self.procs[pid].waker.as_ref()) {
+                        (Some(h), Some(w)) => {
+                            let s = self
+                                .netisr
+                                .sockets
+                                .get_mut_quiet::<smoltcp::socket::tcp::Socket>(h);
+                            if interest.is_readable() {
+                                s.register_recv_waker(w);
+                            }
+                            if interest.is_writable() {
+                                s.register_send_waker(w);
+                            }
+                            apps::tcp_echo::thread_ready(s, interest)
+                        }
+                        _ => false,
+                    };
+                    self.procs[pid].pending = ready;
+                }
+            }
+        }
+        let has = thread_has_work(&self.procs[pid]);
+        match (had, has) {
+            (false, true) => self.runnable_threads += 1,
+            (true, false) => self.runnable_threads -= 1,
+            _ => {}
+        }
+        exit
     }
 
     /// The pid of the user process named `name` (`udp_sink`, `tcp_echo`,
@@ -816,6 +1030,11 @@ enum ProcKind {
     Sockets(usize),
     /// The interactive process (no socket: runnable when a slice is due).
     Interactive,
+    /// A connection thread of tcp-echo (threads model), serving the
+    /// connection of this token, blocked in read on its socket.
+    Thread(Token),
+    /// A thread that exited; its slot waits for the next one.
+    Exited,
 }
 
 /// A user process: what it is and the work it has pending.
@@ -826,6 +1045,70 @@ struct UserProc {
     tokens: VecDeque<Token>,
     /// CPU left of what its last step costs.
     burn_left: Nanos,
+    /// A thread: its socket woke it (or it runs on), a step is due.
+    pending: bool,
+    /// A thread: its stack, KiB.
+    stack_kb: u64,
+    /// A thread: what its socket wakes (its sleep queue entry).
+    waker: Option<Waker>,
+}
+
+/// Whether a connection thread has work.
+fn thread_has_work(p: &UserProc) -> bool {
+    p.pending || p.burn_left > Nanos::ZERO
+}
+
+/// tcp-echo's connection threads (the threads model). Each doc line is
+/// the sysctl description.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    /// Connection threads now
+    pub now: u64,
+    /// Most connection threads at once
+    pub max: u64,
+    /// Connection threads made
+    pub created: u64,
+    /// Connection threads that exited
+    pub exited: u64,
+    /// Memory the threads' stacks hold now, KiB
+    pub stack_kb: u64,
+}
+
+/// The pids the connection threads' sockets woke. Shared with their wakers.
+#[derive(Debug, Default)]
+struct SleepQ(Mutex<Vec<Pid>>);
+
+impl SleepQ {
+    fn has_wakeups(&self) -> bool {
+        self.0.lock().map(|l| !l.is_empty()).unwrap_or(false)
+    }
+
+    fn take(&self) -> Vec<Pid> {
+        self.0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+}
+
+/// The waker a connection thread leaves on its socket (`sbwait`'s sleep
+/// channel): a wake-up puts its pid on the sleep queue.
+#[derive(Debug)]
+struct ThreadWaker {
+    pid: Pid,
+    q: Arc<SleepQ>,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Ok(mut l) = self.q.0.lock() {
+            l.push(self.pid);
+        }
+    }
 }
 
 /// One process per app, in `Apps::processes` order, all asleep.
@@ -840,6 +1123,9 @@ fn user_procs(apps: &Apps) -> (RunQueue, Vec<UserProc>) {
                 kind: index.map_or(ProcKind::Interactive, ProcKind::Sockets),
                 tokens: VecDeque::new(),
                 burn_left: Nanos::ZERO,
+                pending: false,
+                stack_kb: 0,
+                waker: None,
             }
         })
         .collect();
@@ -852,6 +1138,8 @@ fn proc_runnable(procs: &[UserProc], apps: &Apps, pid: Pid, now: Nanos) -> bool 
     match p.kind {
         ProcKind::Interactive => apps.interactive.as_ref().is_some_and(|a| a.runnable(now)),
         ProcKind::Sockets(_) => p.burn_left > Nanos::ZERO || !p.tokens.is_empty(),
+        ProcKind::Thread(_) => thread_has_work(p),
+        ProcKind::Exited => false,
     }
 }
 

@@ -100,9 +100,42 @@ pub struct ProcStats {
     pub reactor_ns: u64,
 }
 
+impl ProcStats {
+    /// Add `o`'s account to this one (the longest wait is the longer).
+    pub fn add(&mut self, o: &ProcStats) {
+        // Destructured: a field added to the account must be added here.
+        let ProcStats {
+            cpu_ns,
+            runs,
+            waits,
+            wait_ns,
+            wait_hist,
+            wait_max_ns,
+            expiries,
+            preempted,
+            reactor_ns,
+        } = o;
+        self.cpu_ns += cpu_ns;
+        self.runs += runs;
+        self.waits += waits;
+        self.wait_ns += wait_ns;
+        let sum: Vec<u64> = (self.wait_hist.counts().iter())
+            .zip(wait_hist.counts())
+            .map(|(a, b)| a + b)
+            .collect();
+        self.wait_hist = Hist::from_counts(&sum);
+        self.wait_max_ns = self.wait_max_ns.max(*wait_max_ns);
+        self.expiries += expiries;
+        self.preempted += preempted;
+        self.reactor_ns += reactor_ns;
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Proc {
     name: &'static str,
+    /// Made by [`RunQueue::spawn`] or [`RunQueue::add`] and not exited.
+    alive: bool,
     state: State,
     /// CPU used, ns, decayed (`td_estcpu` times [`ESTCPU_NS`]).
     estcpu_ns: u64,
@@ -131,6 +164,10 @@ pub struct RunQueue {
     switched_in: Nanos,
     need_resched: bool,
     next_decay: Option<Nanos>,
+    /// Slots of exited processes, for [`RunQueue::spawn`] to reuse.
+    free: Vec<Pid>,
+    /// The accounts of exited processes, summed by name.
+    exited: Vec<(&'static str, ProcStats)>,
     /// `kern.sched.quantum`.
     pub quantum: Nanos,
     /// Switches from one process to another.
@@ -153,6 +190,8 @@ impl RunQueue {
             switched_in: Nanos::ZERO,
             need_resched: false,
             next_decay: None,
+            free: Vec::new(),
+            exited: Vec::new(),
             quantum: QUANTUM_DEFAULT,
             switches: 0,
         }
@@ -162,6 +201,7 @@ impl RunQueue {
     pub fn add(&mut self, name: &'static str) -> Pid {
         self.procs.push(Proc {
             name,
+            alive: true,
             state: State::Sleeping,
             estcpu_ns: 0,
             woken: false,
@@ -170,7 +210,73 @@ impl RunQueue {
         self.procs.len() - 1
     }
 
-    /// Processes, in pid order.
+    /// Create a process at run time (`fork`/`thr_new`), sleeping, in the
+    /// slot of an exited one if there is one (pids are reused, as Unix
+    /// reuses them). Returns its pid. O(1).
+    pub fn spawn(&mut self, name: &'static str) -> Pid {
+        let Some(pid) = self.free.pop() else {
+            return self.add(name);
+        };
+        self.procs[pid] = Proc {
+            name,
+            alive: true,
+            state: State::Sleeping,
+            estcpu_ns: 0,
+            woken: false,
+            stats: ProcStats::default(),
+        };
+        pid
+    }
+
+    /// `pid` exits: it leaves the CPU and the queue, its account is added
+    /// to its name's total of exited processes, and its slot is freed.
+    /// O(queued processes).
+    pub fn exit(&mut self, pid: Pid) {
+        let p = &mut self.procs[pid];
+        if !p.alive {
+            return;
+        }
+        p.alive = false;
+        p.state = State::Sleeping;
+        let (name, stats) = (p.name, std::mem::take(&mut p.stats));
+        if self.curr == Some(pid) {
+            self.curr = None;
+        }
+        self.queue.retain(|&q| q != pid);
+        match self.exited.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => total.add(&stats),
+            None => self.exited.push((name, stats)),
+        }
+        self.free.push(pid);
+    }
+
+    /// Live processes named `name`. O(processes).
+    pub fn live(&self, name: &str) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.alive && p.name == name)
+            .count()
+    }
+
+    /// Whether `pid` is a live process.
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.procs.get(pid).is_some_and(|p| p.alive)
+    }
+
+    /// The account of every process named `name`, live and exited,
+    /// together (the one process's own for an app). O(processes).
+    pub fn named_stats(&self, name: &str) -> ProcStats {
+        let mut total = ProcStats::default();
+        for (_, s) in self.exited.iter().filter(|(n, _)| *n == name) {
+            total.add(s);
+        }
+        for p in self.procs.iter().filter(|p| p.alive && p.name == name) {
+            total.add(&p.stats);
+        }
+        total
+    }
+
+    /// Process slots, in pid order (exited ones included).
     pub fn len(&self) -> usize {
         self.procs.len()
     }
@@ -195,9 +301,10 @@ impl RunQueue {
         &self.procs[pid].stats
     }
 
-    /// CPU time of every process together, ns.
+    /// CPU time of every process together, exited ones included, ns.
     pub fn total_cpu_ns(&self) -> u64 {
-        self.procs.iter().map(|p| p.stats.cpu_ns).sum()
+        let live: u64 = self.procs.iter().map(|p| p.stats.cpu_ns).sum();
+        live + self.exited.iter().map(|(_, s)| s.cpu_ns).sum::<u64>()
     }
 
     /// The priority of `pid`: 0 while woken and not yet switched in (the
@@ -426,11 +533,18 @@ pub fn register_sysctl<C: 'static>(
         "Switches from one user process to another",
         move |c| sat(get(c).switches),
     );
-    for pid in 0..rq.len() {
+    // One set of nodes per name: a process made at run time (a
+    // connection's thread of tcp-echo) counts in its app's totals.
+    let mut names: Vec<&'static str> = Vec::new();
+    for pid in (0..rq.len()).filter(|&p| rq.is_alive(p)) {
         let name = rq.name(pid);
+        if names.contains(&name) {
+            continue;
+        }
+        names.push(name);
         for (leaf, descr, value) in PROC_NODES {
             mib.add_ro(&format!("user.{name}.{leaf}"), descr, move |c| {
-                sat(value(get(c).stats(pid)))
+                sat(value(&get(c).named_stats(name)))
             });
         }
         mib.add_ro(
@@ -439,14 +553,14 @@ pub fn register_sysctl<C: 'static>(
             move |c| {
                 let rq = get(c);
                 let total = rq.total_cpu_ns();
-                let mine = rq.stats(pid).cpu_ns;
+                let mine = rq.named_stats(name).cpu_ns;
                 sat((mine * 100 + total / 2).checked_div(total).unwrap_or(0))
             },
         );
         mib.add_ro_list(
             &format!("user.{name}.wait_hist"),
             "Waits on the run queue by length: log buckets (as kern.sched.hist_us)",
-            move |c| get(c).stats(pid).wait_hist.counts().to_vec(),
+            move |c| get(c).named_stats(name).wait_hist.counts().to_vec(),
         );
     }
 }
