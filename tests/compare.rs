@@ -55,7 +55,7 @@ fn bad_arguments_are_refused_with_status_2() {
             &["compare", "--reactor", "scan,scan"][..],
             "scan is given twice",
         ),
-        (&["compare", "--conns", "100001"][..], "at most 100000"),
+        (&["compare", "--conns", "16321"][..], "at most 16320"),
         (
             &["compare", "--sim", "--vs-real", "--hz", "100"][..],
             "--vs-real compares one configuration",

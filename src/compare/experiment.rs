@@ -110,8 +110,9 @@ fn parse_hz(s: &str) -> Result<u32, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The most idle connections a point of `--conns` may hold.
-pub const MAX_CONNS: usize = 100_000;
+/// The most idle connections a point of `--conns` may hold: what `run
+/// --conns` takes (tcp-echo's largest `max_conns` less its headroom).
+pub const MAX_CONNS: usize = crate::conns::CONNS_MAX;
 
 impl CompareArgs {
     /// Refuse bad arguments before anything is set up: unknown modes or
