@@ -43,6 +43,23 @@ pub struct UserCx<'a> {
     pub now: Nanos,
 }
 
+impl<'a> UserCx<'a> {
+    /// A step's context at `now`: nothing written or spawned yet.
+    pub fn new(
+        sockets: &'a mut crate::kernel::sockets::Sockets,
+        reactor: &'a mut Reactor,
+        now: Nanos,
+    ) -> UserCx<'a> {
+        UserCx {
+            sockets,
+            reactor,
+            wrote: false,
+            spawn: None,
+            now,
+        }
+    }
+}
+
 /// The outcome of one step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {

@@ -162,21 +162,15 @@ impl App for TcpEcho {
             return Step::DONE;
         };
         let s = cx.sockets.get_mut::<tcp::Socket>(h);
-        let room = s.send_capacity() - s.send_queue();
-        if s.can_recv() && room > 0 {
-            let want = room.min(self.chunk);
-            if let Ok(n) = s.recv_slice(&mut self.buf[..want]) {
-                let sent = s.send_slice(&self.buf[..n]).unwrap_or(0);
-                self.bytes += sent as u64;
-                cx.wrote = true;
-                if self.drain {
-                    return Step {
-                        work: crate::kernel::time::Nanos::ZERO,
-                        more: true,
-                    };
-                }
-                // Naive: one read per event, whatever is left.
+        if self.echo_chunk(s) {
+            cx.wrote = true;
+            if self.drain {
+                return Step {
+                    work: crate::kernel::time::Nanos::ZERO,
+                    more: true,
+                };
             }
+            // Naive: one read per event, whatever is left.
         }
         if !s.may_recv() && s.state() == tcp::State::CloseWait {
             s.close();
@@ -198,6 +192,22 @@ impl App for TcpEcho {
 }
 
 impl TcpEcho {
+    /// Echo one chunk of `s`'s received bytes (at most `chunk`, at most
+    /// the send room): whether it read any. Bound: one chunk.
+    fn echo_chunk(&mut self, s: &mut tcp::Socket<'_>) -> bool {
+        let room = s.send_capacity() - s.send_queue();
+        if !s.can_recv() || room == 0 {
+            return false;
+        }
+        let want = room.min(self.chunk);
+        let Ok(n) = s.recv_slice(&mut self.buf[..want]) else {
+            return false;
+        };
+        let sent = s.send_slice(&self.buf[..n]).unwrap_or(0);
+        self.bytes += sent as u64;
+        true
+    }
+
     /// One step of the thread that owns connection `token` (the threads
     /// model): echo a chunk and run on, or block in read (or in write, on
     /// a full send buffer), or exit once the connection ended (its socket
@@ -226,15 +236,9 @@ impl TcpEcho {
             return ThreadStep::Exit;
         };
         let s = cx.sockets.get_mut::<tcp::Socket>(h);
-        let room = s.send_capacity() - s.send_queue();
-        if s.can_recv() && room > 0 {
-            let want = room.min(self.chunk);
-            if let Ok(n) = s.recv_slice(&mut self.buf[..want]) {
-                let sent = s.send_slice(&self.buf[..n]).unwrap_or(0);
-                self.bytes += sent as u64;
-                cx.wrote = true;
-                return ThreadStep::Run(crate::kernel::time::Nanos::ZERO);
-            }
+        if self.echo_chunk(s) {
+            cx.wrote = true;
+            return ThreadStep::Run(crate::kernel::time::Nanos::ZERO);
         }
         if !s.may_recv() && s.state() == tcp::State::CloseWait {
             s.close();

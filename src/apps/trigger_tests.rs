@@ -142,13 +142,8 @@ impl Rig {
             .poll(&mut self.server.netisr.sockets, &mut events, 64);
         for e in &events {
             for _ in 0..STEPS_MAX {
-                let mut cx = UserCx {
-                    sockets: &mut self.server.netisr.sockets,
-                    reactor: &mut self.reactor,
-                    wrote: false,
-                    spawn: None,
-                    now: Nanos(t),
-                };
+                let mut cx =
+                    UserCx::new(&mut self.server.netisr.sockets, &mut self.reactor, Nanos(t));
                 if !self.app.step(&mut cx, e.token).more {
                     break;
                 }

@@ -909,13 +909,7 @@ impl Kernel {
         let Some(token) = p.tokens.pop_front() else {
             return false;
         };
-        let mut cx = UserCx {
-            sockets: &mut self.netisr.sockets,
-            reactor: &mut self.reactor,
-            wrote: false,
-            spawn: None,
-            now,
-        };
+        let mut cx = UserCx::new(&mut self.netisr.sockets, &mut self.reactor, now);
         let step = self.apps.step(&mut cx, token);
         let spawn = cx.spawn;
         if cx.wrote {
@@ -955,13 +949,7 @@ impl Kernel {
             let Some(echo) = self.apps.tcp_echo.as_mut() else {
                 unreachable!("a connection thread without tcp-echo");
             };
-            let mut cx = UserCx {
-                sockets: &mut self.netisr.sockets,
-                reactor: &mut self.reactor,
-                wrote: false,
-                spawn: None,
-                now,
-            };
+            let mut cx = UserCx::new(&mut self.netisr.sockets, &mut self.reactor, now);
             let step = echo.thread_step(&mut cx, token);
             if cx.wrote {
                 self.egress_pending = true;

@@ -392,6 +392,20 @@ impl Reactor {
         interest: Interest,
         trigger: Trigger,
     ) -> Result<(), ReactorError> {
+        let slot = self.insert(handle, kind, token, interest, trigger)?;
+        self.arm(sockets, slot);
+        Ok(())
+    }
+
+    /// A new disarmed registration of `handle` under `token`: its slot.
+    fn insert(
+        &mut self,
+        handle: SockRef,
+        kind: SockKind,
+        token: Token,
+        interest: Interest,
+        trigger: Trigger,
+    ) -> Result<usize, ReactorError> {
         if self.by_token.contains_key(&token) {
             return Err(ReactorError::TokenInUse(token));
         }
@@ -418,8 +432,7 @@ impl Reactor {
         });
         self.by_token.insert(token, slot);
         self.stats.registers += 1;
-        self.arm(sockets, slot);
-        Ok(())
+        Ok(slot)
     }
 
     /// As [`Reactor::register`], for one of a server's listening TCP
@@ -434,12 +447,10 @@ impl Reactor {
         interest: Interest,
         trigger: Trigger,
     ) -> Result<(), ReactorError> {
-        self.register(sockets, handle, SockKind::Tcp, token, interest, trigger)?;
-        let slot = self.slot(token)?;
+        let slot = self.insert(handle, SockKind::Tcp, token, interest, trigger)?;
         if let Some(reg) = self.slots[slot].as_mut() {
             reg.backlog = true;
         }
-        // Armed again as a listener (under `scan`: its waker latches).
         self.arm(sockets, slot);
         Ok(())
     }

@@ -145,6 +145,18 @@ struct Proc {
 }
 
 impl Proc {
+    /// A new process `name`, sleeping, with no history.
+    fn new(name: &'static str) -> Proc {
+        Proc {
+            name,
+            alive: true,
+            state: State::Sleeping,
+            estcpu_ns: 0,
+            woken: false,
+            stats: ProcStats::default(),
+        }
+    }
+
     /// 0 at the sleep priority, else 1 + the user priority.
     fn priority(&self) -> u64 {
         if self.woken {
@@ -199,14 +211,7 @@ impl RunQueue {
 
     /// Add a process, sleeping. Returns its pid.
     pub fn add(&mut self, name: &'static str) -> Pid {
-        self.procs.push(Proc {
-            name,
-            alive: true,
-            state: State::Sleeping,
-            estcpu_ns: 0,
-            woken: false,
-            stats: ProcStats::default(),
-        });
+        self.procs.push(Proc::new(name));
         self.procs.len() - 1
     }
 
@@ -217,14 +222,7 @@ impl RunQueue {
         let Some(pid) = self.free.pop() else {
             return self.add(name);
         };
-        self.procs[pid] = Proc {
-            name,
-            alive: true,
-            state: State::Sleeping,
-            estcpu_ns: 0,
-            woken: false,
-            stats: ProcStats::default(),
-        };
+        self.procs[pid] = Proc::new(name);
         pid
     }
 

@@ -4,12 +4,10 @@
 //! closes. No root, no sleeps, deterministic.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use pollsim_drivers::{SharedVirtNic, VirtNic};
 use smoltcp::iface::{Config as IfConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
 
@@ -22,54 +20,13 @@ use super::vsched::{VirtualSched, World};
 use super::{Kernel, KernelConfig, Mode, mib};
 use crate::apps::AppKind;
 use crate::report::Accounting;
+use crate::sim::probe::Wire;
 
 const MAC: [u8; 6] = [2, 0, 198, 18, 0, 2];
 const PEER: [u8; 6] = [2, 0, 198, 18, 0, 1];
 const START: Nanos = Nanos::from_secs(1);
 /// Bytes each client sends (and must get back).
 const MSG: usize = 3000;
-
-#[derive(Default)]
-struct Wire {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-}
-
-struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
-
-impl phy::RxToken for RxTok {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for TxTok<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0; len];
-        let r = f(&mut buf);
-        self.0.push(buf);
-        r
-    }
-}
-
-impl phy::Device for Wire {
-    type RxToken<'a> = RxTok;
-    type TxToken<'a> = TxTok<'a>;
-    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(RxTok, TxTok<'_>)> {
-        let f = self.rx.pop_front()?;
-        Some((RxTok(f), TxTok(&mut self.tx)))
-    }
-    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<TxTok<'_>> {
-        Some(TxTok(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
 
 /// N echo clients on the NIC's wire: each connects, sends [`MSG`] bytes,
 /// reads them back; once every client has its echo, all close.

@@ -49,15 +49,18 @@ const FIRST_PORT: u16 = 40_000;
 /// Local ports used in turn.
 const PORTS: u16 = 20_000;
 
-/// The frames between the client and the wire.
+/// The frames between a client stack of its own and the wire: a smoltcp
+/// device (also the clients' of `kernel::threads_tests`).
 #[derive(Debug, Default)]
-struct Wire {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
+pub(crate) struct Wire {
+    /// Frames for the client, in arrival order.
+    pub(crate) rx: VecDeque<Vec<u8>>,
+    /// Frames the client sent.
+    pub(crate) tx: Vec<Vec<u8>>,
 }
 
-struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
+pub(crate) struct RxTok(Vec<u8>);
+pub(crate) struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
 
 impl phy::RxToken for RxTok {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
