@@ -29,7 +29,7 @@ pub use arrivals::{Arrivals, Pattern};
 pub use pcap::{Capture, PcapNic, PcapStats};
 pub use rss::{IndirTable, Rss, RssKey, Steer, Toeplitz};
 pub use tap::TapNic;
-pub use virt::{SharedVirtNic, VirtNic};
+pub use virt::{Flows, SharedVirtNic, VirtNic};
 
 /// What a poll handler is asked to do, as FreeBSD's `enum poll_cmd`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -44,7 +44,108 @@ pub struct VirtNic {
     /// The eventfd is readable (set where it is made, under `&self`).
     irq_raised: Cell<bool>,
     /// The wire: when frames arrive, and the frame each one carries.
-    source: Option<(Arrivals, Vec<u8>)>,
+    source: Option<Wire>,
+}
+
+/// The frames of a flood, one per flow, the order the flows send in, and
+/// which of them reach this NIC (one queue of a multiqueue NIC keeps the
+/// flows its RSS steers to it; a single-queue NIC keeps all).
+#[derive(Clone, Debug)]
+pub struct Flows {
+    frames: Vec<Vec<u8>>,
+    /// The flow of each arrival, cycled; `None`: each flow in turn.
+    schedule: Option<Vec<u32>>,
+    keep: Vec<bool>,
+}
+
+impl Flows {
+    /// One flow: every arrival brings a copy of `frame`.
+    pub fn one(frame: Vec<u8>) -> Flows {
+        Flows {
+            frames: vec![frame],
+            schedule: None,
+            keep: vec![true],
+        }
+    }
+
+    /// `frames`, one per flow, sent each in turn or in the order of
+    /// `schedule` (flow indices, cycled); this NIC keeps flow `i` iff
+    /// `keep(i)`. `None` if there is no frame, a schedule entry names no
+    /// flow, or no arrival would ever be kept.
+    pub fn new(
+        frames: Vec<Vec<u8>>,
+        schedule: Option<Vec<u32>>,
+        keep: impl Fn(usize) -> bool,
+    ) -> Option<Flows> {
+        let keep: Vec<bool> = (0..frames.len()).map(keep).collect();
+        let sent: Box<dyn Iterator<Item = usize>> = match &schedule {
+            Some(s) if s.iter().any(|&f| f as usize >= frames.len()) || s.is_empty() => {
+                return None;
+            }
+            Some(s) => Box::new(s.iter().map(|&f| f as usize)),
+            None => Box::new(0..frames.len()),
+        };
+        let any = sent.into_iter().any(|f| keep[f]);
+        any.then_some(Flows {
+            frames,
+            schedule,
+            keep,
+        })
+    }
+
+    /// The flow of the `n`th arrival (from 0).
+    fn flow(&self, n: u64) -> usize {
+        match &self.schedule {
+            Some(s) => s[(n % s.len() as u64) as usize] as usize,
+            None => (n % self.frames.len() as u64) as usize,
+        }
+    }
+}
+
+/// An arrival source and the flows it carries, with the arrivals of flows
+/// this NIC does not keep skipped ahead, so that the next arrival is
+/// always one of its own.
+#[derive(Debug)]
+struct Wire {
+    arrivals: Arrivals,
+    flows: Flows,
+    /// Arrivals drawn so far (kept or not): the flow cursor.
+    drawn: u64,
+    /// Arrivals kept so far.
+    kept: u64,
+}
+
+impl Wire {
+    fn new(arrivals: Arrivals, flows: Flows) -> Wire {
+        let mut w = Wire {
+            arrivals,
+            flows,
+            drawn: 0,
+            kept: 0,
+        };
+        w.skip_foreign();
+        w
+    }
+
+    /// Draw past the arrivals of flows other NICs keep. Bound: `Flows::new`
+    /// made sure one flow of the cycle is kept, so at most one cycle.
+    fn skip_foreign(&mut self) {
+        while !self.flows.keep[self.flows.flow(self.drawn)] {
+            let t = self.arrivals.peek();
+            self.arrivals.take_due(t);
+            self.drawn += 1;
+        }
+    }
+
+    /// The frame of the next arrival if it is due at or before `now`.
+    fn take_due(&mut self, now: u64) -> Option<usize> {
+        self.arrivals.take_due(now)?;
+        let f = self.flows.flow(self.drawn);
+        self.drawn += 1;
+        self.kept += 1;
+        self.skip_foreign();
+        Some(f)
+    }
 }
 
 impl VirtNic {
@@ -84,32 +185,39 @@ impl VirtNic {
 
     /// Wire `arrivals` to the NIC: each arrival brings a copy of `frame`.
     pub fn set_source(&mut self, arrivals: Arrivals, frame: Vec<u8>) {
-        self.source = Some((arrivals, frame));
+        self.set_flows(arrivals, Flows::one(frame));
+    }
+
+    /// Wire `arrivals` to the NIC carrying `flows`: the arrivals of the
+    /// flows it keeps reach its ring, the others go to other queues.
+    pub fn set_flows(&mut self, arrivals: Arrivals, flows: Flows) {
+        self.source = Some(Wire::new(arrivals, flows));
     }
 
     /// When the wire next delivers a frame, ns (None without a source).
     pub fn next_arrival(&self) -> Option<u64> {
-        self.source.as_ref().map(|(a, _)| a.peek())
+        self.source.as_ref().map(|w| w.arrivals.peek())
     }
 
-    /// Frames the source has delivered so far (received or missed).
+    /// Frames the source has delivered to this NIC so far (received or
+    /// missed).
     pub fn arrived(&self) -> u64 {
-        self.source.as_ref().map_or(0, |(a, _)| a.produced())
+        self.source.as_ref().map_or(0, |w| w.kept)
     }
 
     /// Deliver every arrival due at or before `now_ns`, in order; a full
     /// ring drops (`rx_missed`). Returns the frames delivered. Bound: the
     /// arrivals due, each O(1).
     pub fn arrive_until(&mut self, now_ns: u64) -> u64 {
-        let Some((mut arrivals, frame)) = self.source.take() else {
+        let Some(mut wire) = self.source.take() else {
             return 0;
         };
         let mut n = 0;
-        while arrivals.take_due(now_ns).is_some() {
-            self.inject(&frame);
+        while let Some(f) = wire.take_due(now_ns) {
+            self.inject(&wire.flows.frames[f]);
             n += 1;
         }
-        self.source = Some((arrivals, frame));
+        self.source = Some(wire);
         n
     }
 
@@ -305,6 +413,33 @@ impl Nic for SharedVirtNic {
 mod tests {
     use super::*;
     use crate::arrivals::Pattern;
+
+    #[test]
+    fn flows_split_one_flood_between_queues_in_order() {
+        let frames: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 60]).collect();
+        let pattern = Pattern::Constant { pps: 1e6 };
+        let mut queues: Vec<VirtNic> = (0..2)
+            .map(|q| {
+                let mut nic = VirtNic::new("virt0", [2, 0, 0, 0, 0, 1], 100).unwrap();
+                let flows = Flows::new(frames.clone(), None, |f| f % 2 == q).unwrap();
+                nic.set_flows(Arrivals::new(pattern, 1, 0).unwrap(), flows);
+                nic
+            })
+            .collect();
+        // Queue 1 keeps flows 1 and 3: arrivals 2, 4, ... at 2 us, 4 us.
+        assert_eq!(queues[0].next_arrival(), Some(1_000));
+        assert_eq!(queues[1].next_arrival(), Some(2_000));
+        for q in &mut queues {
+            q.arrive_until(10_000);
+        }
+        assert_eq!(queues[0].arrived() + queues[1].arrived(), 10);
+        let mut seen = Vec::new();
+        queues[1].rx(10, &mut |f| seen.push(f[0]));
+        assert_eq!(seen, [1, 3, 1, 3, 1]);
+        // A queue that keeps nothing of the cycle gets no source.
+        assert!(Flows::new(frames.clone(), Some(vec![0, 2]), |f| f % 2 == 1).is_none());
+        assert!(Flows::new(frames, Some(vec![7]), |_| true).is_none());
+    }
 
     #[test]
     fn source_fills_the_ring_and_overflows_into_rx_missed() {

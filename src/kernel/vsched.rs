@@ -55,10 +55,22 @@ impl VirtualSched {
     /// Start ticking at `k.hz`, the first tick one period after `start`;
     /// call the observer every `report_every`.
     pub fn new(k: &mut Kernel, start: Nanos, report_every: Option<Nanos>) -> VirtualSched {
+        VirtualSched::staggered(k, start, Nanos(0), report_every)
+    }
+
+    /// As [`VirtualSched::new`], the first tick `phase` later: CPU `c` of
+    /// `n` ticks `c/n` of a period after CPU 0, so that the CPUs' clock
+    /// interrupts (and the polling they drive) do not fire together.
+    pub fn staggered(
+        k: &mut Kernel,
+        start: Nanos,
+        phase: Nanos,
+        report_every: Option<Nanos>,
+    ) -> VirtualSched {
         k.cpu.switch(start, CpuState::Idle);
         let period = k.hz.tick();
         VirtualSched {
-            next_tick: start + period,
+            next_tick: start + period + phase,
             period,
             next_report: report_every.map(|p| start + p),
             report_every,

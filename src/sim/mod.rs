@@ -10,6 +10,7 @@
 //! the host, so the same configuration gives the same counters everywhere.
 
 pub mod probe;
+pub mod smp;
 
 #[cfg(test)]
 mod tests;
@@ -143,7 +144,7 @@ pub enum SimError {
 /// The world outside the simulated CPU: the wires into the NICs (tap0 with
 /// the flood, tap1 quiet) and the probe on one of them.
 pub struct SimWorld {
-    nics: [Rc<RefCell<VirtNic>>; 2],
+    nics: Vec<Rc<RefCell<VirtNic>>>,
     probe: Option<(ProbeClient, usize)>,
     probe_next: Option<Nanos>,
     /// Frames the probe client put on the wire.
@@ -205,52 +206,91 @@ impl Sim {
     /// simulated one (a capture, say: STYLE.md's wrappers, not flags).
     pub fn new_wrapped(
         cfg: &SimConfig,
+        wrap: impl FnMut(SharedVirtNic) -> Box<dyn pollsim_drivers::Nic>,
+    ) -> Result<Sim, SimError> {
+        Sim::new_placed(cfg, &Placement::single(), wrap)
+    }
+
+    /// CPU `place.cpu` of a system of `place.ncpu` (see [`smp`]): its
+    /// queue of tap0, fed the flows RSS steers to it, and its kernel. CPU
+    /// 0 also has the quiet NIC, the probe, every app and the idle
+    /// connections; the others run udp-sink only (one socket per CPU, as a
+    /// `SO_REUSEPORT` server has). One CPU with one flow is [`Sim::new`].
+    pub fn new_placed(
+        cfg: &SimConfig,
+        place: &Placement,
         mut wrap: impl FnMut(SharedVirtNic) -> Box<dyn pollsim_drivers::Nic>,
     ) -> Result<Sim, SimError> {
         let cidr = |a: &str| Ipv4Cidr::new(a.parse().unwrap_or(Ipv4Address::UNSPECIFIED), 24);
         let addr = cidr(ADDR);
+        let first = place.cpu == 0;
+        let apps = match first {
+            true => cfg.apps.clone(),
+            false => cfg
+                .apps
+                .iter()
+                .copied()
+                .filter(|a| *a == AppKind::UdpSink)
+                .collect(),
+        };
         let kcfg = KernelConfig {
             hz: cfg.hz,
             addr,
             mode: cfg.mode,
-            apps: cfg.apps.clone(),
-            seed: cfg.seed,
+            apps,
+            seed: place.kernel_seed(cfg.seed),
         };
         let mut nic = VirtNic::new(IFNAME, MAC, RING_LEN)?;
+        // Every CPU draws the same flood (same seed) and keeps its flows.
         let arrivals = Arrivals::new(cfg.pattern, cfg.seed, START.0)?;
-        nic.set_source(arrivals, flood_frame());
+        if place.is_single() {
+            nic.set_source(arrivals, flood_frame());
+        } else if let Some(flows) = place.flows_of_cpu() {
+            nic.set_flows(arrivals, flows);
+        }
         let (shared, nic) = SharedVirtNic::new(nic)?;
-        let (quiet_shared, quiet) =
-            SharedVirtNic::new(VirtNic::new(QUIET_IFNAME, QUIET_MAC, RING_LEN)?)?;
         let clock = VirtualClock::new(START);
         let mut k = Kernel::new(&kcfg, START);
         k.cost = Some(CostModel::default());
         k.attach(wrap(shared), &kcfg, START);
-        k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
+        let mut nics = vec![nic];
+        if first {
+            let (quiet_shared, quiet) =
+                SharedVirtNic::new(VirtNic::new(QUIET_IFNAME, QUIET_MAC, RING_LEN)?)?;
+            k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
+            nics.push(quiet);
+        }
         let mib = mib::build(&k);
         for kv in &cfg.sysctls {
             let (name, value) = kv
                 .split_once('=')
                 .ok_or_else(|| SimError::Sysctl(format!("{kv}: expected NAME=VALUE")))?;
+            // A knob of an app or NIC that only CPU 0 has.
+            if !first && !mib.contains(name) {
+                continue;
+            }
             mib.set(&mut k, name, value)
                 .map_err(|e| SimError::Sysctl(e.to_string()))?;
         }
         k.start_apps();
-        crate::conns::add_synthetic(&mut k, cfg.conns);
-        let probe = cfg.probe.map(|link| {
+        if first {
+            crate::conns::add_synthetic(&mut k, cfg.conns);
+        }
+        let probe = cfg.probe.filter(|_| first).map(|link| {
             let (mac, peer) = link.peer();
             let server = cidr(link.addr()).address();
             let client = ProbeClient::new(mac, cidr(peer), (server, 80), cfg.seed ^ 0x9e37, START);
             (client, link.nic())
         });
-        let sched = VirtualSched::new(&mut k, START, None);
+        let phase = Nanos(cfg.hz.tick().0 * place.cpu as u64 / place.ncpu.max(1) as u64);
+        let sched = VirtualSched::staggered(&mut k, START, phase, None);
         Ok(Sim {
             k,
             mib,
             clock,
             sched,
             world: SimWorld {
-                nics: [nic, quiet],
+                nics,
                 probe,
                 probe_next: None,
                 probe_frames: 0,
@@ -319,10 +359,113 @@ impl Sim {
     }
 }
 
+/// Where one simulated CPU sits in a system of several, and the flood's
+/// flows (see [`smp`]).
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// This CPU (0 has the quiet NIC, the probe and every app).
+    pub cpu: usize,
+    /// CPUs in the system; tap0 has one receive queue per CPU, queue `q`
+    /// served by CPU `q` (DragonFly's ring map at offset 0).
+    pub ncpu: usize,
+    /// Distinct flows of the flood (`--flows`): flow 0 is [`flood_frame`],
+    /// flow `i` as `pollsim flood --flows` makes it.
+    pub flows: usize,
+    /// How the flows share the frames (`--flow-dist`).
+    pub dist: crate::flood::frames::FlowDist,
+    /// tap0's RSS: key and indirection table (`ncpu` queues).
+    pub rss: pollsim_drivers::Rss,
+}
+
+impl Placement {
+    /// One CPU, one flow: the system as it always was.
+    pub fn single() -> Placement {
+        Placement::new(0, 1, 1, crate::flood::frames::FlowDist::RoundRobin)
+    }
+
+    /// CPU `cpu` of `ncpu` (at least 1), `flows` flows (at least 1) sent
+    /// as `dist` says, the Microsoft key and an equal indirection table.
+    pub fn new(
+        cpu: usize,
+        ncpu: usize,
+        flows: usize,
+        dist: crate::flood::frames::FlowDist,
+    ) -> Placement {
+        use pollsim_drivers::{IndirTable, Rss, RssKey};
+        let ncpu = ncpu.max(1);
+        let table = IndirTable::equal(ncpu)
+            .or_else(|_| IndirTable::equal(1))
+            .unwrap_or_else(|e| unreachable!("one queue is always a table: {e}"));
+        Placement {
+            cpu,
+            ncpu,
+            flows: flows.max(1),
+            dist,
+            rss: Rss::new(RssKey::MICROSOFT, table),
+        }
+    }
+
+    /// One CPU fed one flow: built exactly as before CPUs were modelled.
+    pub fn is_single(&self) -> bool {
+        self.ncpu == 1 && self.flows == 1
+    }
+
+    /// The seed of this CPU's kernel (smoltcp's randomness): CPU 0 keeps
+    /// the system's.
+    fn kernel_seed(&self, seed: u64) -> u64 {
+        seed ^ (self.cpu as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// The RSS queue (= CPU) of each flow.
+    pub fn queues(&self) -> Vec<usize> {
+        flood_frames(self.flows)
+            .iter()
+            .map(|f| usize::from(self.rss.steer(f).queue) % self.ncpu)
+            .collect()
+    }
+
+    /// The flood's flows as this CPU's queue receives them, or `None` if
+    /// RSS steers none of them to it.
+    fn flows_of_cpu(&self) -> Option<pollsim_drivers::Flows> {
+        use crate::flood::frames::{FlowDist, ZIPF_SEED, zipf_schedule};
+        let queues = self.queues();
+        let schedule = match self.dist {
+            FlowDist::RoundRobin => None,
+            FlowDist::Zipf(s) => Some(zipf_schedule(self.flows, s, ZIPF_SEED)),
+        };
+        pollsim_drivers::Flows::new(flood_frames(self.flows), schedule, |i| {
+            queues[i] == self.cpu
+        })
+    }
+}
+
+/// The flood's `flows` frames: flow 0 is [`flood_frame`], flow `i` comes
+/// from the source `pollsim flood --flows` gives it (the address moves
+/// through 198.19.0.0/16, the port stays), all to udp-sink.
+pub fn flood_frames(flows: usize) -> Vec<Vec<u8>> {
+    use crate::flood::frames::flow_source;
+    use crate::flood::parse::PortRange;
+    let peer = crate::lab::bench_addr(PEER_ADDR);
+    let dst = SocketAddrV4::new(crate::lab::bench_addr(ADDR), 9);
+    (0..flows.max(1))
+        .map(|i| {
+            let (ip, port) = flow_source(peer, PortRange::single(FLOOD_SRC_PORT), i);
+            crate::lab::udp_frame(
+                (PEER_MAC, SocketAddrV4::new(ip, port)),
+                (MAC, dst),
+                &[0; 18],
+            )
+        })
+        .collect()
+}
+
+/// The simulated flood's source port.
+const FLOOD_SRC_PORT: u16 = 40_000;
+
 /// The flood's frame: 60 bytes of Ethernet/IPv4/UDP to udp-sink, as
 /// `pollsim flood --size 64` sends (64 with the FCS the tap does not carry).
 pub fn flood_frame() -> Vec<u8> {
-    let src = SocketAddrV4::new(crate::lab::bench_addr(PEER_ADDR), 40_000);
+    let src = SocketAddrV4::new(crate::lab::bench_addr(PEER_ADDR), FLOOD_SRC_PORT);
     let dst = SocketAddrV4::new(crate::lab::bench_addr(ADDR), 9);
     crate::lab::udp_frame((PEER_MAC, src), (MAC, dst), &[0; 18])
 }
