@@ -562,9 +562,14 @@ fn a_sim_sweep_over_hz_and_reactor_has_a_series_per_combination() {
     }
     assert_eq!(doc["meta"]["axes"]["hz"], serde_json::json!([100, 1000]));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    assert!(csv.lines().next().unwrap().ends_with(",hz,reactor,conns"));
     assert!(
-        csv.lines().nth(1).unwrap().ends_with(",100,scan,0"),
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",hz,reactor,conns,cpus")
+    );
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",100,scan,0,1"),
         "{csv}"
     );
     for label in [
@@ -601,5 +606,90 @@ fn a_sim_sweep_over_hz_and_reactor_has_a_series_per_combination() {
     {
         assert!(num(r, "delivered_pps") <= 150.0 * 100.0 * 1.01, "{r}");
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A simulated sweep over CPUs: with 256 flows RSS spreads the flood over
+/// the four queues, polling's capacity grows with the CPUs and interrupt
+/// mode still livelocks on each; with one flow, one queue carries it all.
+/// Rows and the summary carry `cpus`, rows at 4 CPUs a load per queue.
+#[test]
+fn a_sim_sweep_over_cpus_spreads_flows_over_the_queues() {
+    let out = std::env::temp_dir().join(format!("pollsim-compare-cpus-{}", std::process::id()));
+    let sweep = |modes: &str, rates: &str, flows: &str| -> Value {
+        let dir = out.join(flows);
+        let args = [
+            "compare",
+            "--sim",
+            "--modes",
+            modes,
+            "--cpus",
+            "1,4",
+            "--flows",
+            flows,
+            "--rates",
+            rates,
+            "--duration",
+            "200ms",
+            "--work-ns",
+            "2000",
+            "--mlfrr-steps",
+            "0",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        let (code, table, stderr) = run_pollsim(&args);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(table.contains("cpus=4"), "{table}");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
+    };
+    let at = |doc: &Value, mode: &str, cpus: f64| -> Vec<Value> {
+        doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["mode"] == mode && num(r, "cpus") == cpus)
+            .cloned()
+            .collect()
+    };
+    let doc = sweep("polling,interrupt", "300k,2.4M", "256");
+    assert_eq!(doc["summary"].as_array().unwrap().len(), 4, "mode x cpus");
+    assert_eq!(doc["meta"]["axes"]["cpus"], serde_json::json!([1, 4]));
+    for r in at(&doc, "polling", 1.0) {
+        assert!(r.get("queues").is_none(), "one CPU: the row is the queue");
+    }
+    for r in at(&doc, "polling", 4.0)
+        .iter()
+        .chain(&at(&doc, "interrupt", 4.0))
+    {
+        let q = r["queues"].as_array().unwrap();
+        assert_eq!(q.len(), 4, "{r}");
+        assert!(q.iter().all(|q| num(q, "offered_pps") > 0.0), "{r}");
+        // The queues took what the rows say tap0 took (tap1 adds the probe).
+        let rx: f64 = q.iter().map(|q| num(q, "received_pps")).sum();
+        assert!(rx <= num(r, "received_pps") + 1e-6, "{r}");
+    }
+    let delivered =
+        |rows: &[Value]| -> Vec<f64> { rows.iter().map(|r| num(r, "delivered_pps")).collect() };
+    let (p1, p4) = (
+        delivered(&at(&doc, "polling", 1.0)),
+        delivered(&at(&doc, "polling", 4.0)),
+    );
+    assert!(p4[1] >= 3.0 * p1[1], "polling at 2.4M: {p1:?} vs {p4:?}");
+    let i4 = delivered(&at(&doc, "interrupt", 4.0));
+    assert!(i4[1] < 0.2 * i4[0], "interrupt at 4 CPUs livelocks: {i4:?}");
+
+    let doc = sweep("polling", "2.4M", "1");
+    let r = &at(&doc, "polling", 4.0)[0];
+    let busy: Vec<f64> = r["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| num(q, "offered_pps"))
+        .filter(|&o| o > 0.0)
+        .collect();
+    assert_eq!(busy.len(), 1, "one flow, one queue: {r}");
+    let one = delivered(&at(&doc, "polling", 1.0))[0];
+    assert!(num(r, "delivered_pps") <= 1.3 * one, "{one} vs {r}");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -233,6 +233,9 @@ fn sweep_args() -> CompareArgs {
         hz: vec![crate::kernel::time::Hz::DEFAULT.get()],
         reactor: vec![crate::compare::model::Reactor::Ready],
         conns: vec![0],
+        cpus: vec![1],
+        flows: 1,
+        flow_dist: crate::flood::frames::FlowDist::RoundRobin,
     }
 }
 

@@ -97,6 +97,19 @@ pub struct CompareArgs {
     /// instance's apps): many watched sockets, few ready.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub conns: Vec<usize>,
+    /// Simulated CPUs to sweep, comma separated (1..=64, --sim only): tap0
+    /// gets one receive queue per CPU, RSS spreads the flood's flows over
+    /// them, and the default offered rates scale with the CPU count.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub cpus: Vec<usize>,
+    /// Distinct flows of the flood (1..=65536; --sim only for now): what
+    /// RSS can spread. As `pollsim flood --flows`.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub flows: usize,
+    /// How the flows share the frames: rr or zipf:S (as `pollsim flood
+    /// --flow-dist`).
+    #[arg(long, default_value = "rr", value_parser = crate::flood::frames::parse_flow_dist, value_name = "rr|zipf:S")]
+    pub flow_dist: crate::flood::frames::FlowDist,
 }
 
 /// Parse a `--hz` value: `kern.hz`'s range.
@@ -164,6 +177,21 @@ impl CompareArgs {
         if let Some(n) = self.conns.iter().find(|&&n| n > MAX_CONNS) {
             bail!("--conns {n}: at most {MAX_CONNS}");
         }
+        once("cpus", &self.cpus, usize::to_string)?;
+        let max_cpus = crate::sim::smp::MAX_CPUS;
+        if let Some(n) = self.cpus.iter().find(|&&n| !(1..=max_cpus).contains(&n)) {
+            bail!("--cpus {n}: between 1 and {max_cpus}");
+        }
+        let max_flows = crate::flood::frames::MAX_FLOWS;
+        if !(1..=max_flows).contains(&self.flows) {
+            bail!("--flows {}: between 1 and {max_flows}", self.flows);
+        }
+        if !self.sim && (self.cpus != [1] || self.flows != 1) {
+            bail!(
+                "--cpus and --flows run on virtual time only for now (add --sim): the real \
+                 instance has one CPU and one tap queue"
+            );
+        }
         if let Some(m) = parse_modes(&self.modes)?.iter().find(|m| {
             m.sysctls
                 .iter()
@@ -174,23 +202,30 @@ impl CompareArgs {
                 m.label
             );
         }
-        if self.vs_real && self.axes() != [Axes::default()] {
+        if self.vs_real && (self.axes() != [Axes::default()] || self.flows != 1) {
             bail!(
-                "--vs-real compares one configuration (1000 Hz, ready, no idle connections): \
-                 it does not take --hz, --reactor or --conns"
+                "--vs-real compares one configuration (1000 Hz, ready, no idle connections, \
+                 one CPU, one flow): it does not take --hz, --reactor, --conns, --cpus or --flows"
             );
         }
         Ok(())
     }
 
     /// The points of the other axes every mode is swept at: the product
-    /// hz x reactor x conns, in that order (conns varying fastest).
+    /// hz x reactor x conns x cpus, in that order (cpus varying fastest).
     pub fn axes(&self) -> Vec<Axes> {
         let mut out = Vec::new();
         for &hz in &self.hz {
             for &reactor in &self.reactor {
                 for &conns in &self.conns {
-                    out.push(Axes { hz, reactor, conns });
+                    for &cpus in &self.cpus {
+                        out.push(Axes {
+                            hz,
+                            reactor,
+                            conns,
+                            cpus,
+                        });
+                    }
                 }
             }
         }
@@ -220,6 +255,7 @@ pub fn insert_axes(meta: &mut serde_json::Map<String, serde_json::Value>, args: 
             "hz": args.hz,
             "reactor": args.reactor,
             "conns": args.conns,
+            "cpus": args.cpus,
         }),
     );
 }

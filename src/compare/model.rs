@@ -401,9 +401,9 @@ impl Reactor {
 }
 
 /// Where on the sweep's axes other than the mode and the rate a point
-/// lies: `--hz`, `--reactor`, `--conns`. Serialised flat into its row
-/// (`"hz": 1000, "reactor": "ready", "conns": 0`); a row of an older
-/// results.json without them is at the defaults.
+/// lies: `--hz`, `--reactor`, `--conns`, `--cpus`. Serialised flat into
+/// its row (`"hz": 1000, "reactor": "ready", "conns": 0, "cpus": 1`); a
+/// row of an older results.json without them is at the defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Axes {
@@ -413,6 +413,8 @@ pub struct Axes {
     pub reactor: Reactor,
     /// Idle TCP connections held open to tcp-echo during the point.
     pub conns: usize,
+    /// Simulated CPUs (tap0 with one receive queue per CPU).
+    pub cpus: usize,
 }
 
 impl Default for Axes {
@@ -422,6 +424,7 @@ impl Default for Axes {
             hz: crate::kernel::time::Hz::DEFAULT.get(),
             reactor: Reactor::Ready,
             conns: 0,
+            cpus: 1,
         }
     }
 }
@@ -490,6 +493,27 @@ pub struct Run {
     /// The kept trials, whose medians the row shows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<Run>,
+    /// Per receive queue of tap0 (queue `q` on CPU `q`), with several
+    /// CPUs: what RSS gave each queue and what each CPU did with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueLoad>,
+}
+
+/// One receive queue of tap0 over a point's window, and its CPU.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueLoad {
+    /// The queue (= the CPU that serves it).
+    pub queue: usize,
+    /// Frames RSS steered to the queue (received + missed), per second.
+    pub offered_pps: f64,
+    /// Frames its CPU took from the ring, per second.
+    pub received_pps: f64,
+    /// Frames dropped at its full ring, per second.
+    pub rx_missed_pps: f64,
+    /// Datagrams its CPU's udp-sink read, per second.
+    pub delivered_pps: f64,
+    /// Its CPU's shares over the window.
+    pub cp_time_pct: CpuPct,
 }
 
 /// `[min, max]` over a point's trials of each rate (frames/s) and CPU

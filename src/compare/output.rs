@@ -352,7 +352,7 @@ drops_socket,drops_app,cpu_user,cpu_sys,cpu_intr,cpu_idle,probe_p50_ms,probe_p99
 probe_sent,seconds,simulated,delivered_pps_min,delivered_pps_max,trials,tries,discarded,noisy,\
 host_steal_pct,host_stall_pct,tick_late_p99_us,burst_mean,lost_polls,short_ticks,suspect,\
 interactive_late_p50_ms,interactive_late_p99_ms,interactive_late_max_ms,interactive_slices,\
-interactive_missed,hz,reactor,conns";
+interactive_missed,hz,reactor,conns,cpus";
 
 /// The runs as CSV: the header and one row per run (an absent probe
 /// latency is an empty field).
@@ -419,6 +419,7 @@ fn csv_extra(r: &Run) -> Vec<String> {
         r.axes.hz.to_string(),
         r.axes.reactor.name().to_string(),
         r.axes.conns.to_string(),
+        r.axes.cpus.to_string(),
     ]
 }
 
@@ -631,7 +632,7 @@ pub(crate) mod tests {
         assert!(!l.contains('\n'));
     }
 
-    const CSV_FIELDS: usize = 39;
+    const CSV_FIELDS: usize = 40;
 
     #[test]
     fn csv_rows_and_quoting() {

@@ -18,13 +18,15 @@ use super::experiment::{
 };
 use super::mlfrr;
 use super::model::{
-    Axes, CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, Results, Run,
+    Axes, CpuPct, Frames, InteractiveDiag, Measured, PollingDiag, Probe, QueueLoad, Results, Run,
 };
 use super::profile::Costs;
 use super::sweep::RECORDED_PARAMS;
 use crate::apps::AppKind;
+use crate::flood::frames::FlowDist;
 use crate::kernel::time::{Hz, Nanos};
 use crate::report::InteractiveWindow;
+use crate::sim::smp::SmpSim;
 use crate::sim::{ProbeLink, Sim, SimConfig};
 
 /// The flood's maximum rate in the simulation, frames/s: what `pollsim
@@ -90,8 +92,10 @@ pub struct PointSpec<'a> {
     /// The link of the HTTP probe.
     pub probe_link: ProbeLink,
     /// The point of the other axes: `kern.hz`, the reactor backend, the
-    /// idle connections.
+    /// idle connections, the CPUs.
     pub axes: Axes,
+    /// The flood's flows and how they share the frames.
+    pub flows: (usize, FlowDist),
 }
 
 fn nanos(secs: f64) -> Nanos {
@@ -135,8 +139,9 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
         probe: Some(p.probe_link),
         conns: p.axes.conns,
     };
-    let mut sim = Sim::new(&cfg).with_context(|| format!("mode {}", p.mode.label))?;
-    sim.run_for(warmup(&sim, hz, nanos(p.warmup)));
+    let mut sim = SmpSim::new(&cfg, p.axes.cpus, p.flows.0, p.flows.1)
+        .with_context(|| format!("mode {}", p.mode.label))?;
+    sim.run_for(warmup(sim.first(), hz, nanos(p.warmup)));
     let a = Window::take(&mut sim);
     let held = a.int(super::sweep::SIM_CONNS_NODE);
     if held < i64::try_from(p.axes.conns).unwrap_or(i64::MAX) {
@@ -172,60 +177,127 @@ fn warmup(sim: &Sim, hz: Hz, at_least: Nanos) -> Nanos {
     Nanos(at_least.0.max(ticks.saturating_mul(hz.tick().0)))
 }
 
-/// Run `sim` for `span`, reading `kern.polling.burst` every 20 ms of
-/// virtual time, as the real sweep samples it; returns the samples.
-fn run_sampling_burst(sim: &mut Sim, span: Nanos) -> Vec<u64> {
+/// Run `sim` for `span`, reading `kern.polling.burst` (CPU 0's) every 20
+/// ms of virtual time, as the real sweep samples it; returns the samples.
+fn run_sampling_burst(sim: &mut SmpSim, span: Nanos) -> Vec<u64> {
     let step = Nanos::from_millis(20);
     let end = sim.now() + span;
     let mut out = Vec::new();
     while sim.now() < end {
         let left = Nanos(end.0 - sim.now().0);
         sim.run_for(if left.0 < step.0 { left } else { step });
-        if let Ok(pollsim_sysctl::Value::Int(b)) = sim.mib.get(&sim.k, "kern.polling.burst") {
+        let s = sim.first();
+        if let Ok(pollsim_sysctl::Value::Int(b)) = s.mib.get(&s.k, "kern.polling.burst") {
             out.push(u64::try_from(b).unwrap_or(0));
         }
     }
     out
 }
 
-/// The state of a simulated system at one instant.
+type Nodes = std::collections::BTreeMap<String, pollsim_sysctl::Value>;
+
+/// The state of a simulated system at one instant: every CPU's MIB.
 struct Window {
     at: Nanos,
     arrived: u64,
-    nodes: std::collections::BTreeMap<String, pollsim_sysctl::Value>,
+    /// The nodes of each CPU, CPU 0 first.
+    cpus: Vec<Nodes>,
     interactive: Option<crate::report::InteractiveSnapshot>,
     procs: Vec<crate::report::ProcSnapshot>,
 }
 
 impl Window {
-    fn take(sim: &mut Sim) -> Window {
-        let nodes = sim.mib.dump(&sim.k, "").unwrap_or_default();
-        let snap = crate::report::Snapshot::from_dump(sim.now(), &nodes);
+    /// Every CPU's MIB; the processes and the interactive one as CPU 0
+    /// sees them (it runs every app; the others run a udp-sink each).
+    fn take(sim: &mut SmpSim) -> Window {
+        let cpus: Vec<Nodes> = sim
+            .cpus
+            .iter()
+            .map(|s| {
+                s.mib
+                    .dump(&s.k, "")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        let first: Vec<(String, pollsim_sysctl::Value)> = cpus[0]
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let snap = crate::report::Snapshot::from_dump(sim.now(), &first);
         Window {
             at: sim.now(),
             arrived: sim.arrived(),
-            nodes: nodes.into_iter().collect(),
+            cpus,
             interactive: snap.interactive,
             procs: snap.procs,
         }
     }
 
+    /// A counter summed over the CPUs that have it.
     fn int(&self, name: &str) -> i64 {
-        match self.nodes.get(name) {
+        (0..self.cpus.len()).map(|c| self.int_of(c, name)).sum()
+    }
+
+    /// A node of CPU `c` (0 if it has none).
+    fn int_of(&self, c: usize, name: &str) -> i64 {
+        match self.cpus[c].get(name) {
             Some(pollsim_sysctl::Value::Int(v)) => *v,
             _ => 0,
         }
     }
 
+    /// `kern.cp_time` summed over the CPUs: shares of it are of all CPUs.
     fn cp_time(&self) -> [i64; 5] {
         let mut t = [0; 5];
-        if let Some(pollsim_sysctl::Value::List(l)) = self.nodes.get("kern.cp_time") {
+        for c in 0..self.cpus.len() {
+            for (i, v) in self.cp_time_of(c).iter().enumerate() {
+                t[i] += v;
+            }
+        }
+        t
+    }
+
+    /// CPU `c`'s `kern.cp_time`.
+    fn cp_time_of(&self, c: usize) -> [i64; 5] {
+        let mut t = [0; 5];
+        if let Some(pollsim_sysctl::Value::List(l)) = self.cpus[c].get("kern.cp_time") {
             for (i, v) in l.iter().take(5).enumerate() {
                 t[i] = crate::sat(*v);
             }
         }
         t
     }
+
+    /// The knobs and state as CPU 0 has them (every CPU is set alike).
+    fn first(&self) -> &Nodes {
+        &self.cpus[0]
+    }
+}
+
+/// Each queue of tap0 over the window, with several CPUs (none with one:
+/// the row is the queue).
+fn queue_loads(a: &Window, b: &Window, secs: f64) -> Vec<QueueLoad> {
+    if b.cpus.len() < 2 {
+        return Vec::new();
+    }
+    let nic = crate::sim::IFNAME;
+    (0..b.cpus.len())
+        .map(|c| {
+            let d = |n: &str| (b.int_of(c, n) - a.int_of(c, n)) as f64 / secs;
+            let rx = d(&format!("dev.{nic}.rx_packets"));
+            let missed = d(&format!("dev.{nic}.rx_missed"));
+            QueueLoad {
+                queue: c,
+                offered_pps: rx + missed,
+                received_pps: rx,
+                rx_missed_pps: missed,
+                delivered_pps: d("user.udp_sink.datagrams"),
+                cp_time_pct: CpuPct::between(&a.cp_time_of(c), &b.cp_time_of(c)),
+            }
+        })
+        .collect()
 }
 
 /// A point from two windows, as the real sweep computes it from two MIB
@@ -247,7 +319,7 @@ fn point(
             .sum()
     };
     let mut params = serde_json::Map::new();
-    for (k, v) in &b.nodes {
+    for (k, v) in b.first() {
         let recorded = k.starts_with("hw.sim.")
             || k.starts_with("kern.polling.") && !is_counter(k)
             || RECORDED_PARAMS.contains(&k.as_str());
@@ -261,7 +333,7 @@ fn point(
             _ => {}
         }
     }
-    Run::from_window(Measured {
+    let mut run = Run::from_window(Measured {
         mode: mode.to_string(),
         axes,
         params,
@@ -279,7 +351,9 @@ fn point(
             .zip(b.interactive.as_ref())
             .map(|(a, b)| InteractiveDiag::from_window(&InteractiveWindow::between(a, b))),
         procs: super::model::procs_between(&a.procs, &b.procs, secs),
-    })
+    });
+    run.queues = queue_loads(a, b, secs);
+    run
 }
 
 /// The knobs among `kern.polling.*` (the rest are counters and state).
@@ -315,6 +389,7 @@ fn calibrate(
             extra,
             probe_link,
             axes: Axes::default(),
+            flows: (1, FlowDist::RoundRobin),
         })?;
         let cap = run.delivered_pps;
         match next_work_ns(work, cap, max_pps, fixed.is_some()) {
@@ -358,6 +433,7 @@ pub fn mirror(
             extra: &extra,
             probe_link: args.probe_link,
             axes: r.axes,
+            flows: (args.flows, args.flow_dist),
         });
     }
     let mut results = Results {
@@ -452,6 +528,23 @@ fn sim_meta(
     meta.insert("work_ns_reason".into(), WORK_NS_REASON.into());
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), SIM_FLOOD_MAX_PPS.into());
+    meta.insert(
+        "flood_max_rule".into(),
+        "flood_max_pps per CPU: with the default rates, a point at n CPUs is offered n times the one-CPU rate".into(),
+    );
+    meta.insert("flows".into(), args.flows.into());
+    meta.insert(
+        "flow_dist".into(),
+        match args.flow_dist {
+            FlowDist::RoundRobin => "rr".to_string(),
+            FlowDist::Zipf(s) => format!("zipf:{s}"),
+        }
+        .into(),
+    );
+    meta.insert(
+        "rss".into(),
+        "Toeplitz, Microsoft key, equal 128-entry indirection table, queue q on CPU q".into(),
+    );
     meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
     meta.insert(
         "warmup_rule".into(),
@@ -507,13 +600,19 @@ pub fn run(
     // axes sees the same arrivals (common random numbers), and the
     // default point the seeds it always had.
     let axes = args.axes();
+    // The default rates are for one CPU: n CPUs are driven over n times
+    // them, each count well past its own overload point.
+    let scale = |a: Axes| match args.rates.is_empty() {
+        true => a.cpus as f64,
+        false => 1.0,
+    };
     let mut specs = Vec::new();
     for (i, m) in modes.iter().enumerate() {
         for &a in &axes {
             for (j, &pps) in rates.iter().enumerate() {
                 specs.push(PointSpec {
                     mode: m,
-                    pps,
+                    pps: pps * scale(a),
                     work_ns: work,
                     secs,
                     warmup: WARMUP_SECS,
@@ -522,6 +621,7 @@ pub fn run(
                     extra: &extra,
                     probe_link: args.probe_link,
                     axes: a,
+                    flows: (args.flows, args.flow_dist),
                 });
             }
         }
@@ -553,6 +653,7 @@ pub fn run(
                     extra: &extra,
                     probe_link: args.probe_link,
                     axes: a,
+                    flows: (args.flows, args.flow_dist),
                 })?;
                 progress(&run);
                 Ok(Some(run))

@@ -13,6 +13,7 @@ pub struct Labels {
     hz: bool,
     reactor: bool,
     conns: bool,
+    cpus: bool,
 }
 
 impl Labels {
@@ -25,6 +26,7 @@ impl Labels {
             l.hz |= a.hz != f.hz;
             l.reactor |= a.reactor != f.reactor;
             l.conns |= a.conns != f.conns;
+            l.cpus |= a.cpus != f.cpus;
         }
         l
     }
@@ -45,6 +47,9 @@ impl Labels {
         }
         if self.conns {
             s.push_str(&format!(" conns={}", a.conns));
+        }
+        if self.cpus {
+            s.push_str(&format!(" cpus={}", a.cpus));
         }
         s
     }
@@ -239,6 +244,7 @@ mod tests {
         let scan = Axes {
             reactor: super::super::model::Reactor::Scan,
             conns: 8,
+            cpus: 1,
             ..Axes::default()
         };
         assert_eq!(
@@ -263,6 +269,7 @@ mod tests {
                 hz: 100,
                 reactor: super::super::model::Reactor::Scan,
                 conns: 10,
+                cpus: 4,
             },
             ..Run::default()
         };
@@ -272,6 +279,7 @@ mod tests {
             (100.into(), 10.into())
         );
         assert_eq!(v["reactor"], "scan");
+        assert_eq!(v["cpus"], 4);
         assert_eq!(serde_json::from_value::<Run>(v).unwrap(), r);
         let old: Run = serde_json::from_str(
             r#"{"mode": "polling", "params": {},
