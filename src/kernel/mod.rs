@@ -324,11 +324,7 @@ impl Kernel {
     /// datagrams (`None` without the app).
     fn app_fill_pct(&self) -> Option<u32> {
         let sink = self.apps.udp_sink.as_ref()?;
-        let queued = self
-            .netisr
-            .stats()
-            .udp_delivered
-            .saturating_sub(sink.datagrams);
+        let queued = self.netisr.udp_delivered().saturating_sub(sink.datagrams);
         let pct = queued * 100 / sink.rcvbuf.max(1);
         Some(u32::try_from(pct).unwrap_or(u32::MAX))
     }

@@ -196,6 +196,13 @@ impl Netisr {
         &self.nics[nic].stats
     }
 
+    /// UDP datagrams queued on app sockets, every NIC's: `stats()`'s
+    /// `udp_delivered` without summing the rest (it is read by every unit
+    /// of work, through the app's socket fill).
+    pub fn udp_delivered(&self) -> u64 {
+        self.nics.iter().map(|n| n.stats.udp_delivered).sum()
+    }
+
     /// Where frames went, over all NICs.
     pub fn stats(&self) -> NetisrStats {
         self.nics.iter().fold(NetisrStats::default(), |mut t, n| {
