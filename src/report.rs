@@ -544,6 +544,21 @@ pub fn consumed_causes(c: &InetStats) -> Vec<(String, u64)> {
 }
 
 impl Accounting {
+    /// Add `b`'s stage counts (not its per-cause counters): two CPUs'
+    /// kernels' frames together.
+    pub fn add(&mut self, b: &Accounting) {
+        self.offered += b.offered;
+        self.rx_missed += b.rx_missed;
+        self.received += b.received;
+        self.ipintrq_drops += b.ipintrq_drops;
+        self.ipintrq_queued += b.ipintrq_queued;
+        self.stack += b.stack;
+        self.socket_drops += b.socket_drops;
+        self.socket_queued += b.socket_queued;
+        self.app_read += b.app_read;
+        self.stack_other += b.stack_other;
+    }
+
     /// The account of `k` (call after a final status check).
     pub fn of(k: &Kernel) -> Accounting {
         let mut a = Accounting::default();

@@ -331,3 +331,46 @@ fn run_sim_loads_a_profile_and_says_which_costs_it_uses() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("/nonexistent/hw.toml"), "{err}");
 }
+
+/// `run --sim --cpus 2 --flows 64`: a line per CPU each interval, each
+/// CPU's summary, and every frame accounted for on every CPU; both queues
+/// carry frames.
+#[test]
+fn run_sim_on_two_cpus_reports_each_cpu_and_balances() {
+    let (code, out, err) = run_pollsim(&[
+        "run",
+        "--sim",
+        "--cpus",
+        "2",
+        "--flows",
+        "64",
+        "--sim-rate",
+        "300k",
+        "--duration",
+        "0.3",
+        "-w",
+        "0.1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("simulating 2 CPUs"), "{err}");
+    assert!(out.contains("== cpu 1 =="), "{out}");
+    assert!(out.contains("balance: ok on every CPU"), "{out}");
+    // Three intervals, a line per CPU each: both queues took frames.
+    let lines: Vec<Vec<f64>> = out
+        .lines()
+        .filter(|l| l.starts_with("0 ") || l.starts_with("1 "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect()
+        })
+        .collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    for cpu in 0..2 {
+        let received: f64 = lines.iter().skip(cpu).step_by(2).map(|l| l[2]).sum();
+        assert!(received > 0.0, "CPU {cpu} received nothing: {out}");
+    }
+    let (code, _, err) = run_pollsim(&["run", "--sim", "--cpus", "65"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("between 1 and 64"), "{err}");
+}

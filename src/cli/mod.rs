@@ -193,6 +193,19 @@ pub struct RunArgs {
     /// from the tap's Linux side; --sim: synthetic), at most 16320.
     #[arg(long, default_value_t = 0, value_parser = parse_conns)]
     pub conns: usize,
+    /// With --sim: simulated CPUs, 1..=64 (hw.ncpu). tap0 gets one receive
+    /// queue per CPU, RSS spreads the flood's flows over them, and each
+    /// CPU runs its queue's discipline, stack and udp-sink (docs/smp.md).
+    #[arg(long, default_value_t = 1, requires = "sim")]
+    pub cpus: usize,
+    /// With --sim: distinct flows of the flood (1..=65536), as `pollsim
+    /// flood --flows`.
+    #[arg(long, default_value_t = 1, requires = "sim", value_name = "K")]
+    pub flows: usize,
+    /// With --sim: how the flows share the frames, rr or zipf:S.
+    #[arg(long, default_value = "rr", requires = "sim",
+          value_parser = crate::flood::frames::parse_flow_dist, value_name = "rr|zipf:S")]
+    pub flow_dist: crate::flood::frames::FlowDist,
 }
 
 fn parse_conns(s: &str) -> Result<usize, String> {

@@ -13,6 +13,7 @@ use crate::kernel::sched::RunOptions;
 use crate::kernel::time::Nanos;
 use crate::kernel::{Kernel, KernelConfig};
 use crate::report::{self, Snapshot};
+use crate::sim::smp::SmpSim;
 use crate::sim::{Sim, SimConfig};
 
 /// Virtual seconds simulated when `--duration` is not given.
@@ -37,6 +38,9 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     };
     if args.sim_probe.is_some() && !cfg.apps.contains(&crate::apps::AppKind::Http) {
         anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
+    }
+    if args.cpus != 1 || args.flows != 1 {
+        return run_smp(args, &scfg, opts);
     }
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
     let mut sim = match &capture {
@@ -77,24 +81,171 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     println!("simulated: {} s of virtual time", duration.as_secs_f64());
     print!("{}", report::summary(&mut sim.k, &sim.mib));
     if let Some(link) = args.sim_probe {
-        let r = sim.take_probe_results();
-        let mut ms = r.latencies_ms.clone();
-        ms.sort_by(f64::total_cmp);
-        // The value of rank ceil(pct % of n), as compare's probe columns.
-        let q = |pct: usize| {
-            ms.get((ms.len() * pct).div_ceil(100).saturating_sub(1))
-                .map_or("-".to_string(), |v| format!("{v:.2} ms"))
-        };
-        println!(
-            "\nprobe ({} link, every {} ms): {} answered, {} timeouts; latency p50 {}, p99 {}",
-            link.name(),
-            crate::sim::probe::EVERY.0 / 1_000_000,
-            ms.len(),
-            r.timeouts,
-            q(50),
-            q(99)
-        );
+        print_probe(link, &sim.take_probe_results());
     }
     drop(sim);
     super::pcap::finish(args, capture)
+}
+
+/// `run --sim --cpus N` (or `--flows K`): every CPU's line each report
+/// interval, then each CPU's accounting and the whole system's.
+fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result<()> {
+    if args.pcap.is_some() {
+        anyhow::bail!("--pcap takes one CPU and one flow for now (no --cpus, --flows)");
+    }
+    if args.sim_probe.is_some() && !scfg.apps.contains(&crate::apps::AppKind::Http) {
+        anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
+    }
+    let mut sim = SmpSim::new(scfg, args.cpus, args.flows, args.flow_dist)?;
+    let duration = opts.duration.unwrap_or(Nanos::from_secs(DEFAULT_SECS));
+    let place = crate::sim::Placement::new(0, args.cpus, args.flows, args.flow_dist);
+    let mut flows_per = vec![0usize; args.cpus];
+    for q in place.queues() {
+        flows_per[q] += 1;
+    }
+    eprintln!(
+        "pollsim: simulating {} CPUs on virtual time ({}), kern.hz={}: {} with {} receive \
+         queues (Toeplitz RSS, Microsoft key, queue q on CPU q; flows per queue {:?}), {} (quiet) \
+         on CPU 0; {:?} flood of {} pps in {} flows, seed {}, {} virtual s",
+        args.cpus,
+        scfg.mode.name(),
+        scfg.hz.get(),
+        crate::sim::IFNAME,
+        args.cpus,
+        flows_per,
+        crate::sim::QUIET_IFNAME,
+        args.arrivals,
+        scfg.pattern.mean_pps(),
+        args.flows,
+        args.seed,
+        duration.as_secs_f64()
+    );
+    let end = sim.now() + duration;
+    let every = opts.report_every.unwrap_or(duration);
+    let mut prev: Vec<CpuLine> = sim.cpus.iter().map(CpuLine::of).collect();
+    let mut lines = 0u32;
+    while sim.now() < end {
+        let left = Nanos(end.0 - sim.now().0);
+        sim.run_for(if left.0 < every.0 { left } else { every });
+        if opts.report_every.is_none() {
+            continue;
+        }
+        if lines.is_multiple_of(20) {
+            println!("{}  (simulated)", CpuLine::HEADER);
+        }
+        lines += 1;
+        let now: Vec<CpuLine> = sim.cpus.iter().map(CpuLine::of).collect();
+        for (c, (a, b)) in prev.iter().zip(&now).enumerate() {
+            println!("{}", b.line(c, a));
+        }
+        prev = now;
+    }
+    println!(
+        "simulated: {} s of virtual time on {} CPUs",
+        duration.as_secs_f64(),
+        args.cpus
+    );
+    let mut total = report::Accounting::default();
+    let mut balanced = true;
+    for (c, s) in sim.cpus.iter_mut().enumerate() {
+        println!("\n== cpu {c} ==");
+        print!("{}", report::summary(&mut s.k, &s.mib));
+        let a = report::Accounting::of(&s.k);
+        balanced &= a.balanced();
+        total.add(&a);
+    }
+    println!(
+        "\nall {} CPUs: offered {}, rx_missed {}, ipintrq drops {}, socket drops {}, \
+         read by udp-sink {}; balance: {}",
+        args.cpus,
+        total.offered,
+        total.rx_missed,
+        total.ipintrq_drops,
+        total.socket_drops,
+        total.app_read,
+        if balanced {
+            "ok on every CPU (every frame accounted for)"
+        } else {
+            "MISMATCH"
+        }
+    );
+    if let Some(link) = args.sim_probe {
+        print_probe(link, &sim.take_probe_results());
+    }
+    Ok(())
+}
+
+/// What one CPU's line shows: its queue of tap0, its udp-sink, its time.
+struct CpuLine {
+    rx: i64,
+    missed: i64,
+    read: i64,
+    cp_time: [i64; 5],
+}
+
+impl CpuLine {
+    const HEADER: &str =
+        "cpu   offered/s  received/s   missed/s  delivered/s   user%   sys%  intr%  idle%";
+
+    fn of(s: &crate::sim::Sim) -> CpuLine {
+        use pollsim_sysctl::Value;
+        let int = |n: &str| match s.mib.get(&s.k, n) {
+            Ok(Value::Int(v)) => v,
+            _ => 0,
+        };
+        let mut cp_time = [0; 5];
+        if let Ok(Value::List(l)) = s.mib.get(&s.k, "kern.cp_time") {
+            for (i, v) in l.iter().take(5).enumerate() {
+                cp_time[i] = crate::sat(*v);
+            }
+        }
+        let nic = crate::sim::IFNAME;
+        CpuLine {
+            rx: int(&format!("dev.{nic}.rx_packets")),
+            missed: int(&format!("dev.{nic}.rx_missed")),
+            read: int("user.udp_sink.datagrams"),
+            cp_time,
+        }
+    }
+
+    /// The line of CPU `c` since `a`, rates over the CPU's own time.
+    fn line(&self, c: usize, a: &CpuLine) -> String {
+        let us: i64 = (0..5).map(|i| self.cp_time[i] - a.cp_time[i]).sum();
+        let pct = |i: usize| 100.0 * (self.cp_time[i] - a.cp_time[i]) as f64 / us.max(1) as f64;
+        // kern.cp_time is in microseconds.
+        let secs = us as f64 / 1e6;
+        let rate = |v: i64| v as f64 / secs.max(1e-9);
+        let (rx, missed) = (self.rx - a.rx, self.missed - a.missed);
+        format!(
+            "{c:<4} {:>10.0} {:>11.0} {:>10.0} {:>12.0} {:>7.1} {:>6.1} {:>6.1} {:>6.1}",
+            rate(rx + missed),
+            rate(rx),
+            rate(missed),
+            rate(self.read - a.read),
+            pct(0) + pct(1),
+            pct(2),
+            pct(3),
+            pct(4)
+        )
+    }
+}
+
+/// The probe's line of the final summary.
+fn print_probe(link: crate::sim::ProbeLink, r: &crate::sim::probe::ProbeResults) {
+    let mut ms = r.latencies_ms.clone();
+    ms.sort_by(f64::total_cmp);
+    // The value of rank ceil(pct % of n), as compare's probe columns.
+    let q = |pct: usize| {
+        ms.get((ms.len() * pct).div_ceil(100).saturating_sub(1))
+            .map_or("-".to_string(), |v| format!("{v:.2} ms"))
+    };
+    println!(
+        "\nprobe ({} link, every {} ms): {} answered, {} timeouts; latency p50 {}, p99 {}",
+        link.name(),
+        crate::sim::probe::EVERY.0 / 1_000_000,
+        ms.len(),
+        r.timeouts,
+        q(50),
+        q(99)
+    );
 }
