@@ -25,34 +25,22 @@ const KERNEL_MAC: [u8; 6] = [2, 0, 198, 18, 0, 1];
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// tap0 as a multiqueue tap in the current (private) namespace, still
-/// down: kernel side 198.18.0.1/24 with MAC `KERNEL_MAC`, IPv6 off, and
-/// `neigh` as permanent neighbours at `MAC` (no ARP crosses the tap).
-/// [`link_up`] it once its queues are attached.
+/// down (`lab::add_mq_tap`: bring it up once its queues are attached, or
+/// the kernel drops what it sends for a moment): kernel side 198.18.0.1/24
+/// with MAC `KERNEL_MAC`, IPv6 off, and `neigh` as permanent neighbours at
+/// `MAC` (no ARP crosses the tap).
 fn setup_mq_tap(neigh: &[Ipv4Addr]) {
-    lab::sh("ip", &["link", "set", "lo", "up"]).unwrap();
-    lab::sh(
-        "ip",
-        &["tuntap", "add", "dev", "tap0", "mode", "tap", "multi_queue"],
-    )
-    .unwrap();
-    lab::sh("sysctl", &["-qw", "net.ipv6.conf.tap0.disable_ipv6=1"]).unwrap();
+    lab::add_mq_tap("tap0", KERNEL_CIDR).unwrap();
     let mac = KERNEL_MAC.map(|b| format!("{b:02x}")).join(":");
     lab::sh("ip", &["link", "set", "tap0", "address", &mac]).unwrap();
-    lab::sh("ip", &["addr", "add", KERNEL_CIDR, "dev", "tap0"]).unwrap();
     for ip in neigh {
         lab::static_neigh("tap0", &ip.to_string(), MAC).unwrap();
     }
 }
 
-/// Bring tap0 up, after its queues are attached. A tap has carrier only
-/// while a queue is attached; attaching to a tap that is already up turns
-/// the carrier on, and the kernel attaches the device's qdiscs later, from
-/// its linkwatch work: until then it drops every frame it would send to the
-/// tap (counted in the tap's TX dropped). Bringing it up with carrier
-/// attaches them before `ip` returns, so every frame sent afterwards
-/// reaches a queue.
+/// Bring tap0 up, after its queues are attached.
 fn link_up() {
-    lab::sh("ip", &["link", "set", "tap0", "up"]).unwrap();
+    lab::link_up("tap0").unwrap();
 }
 
 /// The destination of an Ethernet/IPv4/UDP frame (no IP options), if it is one.
@@ -254,8 +242,8 @@ fn one_queue_is_the_tun_tap_nic_and_kinds_are_told_apart() {
         let e = TapQueue::open_queues("tap0", 2, MAC).unwrap_err();
         assert!(matches!(e, NicError::SingleQueueTap { .. }), "{e}");
         let mut one = TapQueue::open_queues("tap0", 1, MAC).expect("one queue");
-        // with_tap brought it up before it had a reader: cycle it, as
-        // link_up says why.
+        // with_tap brought it up before it had a reader: cycle it, for the
+        // reason lab::add_mq_tap gives.
         lab::sh("ip", &["link", "set", "tap0", "down"]).unwrap();
         link_up();
         assert_eq!(one.len(), 1);
