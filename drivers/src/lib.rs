@@ -8,6 +8,9 @@
 //!
 //! - [`TapNic`]: a real Linux tap device (tun-tap crate). OS specifics live in
 //!   `sys/`, the only place where `unsafe` is allowed.
+//! - [`TapQueue`] ([`mqtap`]): the tap opened as M queues, each a `Nic`;
+//!   one queue is the `TapNic` above, more are [`MqTapQueue`]s, one fd each
+//!   attached with `TUNSETIFF` and `IFF_MULTI_QUEUE`.
 //! - [`PcapNic`]: a wrapper around any `Nic` that captures its frames to a
 //!   pcapng file ([`Capture`]), off the per-frame path.
 //! - [`rss`]: receive side scaling, the Toeplitz hash and the indirection
@@ -17,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod arrivals;
+pub mod mqtap;
 pub mod pcap;
 pub mod rss;
 mod sys;
@@ -26,6 +30,7 @@ mod virt;
 use std::os::fd::BorrowedFd;
 
 pub use arrivals::{Arrivals, Pattern};
+pub use mqtap::{MAX_TAP_QUEUES, MqTapQueue, TapQueue};
 pub use pcap::{Capture, PcapNic, PcapStats};
 pub use rss::{IndirTable, Rss, RssKey, Steer, Toeplitz};
 pub use tap::TapNic;
@@ -158,6 +163,43 @@ pub enum NicError {
     Busy {
         /// Interface name.
         name: String,
+    },
+    /// A single-queue open of a multiqueue tap.
+    #[error(
+        "{name} is a multiqueue tap: open it with 2 or more queues, or recreate it as a single-queue one (ip link del {name} && ip tuntap add dev {name} mode tap)"
+    )]
+    MultiQueueTap {
+        /// Interface name.
+        name: String,
+    },
+    /// A multiqueue open of a single-queue tap.
+    #[error(
+        "{name} is a single-queue tap: open it with 1 queue, or recreate it as a multiqueue one (ip link del {name} && ip tuntap add dev {name} mode tap multi_queue)"
+    )]
+    SingleQueueTap {
+        /// Interface name.
+        name: String,
+    },
+    /// A queue count outside what a tap can have, refused before any system call.
+    #[error("{name}: {asked} queues asked for; a tap has 1..={max} (MAX_TAP_QUEUES)")]
+    QueueCount {
+        /// Interface name.
+        name: String,
+        /// The count asked for.
+        asked: usize,
+        /// `MAX_TAP_QUEUES`.
+        max: usize,
+    },
+    /// The kernel refused one more queue (`E2BIG`): the tap already holds
+    /// its maximum, counting queues other processes attached.
+    #[error(
+        "{name} has no free queue: a tap holds at most {max}, counting those other processes have attached"
+    )]
+    NoFreeQueue {
+        /// Interface name.
+        name: String,
+        /// `MAX_TAP_QUEUES`.
+        max: usize,
     },
     /// Any other system error, with the call that failed.
     #[error("{what} on {name}: {source}")]

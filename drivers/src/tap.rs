@@ -81,6 +81,10 @@ fn classify_open_error(name: &str, e: io::Error) -> NicError {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => NicError::PermissionDenied { name },
         Some(libc::EBUSY) => NicError::Busy { name },
+        // EINVAL: not a tap, or a multiqueue one (tun_set_iff refuses an
+        // attach whose IFF_MULTI_QUEUE differs from the device's); a
+        // multiqueue attach tells which.
+        Some(libc::EINVAL) if is_tap_of_kind(&name, true) => NicError::MultiQueueTap { name },
         Some(libc::EINVAL) => NicError::NotATap { name },
         Some(libc::ENOENT) | Some(libc::ENODEV) => NicError::NoTunDevice(e),
         _ => NicError::Os {
@@ -88,6 +92,72 @@ fn classify_open_error(name: &str, e: io::Error) -> NicError {
             name,
             source: e,
         },
+    }
+}
+
+/// Whether `name` is a tap of the kind `multi_queue` says: an attach of
+/// that kind succeeds (and is let go at once), finds the device held
+/// (`EBUSY`) or full (`E2BIG`), or passes the kind check and is refused
+/// for want of CAP_NET_ADMIN (`tun_set_iff` checks the kind first). Only asked after the kernel refused an
+/// attach of the other kind with `EINVAL`, to name the cause.
+pub(crate) fn is_tap_of_kind(name: &str, multi_queue: bool) -> bool {
+    match sys::attach_tap_queue(name, multi_queue) {
+        Ok(_) => true,
+        Err(e) => matches!(
+            e.raw_os_error(),
+            Some(libc::EBUSY | libc::E2BIG | libc::EPERM | libc::EACCES)
+        ),
+    }
+}
+
+/// Take up to `count` frames with `recv` (one frame per call, as a tap's
+/// read is) into `buf`, lending each to `f` and counting it in `stats`: the
+/// receive loop of every tap queue. Bound: at most `count` frames;
+/// `count + 1` receive calls, plus one per `EINTR`.
+pub(crate) fn rx_frames(
+    buf: &mut [u8],
+    stats: &mut NicStats,
+    count: usize,
+    f: &mut dyn FnMut(&[u8]),
+    mut recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> usize {
+    let mut taken = 0;
+    while taken < count {
+        match recv(buf) {
+            Ok(n) => {
+                taken += 1;
+                stats.rx_packets += 1;
+                stats.rx_bytes += n as u64;
+                f(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                stats.rx_empty += 1;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                stats.errors += 1;
+                break;
+            }
+        }
+    }
+    taken
+}
+
+/// Count the outcome of one transmit of `len` bytes: sent, dropped because
+/// the device was busy (`EAGAIN`, `ENOBUFS`), or an error.
+pub(crate) fn count_tx(stats: &mut NicStats, len: usize, sent: io::Result<usize>) {
+    match sent {
+        Ok(_) => {
+            stats.tx_packets += 1;
+            stats.tx_bytes += len as u64;
+        }
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) =>
+        {
+            stats.tx_dropped += 1;
+        }
+        Err(_) => stats.errors += 1,
     }
 }
 
@@ -101,43 +171,14 @@ impl Nic for TapNic {
     }
 
     fn rx(&mut self, count: usize, f: &mut dyn FnMut(&[u8])) -> usize {
-        let mut taken = 0;
-        while taken < count {
-            match self.iface.recv(&mut self.buf) {
-                Ok(n) => {
-                    taken += 1;
-                    self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += n as u64;
-                    f(&self.buf[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.stats.rx_empty += 1;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.stats.errors += 1;
-                    break;
-                }
-            }
-        }
-        taken
+        let iface = &self.iface;
+        rx_frames(&mut self.buf, &mut self.stats, count, f, |buf| {
+            iface.recv(buf)
+        })
     }
 
     fn tx(&mut self, frame: &[u8]) {
-        match self.iface.send(frame) {
-            Ok(_) => {
-                self.stats.tx_packets += 1;
-                self.stats.tx_bytes += frame.len() as u64;
-            }
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.raw_os_error() == Some(libc::ENOBUFS) =>
-            {
-                self.stats.tx_dropped += 1;
-            }
-            Err(_) => self.stats.errors += 1,
-        }
+        count_tx(&mut self.stats, frame.len(), self.iface.send(frame));
     }
 
     fn irq_fd(&self) -> BorrowedFd<'_> {

@@ -102,15 +102,7 @@ fn parse_proc_net_dev(text: &str, name: &str) -> Option<KernelSideStats> {
 /// Whether `name` is administratively up and running (IFF_UP | IFF_RUNNING),
 /// asked of `sock`, a datagram socket in the caller's network namespace.
 fn link_up(sock: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
-    // SAFETY: ifreq is a plain C struct for which all-zero bytes are valid.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let bytes = name.as_bytes();
-    if bytes.len() >= ifr.ifr_name.len() {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *dst = libc::c_char::from_ne_bytes([*src]);
-    }
+    let mut ifr = ifreq_named(name)?;
     // SAFETY: SIOCGIFFLAGS reads ifr_name (NUL terminated above, since the
     // struct was zeroed and the name is shorter) and writes ifru_flags of a
     // valid, exclusively borrowed ifreq; the fd is a live socket.
@@ -167,6 +159,83 @@ impl IrqLine {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.epoll.0.as_fd()
     }
+}
+
+/// A socket for the link flags of interfaces (`SIOCGIFFLAGS`), shared by
+/// the queues of one multiqueue tap: one fd for all of them, not one per
+/// queue (256 queues would otherwise take 256 sockets besides their own fds).
+/// The ioctl fills a caller-owned `ifreq`, so concurrent use is safe.
+#[derive(Clone, Debug)]
+pub struct LinkFlags {
+    sock: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+impl LinkFlags {
+    /// A datagram socket in the caller's network namespace.
+    pub fn open() -> io::Result<LinkFlags> {
+        let sock = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        Ok(LinkFlags {
+            sock: std::sync::Arc::new(sock),
+        })
+    }
+
+    /// Whether `name` is administratively up and running.
+    pub fn link_up(&self, name: &str) -> io::Result<bool> {
+        link_up(self.sock.as_fd(), name)
+    }
+}
+
+/// An `ifreq` naming `name`, the rest zero; `InvalidInput` if the name is
+/// empty or does not fit with its NUL.
+fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is a plain C struct for which all-zero bytes are valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= ifr.ifr_name.len() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    Ok(ifr)
+}
+
+/// Open `/dev/net/tun` (read-write, non-blocking, close-on-exec) and attach
+/// the fd to the tap `name` with `TUNSETIFF`, flags `IFF_TAP | IFF_NO_PI`
+/// plus `IFF_MULTI_QUEUE` when `multi_queue`: for a multiqueue tap, one new
+/// queue of the device per call (Documentation/networking/tuntap.rst,
+/// "Multiqueue tuntap interface"). The kernel's answers are passed on:
+/// `EINVAL` for a device that is not a tap or is a tap of the other kind,
+/// `EBUSY` for a single-queue tap another fd holds, `E2BIG` past
+/// `MAX_TAP_QUEUES`, `EPERM` without CAP_NET_ADMIN.
+pub fn attach_tap_queue(name: &str, multi_queue: bool) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut ifr = ifreq_named(name)?;
+    let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+    if multi_queue {
+        flags |= libc::IFF_MULTI_QUEUE;
+    }
+    ifr.ifr_ifru.ifru_flags =
+        libc::c_short::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    // SAFETY: TUNSETIFF reads (and may write back the name of) a valid,
+    // exclusively borrowed ifreq whose name is NUL terminated (zeroed
+    // struct, shorter name); the fd is an open /dev/net/tun that `file`
+    // owns for the whole call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
 /// Borrow the fd of a tun-tap interface for as long as the interface lives.
