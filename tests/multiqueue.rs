@@ -281,3 +281,82 @@ fn one_queue_is_the_tun_tap_nic_and_kinds_are_told_apart() {
     })
     .expect("a private network namespace");
 }
+
+/// The sections `== cpu N ==` of a `run --cpus` summary, and one
+/// integer node of each.
+fn per_cpu(text: &str, node: &str) -> Vec<u64> {
+    text.split("\n== cpu ")
+        .skip(1)
+        .map(|sec| {
+            sec.lines()
+                .find_map(|l| l.strip_prefix(&format!("{node}: ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {node} in a CPU's summary:\n{text}"))
+        })
+        .collect()
+}
+
+/// `pollsim run --cpus 2 --queues 2` on a multiqueue tap under `pollsim
+/// flood --flows 64`: both kernel threads take frames from their queue,
+/// each CPU has its own cp_time (its -w lines, and its summary), hw.ncpu
+/// says 2, and every frame is accounted for on every CPU.
+#[test]
+fn run_on_two_cpus_takes_frames_on_both_queues_and_balances() {
+    if !require_root_or_skip("run_on_two_cpus_takes_frames_on_both_queues_and_balances") {
+        return;
+    }
+    let _one = util::serial();
+    lab::in_new_netns(|| {
+        setup_mq_tap(&[Ipv4Addr::new(198, 18, 0, 2)]);
+        let run = util::Running::start(&["--cpus", "2", "--queues", "2", "-w", "0.5"]);
+        link_up();
+        assert_eq!(run.int("hw.ncpu"), 2);
+        let (code, _, err) = util::run_pollsim(&[
+            "flood",
+            "--if",
+            "tap0",
+            "--dst",
+            "198.18.0.2:9",
+            "--flows",
+            "64",
+            "--count",
+            "20000",
+            "--rate",
+            "40k",
+            "--duration",
+            "5s",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        // Wait until CPU 0's queue has taken something (the control
+        // socket serves CPU 0), then let the last frames drain.
+        assert!(
+            util::eventually(DEADLINE, || (run.int("dev.tap0.rx_packets") > 0)
+                .then_some(()))
+            .is_some(),
+            "CPU 0's queue took no frame"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let s = run.stop();
+        let received = per_cpu(&s.text, "dev.tap0.rx_packets");
+        assert_eq!(received.len(), 2, "{}", s.text);
+        assert!(
+            received.iter().all(|&n| n > 0),
+            "per queue {received:?}:\n{}",
+            s.text
+        );
+        assert!(s.text.contains("balance: ok on every CPU"), "{}", s.text);
+        // The flood's 20000 frames (and whatever else the kernel sent) were
+        // offered to the two queues.
+        let offered: u64 = per_cpu(&s.text, "dev.tap0.rx_packets")
+            .iter()
+            .zip(per_cpu(&s.text, "dev.tap0.rx_missed"))
+            .map(|(r, m)| r + m)
+            .sum();
+        assert!(offered >= 20_000, "{offered}:\n{}", s.text);
+        // Each CPU's own -w lines: `0 ...` and `1 ...` with its shares.
+        for cpu in ["0 ", "1 "] {
+            assert!(s.text.lines().any(|l| l.starts_with(cpu)), "{}", s.text);
+        }
+    })
+    .expect("a private network namespace");
+}

@@ -11,6 +11,7 @@ mod compare_sim;
 mod pcap;
 mod rss;
 mod run_sim;
+mod run_smp;
 pub mod signals;
 
 use std::process::ExitCode;
@@ -193,11 +194,16 @@ pub struct RunArgs {
     /// from the tap's Linux side; --sim: synthetic), at most 16320.
     #[arg(long, default_value_t = 0, value_parser = parse_conns)]
     pub conns: usize,
-    /// With --sim: simulated CPUs, 1..=64 (hw.ncpu). tap0 gets one receive
-    /// queue per CPU, RSS spreads the flood's flows over them, and each
-    /// CPU runs its queue's discipline, stack and udp-sink (docs/smp.md).
-    #[arg(long, default_value_t = 1, requires = "sim")]
+    /// CPUs (hw.ncpu), each a kernel of its own with its own receive queue,
+    /// discipline, stack and apps (docs/smp.md). With --sim 1..=64, RSS
+    /// spreading the flood's flows over tap0's queues; on the real clock at
+    /// most the host's CPUs, one pinned kernel thread per CPU reading its
+    /// queue of a multiqueue tap.
+    #[arg(long, default_value_t = 1)]
     pub cpus: usize,
+    /// Receive queues of the tap (default: --cpus; one per CPU for now).
+    #[arg(long, value_name = "M")]
+    pub queues: Option<usize>,
     /// With --sim: distinct flows of the flood (1..=65536), as `pollsim
     /// flood --flows`.
     #[arg(long, default_value_t = 1, requires = "sim", value_name = "K")]
@@ -332,10 +338,10 @@ pub fn kernel_side(addr: &Ipv4Cidr) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(o[0], o[1], o[2], if o[3] == 1 { 2 } else { 1 })
 }
 
-/// `--private-netns`: unshare the network namespace (before any other
-/// thread exists, so all later threads inherit it) and create every tap in
-/// it.
-fn enter_private_netns(ifs: &[IfSpec]) -> anyhow::Result<()> {
+/// Make a private network namespace and enter it, for `ifs` (root, every
+/// address in the benchmarking range; before any other thread exists, so
+/// all later threads inherit it), with no tap in it yet.
+fn enter_private_netns_bare(ifs: &[IfSpec]) -> anyhow::Result<()> {
     if !lab::is_root() {
         bail!("--private-netns needs root (to create a network namespace and a tap)");
     }
@@ -349,6 +355,13 @@ fn enter_private_netns(ifs: &[IfSpec]) -> anyhow::Result<()> {
         }
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).context("unshare(CLONE_NEWNET)")?;
+    Ok(())
+}
+
+/// `--private-netns`: unshare the network namespace and create every tap
+/// in it.
+fn enter_private_netns(ifs: &[IfSpec]) -> anyhow::Result<()> {
+    enter_private_netns_bare(ifs)?;
     for f in ifs {
         let kernel_ip = kernel_side(&f.addr);
         lab::setup_tap(&f.name, &format!("{kernel_ip}/{}", f.addr.prefix_len()))
@@ -549,8 +562,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(w) = hz_warning(cfg.hz) {
         eprintln!("pollsim: warning: {w}");
     }
+    if args.queues.is_some_and(|q| q != args.cpus) {
+        bail!("--queues: one receive queue per CPU for now (--cpus N --queues N)");
+    }
     if args.sim {
         return run_sim::run(args, &cfg, opts);
+    }
+    if args.cpus != 1 {
+        refuse_threads_model(&cfg, &args.sysctls)?;
+        return run_smp::run(args, &cfg, opts);
     }
     refuse_threads_model(&cfg, &args.sysctls)?;
     // Before the socket exists: a signal from now on removes it on the way

@@ -145,30 +145,15 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
         duration.as_secs_f64(),
         args.cpus
     );
-    let mut total = report::Accounting::default();
-    let mut balanced = true;
-    for (c, s) in sim.cpus.iter_mut().enumerate() {
-        println!("\n== cpu {c} ==");
-        print!("{}", report::summary(&mut s.k, &s.mib));
-        let a = report::Accounting::of(&s.k);
-        balanced &= a.balanced();
-        total.add(&a);
-    }
-    println!(
-        "\nall {} CPUs: offered {}, rx_missed {}, ipintrq drops {}, socket drops {}, \
-         read by udp-sink {}; balance: {}",
-        args.cpus,
-        total.offered,
-        total.rx_missed,
-        total.ipintrq_drops,
-        total.socket_drops,
-        total.app_read,
-        if balanced {
-            "ok on every CPU (every frame accounted for)"
-        } else {
-            "MISMATCH"
-        }
-    );
+    let ends: Vec<(String, report::Accounting)> = sim
+        .cpus
+        .iter_mut()
+        .map(|s| {
+            let text = report::summary(&mut s.k, &s.mib);
+            (text, report::Accounting::of(&s.k))
+        })
+        .collect();
+    print_cpus_summary(&ends);
     if let Some(link) = args.sim_probe {
         print_probe(link, &sim.take_probe_results());
     }
@@ -176,7 +161,7 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
 }
 
 /// What one CPU's line shows: its queue of tap0, its udp-sink, its time.
-struct CpuLine {
+pub(super) struct CpuLine {
     rx: i64,
     missed: i64,
     read: i64,
@@ -184,22 +169,26 @@ struct CpuLine {
 }
 
 impl CpuLine {
-    const HEADER: &str =
+    pub(super) const HEADER: &str =
         "cpu   offered/s  received/s   missed/s  delivered/s   user%   sys%  intr%  idle%";
 
     fn of(s: &crate::sim::Sim) -> CpuLine {
+        CpuLine::of_kernel(&s.k, &s.mib, crate::sim::IFNAME)
+    }
+
+    /// CPU `k`'s line: its queue of `nic`, its udp-sink, its time.
+    pub(super) fn of_kernel(k: &Kernel, mib: &pollsim_sysctl::Mib<Kernel>, nic: &str) -> CpuLine {
         use pollsim_sysctl::Value;
-        let int = |n: &str| match s.mib.get(&s.k, n) {
+        let int = |n: &str| match mib.get(k, n) {
             Ok(Value::Int(v)) => v,
             _ => 0,
         };
         let mut cp_time = [0; 5];
-        if let Ok(Value::List(l)) = s.mib.get(&s.k, "kern.cp_time") {
+        if let Ok(Value::List(l)) = mib.get(k, "kern.cp_time") {
             for (i, v) in l.iter().take(5).enumerate() {
                 cp_time[i] = crate::sat(*v);
             }
         }
-        let nic = crate::sim::IFNAME;
         CpuLine {
             rx: int(&format!("dev.{nic}.rx_packets")),
             missed: int(&format!("dev.{nic}.rx_missed")),
@@ -209,7 +198,7 @@ impl CpuLine {
     }
 
     /// The line of CPU `c` since `a`, rates over the CPU's own time.
-    fn line(&self, c: usize, a: &CpuLine) -> String {
+    pub(super) fn line(&self, c: usize, a: &CpuLine) -> String {
         let us: i64 = (0..5).map(|i| self.cp_time[i] - a.cp_time[i]).sum();
         let pct = |i: usize| 100.0 * (self.cp_time[i] - a.cp_time[i]) as f64 / us.max(1) as f64;
         // kern.cp_time is in microseconds.
@@ -247,5 +236,33 @@ fn print_probe(link: crate::sim::ProbeLink, r: &crate::sim::probe::ProbeResults)
         r.timeouts,
         q(50),
         q(99)
+    );
+}
+
+/// Each CPU's summary (its MIB and accounting), then all CPUs' totals and
+/// whether each CPU balances.
+pub(super) fn print_cpus_summary(ends: &[(String, report::Accounting)]) {
+    let mut total = report::Accounting::default();
+    let mut balanced = true;
+    for (c, (text, a)) in ends.iter().enumerate() {
+        println!("\n== cpu {c} ==");
+        print!("{text}");
+        balanced &= a.balanced();
+        total.add(a);
+    }
+    println!(
+        "\nall {} CPUs: offered {}, rx_missed {}, ipintrq drops {}, socket drops {}, \
+         read by udp-sink {}; balance: {}",
+        ends.len(),
+        total.offered,
+        total.rx_missed,
+        total.ipintrq_drops,
+        total.socket_drops,
+        total.app_read,
+        if balanced {
+            "ok on every CPU (every frame accounted for)"
+        } else {
+            "MISMATCH"
+        }
     );
 }

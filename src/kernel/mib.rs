@@ -19,6 +19,9 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         "Number of clock ticks per second",
         |k: &Kernel| i64::from(k.hz.get()),
     );
+    mib.add_ro("hw.ncpu", "Number of active CPUs", |k: &Kernel| {
+        i64::try_from(k.ncpu).unwrap_or(i64::MAX)
+    });
     mib.add_ro_list(
         "kern.cp_time",
         "CPU time per state (user nice sys intr idle), in microseconds",

@@ -197,6 +197,9 @@ pub struct Kernel {
     /// Synthetic idle connections registered by `--conns` on virtual time
     /// (`kern.conns.synthetic`, see [`crate::conns::add_synthetic`]).
     pub synthetic_conns: usize,
+    /// `hw.ncpu`: the CPUs of the system this kernel is one CPU of (each
+    /// simulated CPU is a kernel of its own, docs/smp.md).
+    pub ncpu: usize,
 }
 
 /// How to build a kernel.
@@ -244,6 +247,7 @@ impl Kernel {
             events: Vec::with_capacity(EVENT_BATCH),
             egress_pending: false,
             synthetic_conns: 0,
+            ncpu: 1,
             reactor_caller: None,
         }
     }

@@ -251,6 +251,7 @@ impl Sim {
         let (shared, nic) = SharedVirtNic::new(nic)?;
         let clock = VirtualClock::new(START);
         let mut k = Kernel::new(&kcfg, START);
+        k.ncpu = place.ncpu;
         k.cost = Some(CostModel::default());
         k.attach(wrap(shared), &kcfg, START);
         let mut nics = vec![nic];

@@ -1,0 +1,210 @@
+//! `pollsim run --cpus N` on the real clock: one kernel thread per
+//! simulated CPU, pinned to host CPU `c`, each reading its own queue of a
+//! multiqueue tap (`--queues N`, IFF_MULTI_QUEUE) and running its own
+//! discipline, stack and apps, as the virtual-time CPUs do
+//! (docs/smp.md). Linux steers each flow written to the tap to one queue
+//! (its flow hash, or the queue that last wrote the flow's replies).
+//!
+//! CPU 0 serves the control socket (its MIB, `hw.ncpu` among it) and runs
+//! the interactive process; every CPU runs the other apps, so a flow
+//! Linux steers to any queue is answered there. Not yet: several
+//! interfaces, `--pcap`, `--conns`, more queues than CPUs.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context as _, bail};
+use pollsim_drivers::{Nic as _, TapQueue};
+
+use super::run_sim::{CpuLine, print_cpus_summary};
+use super::{RunArgs, kernel_side, lab, mac_for, signals};
+use crate::apps::AppKind;
+use crate::ctl::Control;
+use crate::kernel::clock::Clock;
+use crate::kernel::sched::{Hooks, RunOptions};
+use crate::kernel::time::Nanos;
+use crate::kernel::{Kernel, KernelConfig, mib};
+use crate::report;
+use crate::rt::clock::RealClock;
+use crate::rt::sched::run_real;
+
+/// Run `args.cpus` pinned kernel threads on the queues of one tap.
+pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Result<()> {
+    if args.cpus == 0 {
+        bail!("--cpus 0: at least 1");
+    }
+    let ifs = args.interfaces()?;
+    let [f] = ifs.as_slice() else {
+        bail!(
+            "--cpus {} takes one interface for now (--if NAME)",
+            args.cpus
+        );
+    };
+    if args.pcap.is_some() || args.conns > 0 {
+        bail!("--cpus {} takes no --pcap or --conns for now", args.cpus);
+    }
+    let queues = args.queues.unwrap_or(args.cpus);
+    if queues != args.cpus {
+        bail!(
+            "--queues {queues} --cpus {}: one queue per CPU for now",
+            args.cpus
+        );
+    }
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.cpus > host {
+        bail!(
+            "--cpus {}: this host has {host} CPUs, and each simulated CPU is a kernel thread \
+             pinned to one of them (more run on virtual time: --sim)",
+            args.cpus
+        );
+    }
+    let stop = signals::stop_flag()?;
+    let control = Control::bind(&args.name)?;
+    let mac = mac_for(&f.addr);
+    let kernel_cidr = format!("{}/{}", kernel_side(&f.addr), f.addr.prefix_len());
+    if args.private_netns {
+        super::enter_private_netns_bare(&ifs)?;
+        // Down until its queues are attached: a tap already up drops what
+        // the kernel sends in its first instant (docs/design.md).
+        lab::add_mq_tap(&f.name, &kernel_cidr)
+            .with_context(|| format!("creating {} in the private namespace", f.name))?;
+    }
+    let taps = TapQueue::open_queues(&f.name, queues, mac)?;
+    if args.private_netns {
+        lab::link_up(&f.name).with_context(|| format!("bringing {} up", f.name))?;
+    }
+    eprintln!(
+        "pollsim: running on {} as {} ({}), {} CPUs, one kernel thread per CPU pinned to host \
+         CPU c, reading queue c of {} queues, kern.hz={}, apps {}; Ctrl-C to stop",
+        f.name,
+        f.addr,
+        args.mode.name(),
+        args.cpus,
+        queues,
+        args.hz,
+        args.apps
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    if opts.report_every.is_some() {
+        println!("{}", CpuLine::HEADER);
+    }
+    let mut control = Some(control);
+    let ends = std::thread::scope(|s| -> anyhow::Result<Vec<(String, report::Accounting)>> {
+        let handles: Vec<_> = taps
+            .into_iter()
+            .enumerate()
+            .map(|(c, tap)| {
+                let control = if c == 0 { control.take() } else { None };
+                let (cfg, stop) = (cfg.clone(), &stop);
+                std::thread::Builder::new()
+                    .name(format!("pollsim-cpu{c}"))
+                    .spawn_scoped(s, move || {
+                        cpu_thread(
+                            args,
+                            CpuSpec {
+                                c,
+                                cfg,
+                                tap,
+                                control,
+                            },
+                            stop,
+                            opts,
+                        )
+                    })
+                    .context("spawning a kernel thread")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a kernel thread panicked"))?
+            })
+            .collect()
+    })?;
+    print_cpus_summary(&ends);
+    Ok(())
+}
+
+/// What one CPU's thread starts with.
+struct CpuSpec {
+    c: usize,
+    cfg: KernelConfig,
+    tap: TapQueue,
+    control: Option<Control>,
+}
+
+/// CPU `c`: pin, build its kernel on its queue, run until stopped; its
+/// summary and accounting.
+fn cpu_thread(
+    args: &RunArgs,
+    spec: CpuSpec,
+    stop: &AtomicBool,
+    opts: RunOptions,
+) -> anyhow::Result<(String, report::Accounting)> {
+    let CpuSpec {
+        c,
+        mut cfg,
+        tap,
+        mut control,
+    } = spec;
+    let mut set = nix::sched::CpuSet::new();
+    set.set(c).context("CPU set")?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("pinning CPU {c}'s thread to host CPU {c}"))?;
+    if c > 0 {
+        cfg.apps.retain(|a| *a != AppKind::Interactive);
+        cfg.seed ^= (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    let nic = tap.name().to_string();
+    let mut clock = RealClock::new();
+    let mut k = Kernel::new(&cfg, clock.now());
+    k.ncpu = args.cpus;
+    k.attach(Box::new(tap), &cfg, clock.now());
+    let mut mib = mib::build(&k);
+    crate::rt::host::register_sysctl(&mut mib);
+    for kv in &args.sysctls {
+        let (name, value) = kv
+            .split_once('=')
+            .with_context(|| format!("--sysctl {kv}: expected NAME=VALUE"))?;
+        // A knob of an app only CPU 0 runs.
+        if c > 0 && !mib.contains(name) {
+            continue;
+        }
+        mib.set(&mut k, name, value)
+            .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
+    }
+    if k.echo_threads() {
+        bail!(super::THREADS_NEED_SIM);
+    }
+    k.start_apps();
+    k.check_status();
+    let mut prev = CpuLine::of_kernel(&k, &mib, &nic);
+    let mut lines = 0u32;
+    let mut observe = |k: &mut Kernel, _now: Nanos| {
+        // The first header is printed before the threads start.
+        if c == 0 && lines > 0 && lines.is_multiple_of(20) {
+            println!("{}", CpuLine::HEADER);
+        }
+        lines += 1;
+        let now = CpuLine::of_kernel(k, &mib, &nic);
+        println!("{}", now.line(c, &prev));
+        prev = now;
+    };
+    let mut on_tick = |k: &mut Kernel| {
+        if let Some(ctl) = control.as_mut() {
+            let now = k.cpu.last_switch();
+            ctl.serve(&mib, k, now);
+        }
+    };
+    let hooks = Hooks {
+        observe: &mut observe,
+        on_tick: &mut on_tick,
+    };
+    run_real(&mut k, &mut clock, stop, opts, hooks)
+        .with_context(|| format!("CPU {c}: the scheduler's clock or epoll failed"))?;
+    let text = report::summary(&mut k, &mib);
+    Ok((text, report::Accounting::of(&k)))
+}
