@@ -13,7 +13,8 @@ use pollsim::kernel::pollers::WakeStats;
 use pollsim::kernel::time::{Hz, Nanos};
 use pollsim::report::Accounting;
 use pollsim::sim::{Sim, SimConfig};
-use util::run_pollsim;
+use std::time::Duration;
+use util::{Running, eventually, require_root_or_skip, run_pollsim, with_tap};
 
 /// Pollers in the herd runs.
 const N: u64 = 4;
@@ -180,5 +181,66 @@ fn the_herd_is_reachable_from_the_cli() {
     ] {
         let (code, _, err) = run_pollsim(&["run", "--sim", "--duration", "0.01", "--sysctl", bad]);
         assert_ne!(code, 0, "{bad} accepted: {err}");
+    }
+}
+
+/// On the real clock, in a private namespace: a light flood (2 kpps, 600
+/// datagrams, each its own arrival) to udp-sink with 4 pollers; the herd's
+/// shape holds in the counters (the pollers are one host thread there, so
+/// no switch is charged: `wakeup_ns` stays 0). Host stalls may batch
+/// arrivals, which only lowers wake-ups per event, so the bound for `all`
+/// is looser than on virtual time.
+#[test]
+fn the_herd_shows_on_the_real_tap() {
+    if !require_root_or_skip("the_herd_shows_on_the_real_tap") {
+        return;
+    }
+    let _one = util::serial();
+    for (wakeup, lo, hi) in [("all", 2.5, 4.0), ("exclusive", 0.5, 1.0)] {
+        let (ratio, wasted, ns) = with_tap(|| {
+            let w = format!("kern.reactor.wakeup={wakeup}");
+            let run = Running::start(&[
+                "--apps",
+                "udp-sink",
+                "--mode",
+                "interrupt",
+                "--sysctl",
+                "kern.reactor.pollers=4",
+                "--sysctl",
+                &w,
+            ]);
+            let (code, mac, err) = run.sysctl(&["-n", "dev.tap0.ether"]);
+            assert_eq!(code, 0, "{err}");
+            let (code, _, err) = run_pollsim(&[
+                "flood",
+                "--if",
+                "tap0",
+                "--rate",
+                "2k",
+                "--count",
+                "600",
+                "--dst-mac",
+                mac.trim(),
+            ]);
+            assert_eq!(code, 0, "{err}");
+            eventually(Duration::from_secs(5), || {
+                (run.int("user.udp_sink.datagrams") >= 590).then_some(())
+            })
+            .expect("udp-sink read the flood");
+            let s = run.stop();
+            let ratio =
+                s.int("kern.reactor.wakeups") as f64 / s.int("kern.reactor.ready_events") as f64;
+            (
+                ratio,
+                s.int("kern.reactor.wasted_wakeups"),
+                s.int("kern.reactor.wakeup_ns"),
+            )
+        });
+        eprintln!("real tap, 4 pollers, {wakeup}: {ratio:.2} wake-ups per ready event");
+        assert!((lo..=hi).contains(&ratio), "{wakeup}: {ratio:.2}");
+        assert_eq!(ns, 0, "no switch is charged on the real clock");
+        if wakeup == "all" {
+            assert!(wasted > 0);
+        }
     }
 }
