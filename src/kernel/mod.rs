@@ -836,10 +836,11 @@ impl Kernel {
             .iter()
             .all(|p| p.tokens.is_empty() && p.burn_left == Nanos::ZERO);
         let mut caller = None;
+        let due = idle || (socket_procs > 1 && self.reactor.has_events());
         if socket_procs > 0 && self.reactor.pollers().count() > 1 {
             // Dedicated pollers: each charges its own poll.
-            self.poller_round(clock);
-        } else if socket_procs > 0 && (idle || (socket_procs > 1 && self.reactor.has_events())) {
+            self.poller_round(due, clock);
+        } else if socket_procs > 0 && due {
             let examined =
                 self.reactor
                     .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);

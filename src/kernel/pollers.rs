@@ -39,7 +39,9 @@
 //! they have handled every event, exactly as before; its wake-ups are
 //! counted and cost nothing (the model charges no switch among the apps).
 //! With several, they are dedicated poll threads: each woken one polls at
-//! the next user step, in index order, and pays a switch-in
+//! the next user step, in index order (readiness left over, with no
+//! arrival, is polled when the apps have handled every event, as the one
+//! poller does), and pays a switch-in
 //! (`hw.sim.ctxsw_ns`, in sys) and its poll (`hw.sim.reactor_*`, in user),
 //! both charged to the process its first event goes to (or to the last
 //! poll's caller). Linux's re-wake of another waiter of one shared epoll
@@ -223,14 +225,18 @@ impl Pollers {
 impl Kernel {
     /// One round of the dedicated pollers (`kern.reactor.pollers` > 1):
     /// every poller an arrival woke polls its pollset once, in index order,
-    /// each paying a switch-in and its poll; then each pollset that has
-    /// readiness left (a budget cut, a level registration still queued, a
-    /// re-arm under `scan`) and that no poller polled in this round is
-    /// polled by its first poller, which had not gone to sleep (no
-    /// switch). Each poll is charged to the process of its first event, or
-    /// to the last poll's. Bound: pollers + pollsets polls of at most
-    /// `EVENT_BATCH` events each.
-    pub(super) fn poller_round(&mut self, clock: &mut dyn super::clock::Clock) {
+    /// each paying a switch-in and its poll. Then, if `leftovers` (the
+    /// apps have handled every event, when the one poller would poll),
+    /// each pollset that has readiness left (a budget cut, a level
+    /// registration still queued, a re-arm under `scan`) and that no
+    /// poller polled in this round is polled by its first poller, which
+    /// had not gone to sleep (no switch); gated so, a level registration
+    /// that stays ready is delivered again once per batch the apps
+    /// handle, not at every step (their queues stay bounded). Each poll
+    /// is charged to the process of its first event, or to the last
+    /// poll's. Bound: pollers + pollsets polls of at most `EVENT_BATCH`
+    /// events each.
+    pub(super) fn poller_round(&mut self, leftovers: bool, clock: &mut dyn super::clock::Clock) {
         self.reactor.collect_arrivals();
         let sets = self.reactor.pollers().sets();
         let mut polled = vec![false; sets];
@@ -242,8 +248,10 @@ impl Kernel {
                 }
             }
         }
-        for (set, done) in polled.into_iter().enumerate() {
-            if !done && self.reactor.has_events_in(set) {
+        if leftovers && self.reactor.has_events() {
+            let mut left = vec![false; sets];
+            self.reactor.sets_with_events(&mut left);
+            for set in (0..sets).filter(|&p| left[p] && !polled[p]) {
                 self.poller_poll(set, false, clock);
             }
         }

@@ -592,6 +592,31 @@ impl Reactor {
         }
     }
 
+    /// Mark in `sets` (one per pollset) the pollsets a poll may find an
+    /// event in. Bound: O(ready + pollsets).
+    pub fn sets_with_events(&self, sets: &mut [bool]) {
+        let m = self.pollers.sets();
+        match self.backend {
+            Backend::Ready => {
+                let shared = self.shared.0.lock().map(|l| !l.is_empty()).unwrap_or(false);
+                if shared {
+                    // Not taken yet: any pollset may have an arrival.
+                    sets.fill(true);
+                }
+                for slot in self.pending.iter().chain(&self.level) {
+                    if let Some(s) = sets.get_mut(slot % m) {
+                        *s = true;
+                    }
+                }
+            }
+            Backend::Scan => {
+                for (s, &d) in sets.iter_mut().zip(&self.dirty) {
+                    *s |= d;
+                }
+            }
+        }
+    }
+
     /// Whether a poll of pollset `set` may find an event (cheap as
     /// [`Reactor::has_events`]; O(ready) with several pollsets).
     pub fn has_events_in(&self, set: usize) -> bool {
