@@ -19,6 +19,7 @@ pub mod mib;
 pub mod netisr;
 pub mod netstat;
 pub mod poll;
+pub mod pollers;
 pub mod reactor;
 pub mod runq;
 pub mod sched;
@@ -646,6 +647,7 @@ impl Kernel {
     /// the reactor has not delivered yet).
     pub fn user_runnable(&self, now: Nanos) -> bool {
         self.reactor.has_events()
+            || (self.reactor.pollers().count() > 1 && self.reactor.pollers().any_woken())
             || self.runnable_threads > 0
             || self.sleepq.has_wakeups()
             || (0..self.n_apps).any(|p| proc_runnable(&self.procs, &self.apps, p, now))
@@ -834,7 +836,11 @@ impl Kernel {
             .iter()
             .all(|p| p.tokens.is_empty() && p.burn_left == Nanos::ZERO);
         let mut caller = None;
-        if socket_procs > 0 && (idle || (socket_procs > 1 && self.reactor.has_events())) {
+        let due = idle || (socket_procs > 1 && self.reactor.has_events());
+        if socket_procs > 0 && self.reactor.pollers().count() > 1 {
+            // Dedicated pollers: each charges its own poll.
+            self.poller_round(due, clock);
+        } else if socket_procs > 0 && due {
             let examined =
                 self.reactor
                     .poll(&mut self.netisr.sockets, &mut self.events, EVENT_BATCH);
@@ -843,23 +849,12 @@ impl Kernel {
                     cost.reactor_poll_ns(self.reactor.backend(), examined),
                 ));
             }
-            for e in &self.events {
-                let app = e.token.0 / crate::apps::TOKEN_SPACE;
-                if let Some(pid) = self
-                    .procs
-                    .iter()
-                    .position(|p| p.kind == ProcKind::Sockets(app))
-                {
-                    self.procs[pid].tokens.push_back(e.token);
-                    caller = caller.or(Some(pid));
-                }
-            }
-            let first_socket = self
-                .procs
-                .iter()
-                .position(|p| matches!(p.kind, ProcKind::Sockets(_)));
-            caller = caller.or(self.reactor_caller).or(first_socket);
-            self.reactor_caller = caller;
+            // The one poller is the apps' own loop: a wake-up is counted,
+            // and costs no switch (the model charges none among the apps).
+            let woken = self.reactor.pollers_mut().take_woken(0);
+            let n = self.events.len();
+            self.reactor.pollers_mut().note_poll(woken, n);
+            caller = self.dispatch_events();
         }
         for pid in self.sleepq.take() {
             // A wake-up can outlive its thread (a socket's waker fires
@@ -884,6 +879,32 @@ impl Kernel {
                 self.runq.wake(pid, at);
             }
         }
+        caller
+    }
+
+    /// Hand the events of the last reactor poll to their processes.
+    /// Returns the process the poll is charged to: the one of its first
+    /// event, or, with none, the last poll's (the first socket app before
+    /// any), which it remembers. Bound: O(events).
+    fn dispatch_events(&mut self) -> Option<Pid> {
+        let mut caller = None;
+        for e in &self.events {
+            let app = e.token.0 / crate::apps::TOKEN_SPACE;
+            if let Some(pid) = self
+                .procs
+                .iter()
+                .position(|p| p.kind == ProcKind::Sockets(app))
+            {
+                self.procs[pid].tokens.push_back(e.token);
+                caller = caller.or(Some(pid));
+            }
+        }
+        let first_socket = self
+            .procs
+            .iter()
+            .position(|p| matches!(p.kind, ProcKind::Sockets(_)));
+        caller = caller.or(self.reactor_caller).or(first_socket);
+        self.reactor_caller = caller;
         caller
     }
 

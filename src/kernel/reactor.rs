@@ -80,6 +80,7 @@ use std::task::{Wake, Waker};
 
 use smoltcp::socket::{tcp, udp};
 
+use super::pollers::Pollers;
 use super::sockets::{SockRef, Sockets};
 
 #[cfg(test)]
@@ -284,11 +285,16 @@ pub struct Reactor {
     /// Ready backend: level registrations delivered, examined again.
     level: Vec<usize>,
     backend: Backend,
-    /// Scan backend: where the next scan starts (fairness under a budget).
-    cursor: usize,
-    /// Scan backend: something may have changed since the last full scan.
-    dirty: bool,
+    /// Scan backend, per pollset: where its next scan starts (fairness
+    /// under a budget).
+    cursor: Vec<usize>,
+    /// Scan backend, per pollset: something may have changed since its
+    /// last full scan.
+    dirty: Vec<bool>,
     round: u64,
+    /// The pollers and their pollsets (`kern.reactor.pollers`, `pollsets`,
+    /// `wakeup`; [`super::pollers`]).
+    pollers: Pollers,
     /// Listen descriptors of the servers' backlogs (each examined once per
     /// scan; see [`Reactor::add_listen_fds`]).
     listen_fds: usize,
@@ -321,9 +327,10 @@ impl Reactor {
             pending: Vec::new(),
             level: Vec::new(),
             backend: Backend::Ready,
-            cursor: 0,
-            dirty: false,
+            cursor: vec![0],
+            dirty: vec![false],
             round: 0,
+            pollers: Pollers::new(),
             listen_fds: 0,
             stats: ReactorStats::default(),
         }
@@ -333,6 +340,26 @@ impl Reactor {
     /// each examined once by every scan.
     pub fn add_listen_fds(&mut self, n: usize) {
         self.listen_fds += n;
+    }
+
+    /// The pollers: their number, pollsets, wake-up rule and counters.
+    pub fn pollers(&self) -> &Pollers {
+        &self.pollers
+    }
+
+    /// The pollers, to change their number or rule, or take a wake-up.
+    pub fn pollers_mut(&mut self) -> &mut Pollers {
+        &mut self.pollers
+    }
+
+    /// Set `kern.reactor.pollsets` (1..=pollers): a registration belongs
+    /// to pollset `slot % m`. Every pollset's next scan is a full one.
+    /// Bound: O(m).
+    pub fn set_pollsets(&mut self, m: usize) -> Result<(), String> {
+        self.pollers.set_sets(m)?;
+        self.cursor = vec![0; m];
+        self.dirty = vec![true; m];
+        Ok(())
     }
 
     /// The backend in use.
@@ -361,7 +388,7 @@ impl Reactor {
             // A scan finds whatever the ready list held; an edge
             // registration's next scan checks it (its wakers stay armed).
             Backend::Scan => {
-                self.dirty = true;
+                self.dirty.fill(true);
                 for reg in self.slots.iter_mut().flatten() {
                     if (reg.trigger == Trigger::Edge || reg.behind_backlog()) && reg.armed {
                         reg.latched = true;
@@ -513,9 +540,44 @@ impl Reactor {
     }
 
     /// Tell a `scan` reactor that sockets may have changed (the netisr ran),
-    /// as `selwakeup` wakes a process blocked in select. O(1).
+    /// as `selwakeup` wakes a process blocked in select: under `scan`, the
+    /// first since a pollset's last scan is an arrival that wakes its
+    /// pollers. O(pollsets).
     pub fn note_activity(&mut self) {
-        self.dirty = true;
+        for (set, dirty) in self.dirty.iter_mut().enumerate() {
+            if !std::mem::replace(dirty, true) && self.backend == Backend::Scan {
+                self.pollers.arrive(set);
+            }
+        }
+    }
+
+    /// Take what the sockets' wakers pushed since the last poll: under
+    /// `ready`, each is an arrival for the registration's pollset (if it
+    /// is armed) and joins the ready list; under `scan`, it latches its
+    /// (edge or backlog) registration. Bound: O(wake-ups).
+    pub fn collect_arrivals(&mut self) {
+        let fired = self
+            .shared
+            .0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        for slot in fired {
+            let reg = self.slots.get_mut(slot).and_then(Option::as_mut);
+            match self.backend {
+                Backend::Ready => {
+                    if reg.is_some_and(|r| r.armed) {
+                        self.pollers.arrive(self.pollers.set_of(slot));
+                    }
+                    self.pending.push(slot);
+                }
+                Backend::Scan => {
+                    if let Some(reg) = reg {
+                        reg.latched = true;
+                    }
+                }
+            }
+        }
     }
 
     /// Whether a poll may find an event (cheap: no socket is examined).
@@ -526,23 +588,79 @@ impl Reactor {
                     || !self.level.is_empty()
                     || self.shared.0.lock().map(|l| !l.is_empty()).unwrap_or(false)
             }
-            Backend::Scan => self.dirty,
+            Backend::Scan => self.dirty.iter().any(|&d| d),
+        }
+    }
+
+    /// Mark in `sets` (one per pollset) the pollsets a poll may find an
+    /// event in. Bound: O(ready + pollsets).
+    pub fn sets_with_events(&self, sets: &mut [bool]) {
+        let m = self.pollers.sets();
+        match self.backend {
+            Backend::Ready => {
+                let shared = self.shared.0.lock().map(|l| !l.is_empty()).unwrap_or(false);
+                if shared {
+                    // Not taken yet: any pollset may have an arrival.
+                    sets.fill(true);
+                }
+                for slot in self.pending.iter().chain(&self.level) {
+                    if let Some(s) = sets.get_mut(slot % m) {
+                        *s = true;
+                    }
+                }
+            }
+            Backend::Scan => {
+                for (s, &d) in sets.iter_mut().zip(&self.dirty) {
+                    *s |= d;
+                }
+            }
+        }
+    }
+
+    /// Whether a poll of pollset `set` may find an event (cheap as
+    /// [`Reactor::has_events`]; O(ready) with several pollsets).
+    pub fn has_events_in(&self, set: usize) -> bool {
+        let m = self.pollers.sets();
+        let mine = |slot: &usize| slot % m == set;
+        match self.backend {
+            Backend::Ready => {
+                self.pending.iter().any(mine)
+                    || self.level.iter().any(mine)
+                    || self.shared.0.lock().map(|l| !l.is_empty()).unwrap_or(false)
+            }
+            Backend::Scan => self.dirty.get(set).copied().unwrap_or(false),
         }
     }
 
     /// Fill `events` (cleared first) with up to `budget` events; returns
     /// the registrations the poll examined (what the cost model charges,
-    /// `hw.sim.reactor_*`). Bound: O(ready) for `ready` (plus the level
+    /// `hw.sim.reactor_*`). Polls pollset 0: every registration while
+    /// `kern.reactor.pollsets` is 1. Bound: O(ready) for `ready` (plus the level
     /// registrations delivered last time), O(registered) for `scan`; at
     /// most `budget` events either way.
     pub fn poll(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) -> u64 {
+        self.poll_set(sockets, events, budget, 0)
+    }
+
+    /// As [`Reactor::poll`], for the registrations of pollset `set`
+    /// (`slot % pollsets`). Bound: as `poll`, the ready list of every
+    /// pollset walked once (`ready`), every slot looked at and those of
+    /// `set` examined (`scan`).
+    pub fn poll_set(
+        &mut self,
+        sockets: &mut Sockets,
+        events: &mut Vec<Event>,
+        budget: usize,
+        set: usize,
+    ) -> u64 {
         self.stats.polls += 1;
         self.round += 1;
         events.clear();
+        self.collect_arrivals();
         let scanned = self.stats.scanned;
         match self.backend {
-            Backend::Ready => self.poll_ready(sockets, events, budget),
-            Backend::Scan => self.poll_scan(sockets, events, budget),
+            Backend::Ready => self.poll_ready(sockets, events, budget, set),
+            Backend::Scan => self.poll_scan(sockets, events, budget, set),
         }
         self.stats.events += events.len() as u64;
         self.stats.scanned - scanned
@@ -558,6 +676,7 @@ impl Reactor {
     /// Arm `slot`: snapshot whether it listens, and for `ready` register
     /// its wakers and queue it if it is ready already (no lost wake-up).
     fn arm(&mut self, sockets: &mut Sockets, slot: usize) {
+        let set = self.pollers.set_of(slot);
         let Some(reg) = self.slots[slot].as_mut() else {
             return;
         };
@@ -568,6 +687,8 @@ impl Reactor {
                 arm_wakers(sockets, reg);
                 if is_ready(sockets, reg) {
                     self.pending.push(slot);
+                    // ep_insert/ep_modify wake the waiters too.
+                    self.pollers.arrive(set);
                 }
             }
             Backend::Scan => {
@@ -578,7 +699,7 @@ impl Reactor {
                     reg.latched = true;
                     arm_wakers(sockets, reg);
                 }
-                self.dirty = true;
+                self.dirty[set] = true;
             }
         }
     }
@@ -618,7 +739,8 @@ impl Reactor {
             Trigger::Oneshot => reg.armed = false,
             Trigger::Level if self.backend == Backend::Ready => self.level.push(slot),
             Trigger::Level => {
-                self.dirty = true;
+                let set = self.pollers.set_of(slot);
+                self.dirty[set] = true;
                 // Still ready next scan: look again.
                 reg.latched |= backlog;
             }
@@ -631,51 +753,57 @@ impl Reactor {
         }
     }
 
-    fn poll_ready(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
-        if let Ok(mut l) = self.shared.0.lock() {
-            self.pending.append(&mut l);
-        }
+    fn poll_ready(
+        &mut self,
+        sockets: &mut Sockets,
+        events: &mut Vec<Event>,
+        budget: usize,
+        set: usize,
+    ) {
+        let m = self.pollers.sets();
         let mut work = std::mem::take(&mut self.pending);
         work.append(&mut self.level);
-        let mut done = 0;
-        for &slot in &work {
-            if events.len() >= budget {
-                break;
+        let mut keep = Vec::new();
+        for slot in work {
+            if slot % m != set || events.len() >= budget {
+                // Another pollset's, or what the budget cut off: it waits
+                // for the next poll of its pollset, first in line.
+                keep.push(slot);
+                continue;
             }
             self.examine(sockets, slot, events);
-            done += 1;
         }
-        // What the budget cut off waits for the next poll, first in line.
-        work.drain(..done);
-        self.pending = work;
+        self.pending = keep;
     }
 
-    fn poll_scan(&mut self, sockets: &mut Sockets, events: &mut Vec<Event>, budget: usize) {
-        // select(2) ignores the kernel's ready list; keep it from growing.
-        // Only edge registrations arm wakers under scan: their latch.
-        let fired = self
-            .shared
-            .0
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        for slot in fired {
-            if let Some(reg) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-                reg.latched = true;
-            }
-        }
-        self.dirty = false;
-        // Each listen descriptor is examined once (its accept queue).
-        self.stats.scanned += self.listen_fds as u64;
+    fn poll_scan(
+        &mut self,
+        sockets: &mut Sockets,
+        events: &mut Vec<Event>,
+        budget: usize,
+        set: usize,
+    ) {
+        // select(2) ignores the kernel's ready list (collect_arrivals took
+        // it: only edge and backlog registrations arm wakers under scan,
+        // as their latch).
+        let m = self.pollers.sets();
+        self.dirty[set] = false;
+        // Each listen descriptor is examined once (its accept queue), by
+        // the pollset it belongs to (descriptor i in pollset i % m).
+        self.stats.scanned += ((self.listen_fds + m - 1 - set) / m) as u64;
         let n = self.slots.len();
         for i in 0..n {
+            let slot = (self.cursor[set] + i) % n;
+            if slot % m != set {
+                continue;
+            }
             if events.len() >= budget {
                 // Unexamined slots remain: the next poll resumes there.
-                self.cursor = (self.cursor + i) % n;
-                self.dirty = true;
+                self.cursor[set] = slot;
+                self.dirty[set] = true;
                 return;
             }
-            self.examine(sockets, (self.cursor + i) % n, events);
+            self.examine(sockets, slot, events);
         }
     }
 }
@@ -740,10 +868,12 @@ fn is_ready(sockets: &Sockets, reg: &Registration) -> bool {
     }
 }
 
-/// Declare `kern.reactor.*`: the backend knob and the counters.
+/// Declare `kern.reactor.*`: the backend knob, the counters, and the
+/// pollers' knobs and counters ([`super::pollers::register_sysctl`]).
 pub fn register_sysctl(mib: &mut pollsim_sysctl::Mib<super::Kernel>) {
     use super::Kernel;
     use crate::sat;
+    super::pollers::register_sysctl(mib);
     mib.add_rw(
         "kern.reactor.backend",
         "Readiness delivery: 0 ready (kernel polling, O(ready)), 1 scan (user polling, O(n))",

@@ -224,6 +224,10 @@ fn every_counter_moves_in_a_scripted_run() {
         // Registrations are made when the apps start, before the run.
         "kern.reactor.registers",
         "kern.reactor.watched",
+        // One poller (the apps' own loop) wastes no wake-up and pays no
+        // switch; src/kernel/pollers.rs and the sim's herd test move them.
+        "kern.reactor.wasted_wakeups",
+        "kern.reactor.wakeup_ns",
         // Synthetic idle connections are added before a run, on --sim only.
         "kern.conns.synthetic",
         // A lone process never waits behind another, nor is switched out;
