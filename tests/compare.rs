@@ -654,6 +654,20 @@ fn a_sim_sweep_over_cpus_spreads_flows_over_the_queues() {
     };
     let doc = sweep("polling,interrupt", "300k,2.4M", "256");
     assert_eq!(doc["summary"].as_array().unwrap().len(), 4, "mode x cpus");
+    let svg = std::fs::read_to_string(out.join("256").join("livelock.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&svg).expect("a well-formed SVG");
+    let texts: Vec<&str> = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for caption in ["(d) peak delivered vs CPUs", "(e) load per queue"] {
+        assert!(
+            texts.iter().any(|t| t.starts_with(caption)),
+            "{caption}: {texts:?}"
+        );
+    }
     assert_eq!(doc["meta"]["axes"]["cpus"], serde_json::json!([1, 4]));
     for r in at(&doc, "polling", 1.0) {
         assert!(r.get("queues").is_none(), "one CPU: the row is the queue");

@@ -8,6 +8,7 @@ pub mod model;
 pub mod modes;
 pub mod output;
 pub mod plot;
+pub mod plot_cpus;
 pub mod profile;
 pub mod sim;
 pub mod summary;

@@ -453,11 +453,21 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
     } else {
         SIZE
     };
+    // A sweep over CPUs gets a row more: peak vs CPUs, load per queue.
+    let cpus_row = super::plot_cpus::has_cpus_axis(results);
+    let size = (size.0, size.1 + if cpus_row { ROW_HEIGHT } else { 0 });
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(&title, (FONT, 22))?;
+        let (root, cpus_area) = if cpus_row {
+            let h = root.dim_in_pixel().1.saturating_sub(ROW_HEIGHT);
+            let (top, bottom) = root.split_vertically(h);
+            (top, Some(bottom))
+        } else {
+            (root, None)
+        };
 
         let xs = || delivered.iter().flat_map(|s| &s.points).map(|p| p.0);
         let (lo, hi) = (xs().reduce(f64::min), xs().reduce(f64::max));
@@ -565,6 +575,9 @@ pub fn livelock_svg(results: &Results) -> anyhow::Result<String> {
             }
         } else {
             root.draw(&Text::new("no data", (40, 60), (FONT, 18)))?;
+        }
+        if let Some(area) = &cpus_area {
+            super::plot_cpus::cpus_row(area, results, &color)?;
         }
         root.present()?;
     }
