@@ -335,6 +335,21 @@ fn run_on_two_cpus_takes_frames_on_both_queues_and_balances() {
             .is_some(),
             "CPU 0's queue took no frame"
         );
+        // CPU 1 answers on its own control socket, NAME-cpu1.
+        let cpu1 = |node: &str| -> u64 {
+            let name = format!("{}-cpu1", run.name);
+            let (code, out, err) = util::run_pollsim(&["sysctl", "--name", &name, "-n", node]);
+            assert_eq!(code, 0, "{err}");
+            out.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{node}: {out}"))
+        };
+        assert_eq!(cpu1("hw.ncpu"), 2);
+        assert!(
+            util::eventually(DEADLINE, || (cpu1("dev.tap0.rx_packets") > 0).then_some(()))
+                .is_some(),
+            "CPU 1's queue took no frame"
+        );
         std::thread::sleep(Duration::from_millis(300));
         let s = run.stop();
         let received = per_cpu(&s.text, "dev.tap0.rx_packets");

@@ -5,8 +5,9 @@
 //! (docs/smp.md). Linux steers each flow written to the tap to one queue
 //! (its flow hash, or the queue that last wrote the flow's replies).
 //!
-//! CPU 0 serves the control socket (its MIB, `hw.ncpu` among it) and runs
-//! the interactive process; every CPU runs the other apps, so a flow
+//! CPU 0 serves the instance's control socket (its MIB, `hw.ncpu` among
+//! it), CPU c one named `NAME-cpuC` ([`cpu_name`]); CPU 0 runs the
+//! interactive process; every CPU runs the other apps, so a flow
 //! Linux steers to any queue is answered there. Not yet: several
 //! interfaces, `--pcap`, `--conns`, more queues than CPUs.
 
@@ -58,7 +59,12 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         );
     }
     let stop = signals::stop_flag()?;
-    let control = Control::bind(&args.name)?;
+    // CPU 0 answers to the instance's name, CPU c to NAME-cpuC: `pollsim
+    // sysctl --name NAME-cpu1 kern.cp_time` reads CPU 1.
+    let mut controls = (0..args.cpus)
+        .map(|c| Control::bind(&cpu_name(&args.name, c)))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
     let mac = mac_for(&f.addr);
     let kernel_cidr = format!("{}/{}", kernel_side(&f.addr), f.addr.prefix_len());
     if args.private_netns {
@@ -90,13 +96,12 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     if opts.report_every.is_some() {
         println!("{}", CpuLine::HEADER);
     }
-    let mut control = Some(control);
     let ends = std::thread::scope(|s| -> anyhow::Result<Vec<(String, report::Accounting)>> {
         let handles: Vec<_> = taps
             .into_iter()
             .enumerate()
             .map(|(c, tap)| {
-                let control = if c == 0 { control.take() } else { None };
+                let control = controls.next();
                 let (cfg, stop) = (cfg.clone(), &stop);
                 std::thread::Builder::new()
                     .name(format!("pollsim-cpu{c}"))
@@ -126,6 +131,15 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     })?;
     print_cpus_summary(&ends);
     Ok(())
+}
+
+/// The control socket name of CPU `c` of instance `name`: `name` for CPU
+/// 0, `name-cpuC` for the others.
+pub fn cpu_name(name: &str, c: usize) -> String {
+    match c {
+        0 => name.to_string(),
+        c => format!("{name}-cpu{c}"),
+    }
 }
 
 /// What one CPU's thread starts with.
