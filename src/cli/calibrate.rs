@@ -236,6 +236,8 @@ fn sweep_args() -> CompareArgs {
         cpus: vec![1],
         flows: 1,
         flow_dist: crate::flood::frames::FlowDist::RoundRobin,
+        rss_key: pollsim_drivers::RssKey::MICROSOFT,
+        rss_weight: None,
     }
 }
 

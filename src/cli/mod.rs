@@ -212,6 +212,25 @@ pub struct RunArgs {
     #[arg(long, default_value = "rr", requires = "sim",
           value_parser = crate::flood::frames::parse_flow_dist, value_name = "rr|zipf:S")]
     pub flow_dist: crate::flood::frames::FlowDist,
+    /// With --sim: the Toeplitz key of tap0's RSS: microsoft, symmetric,
+    /// or 40 bytes in hex.
+    #[arg(long, default_value = "microsoft", requires = "sim", value_parser = parse_rss_key, value_name = "KEY")]
+    pub rss_key: pollsim_drivers::RssKey,
+    /// With --sim: indirection-table weights, one per CPU, as `ethtool -X
+    /// weight`. Default: equal.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "sim",
+        value_name = "W0,W1,..."
+    )]
+    pub rss_weight: Option<Vec<u32>>,
+}
+
+/// `--rss-key`: microsoft, symmetric, or 40 bytes in hex.
+pub fn parse_rss_key(s: &str) -> Result<pollsim_drivers::RssKey, String> {
+    s.parse()
+        .map_err(|e: pollsim_drivers::rss::RssError| e.to_string())
 }
 
 fn parse_conns(s: &str) -> Result<usize, String> {

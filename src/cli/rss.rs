@@ -41,8 +41,7 @@ pub struct Endpoint {
 }
 
 fn parse_key(s: &str) -> Result<RssKey, String> {
-    s.parse()
-        .map_err(|e: pollsim_drivers::rss::RssError| e.to_string())
+    super::parse_rss_key(s)
 }
 
 /// `1.2.3.4:80`, `[::1]:80`, `1.2.3.4`, `::1` or `[::1]`.

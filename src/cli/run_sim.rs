@@ -39,7 +39,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     if args.sim_probe.is_some() && !cfg.apps.contains(&crate::apps::AppKind::Http) {
         anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
     }
-    if args.cpus != 1 || args.flows != 1 {
+    if args.cpus != 1 || args.flows != 1 || args.rss_weight.is_some() {
         return run_smp(args, &scfg, opts);
     }
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
@@ -96,22 +96,31 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
     if args.sim_probe.is_some() && !scfg.apps.contains(&crate::apps::AppKind::Http) {
         anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
     }
-    let mut sim = SmpSim::new(scfg, args.cpus, args.flows, args.flow_dist)?;
+    let spec = crate::sim::FlowSpec {
+        flows: args.flows,
+        dist: args.flow_dist,
+        key: args.rss_key,
+        weights: args.rss_weight.clone(),
+    };
+    let mut sim = SmpSim::new(scfg, args.cpus, &spec)?;
     let duration = opts.duration.unwrap_or(Nanos::from_secs(DEFAULT_SECS));
-    let place = crate::sim::Placement::new(0, args.cpus, args.flows, args.flow_dist);
+    let place = crate::sim::Placement::new(0, args.cpus, &spec)?;
     let mut flows_per = vec![0usize; args.cpus];
     for q in place.queues() {
         flows_per[q] += 1;
     }
     eprintln!(
         "pollsim: simulating {} CPUs on virtual time ({}), kern.hz={}: {} with {} receive \
-         queues (Toeplitz RSS, Microsoft key, queue q on CPU q; flows per queue {:?}), {} (quiet) \
+         queues (Toeplitz RSS, key {}, queue q on CPU q; flows per queue {:?}), {} (quiet) \
          on CPU 0; {:?} flood of {} pps in {} flows, seed {}, {} virtual s",
         args.cpus,
         scfg.mode.name(),
         scfg.hz.get(),
         crate::sim::IFNAME,
         args.cpus,
+        args.rss_key
+            .builtin_name()
+            .map_or_else(|| args.rss_key.to_string(), str::to_string),
         flows_per,
         crate::sim::QUIET_IFNAME,
         args.arrivals,

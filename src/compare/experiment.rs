@@ -110,6 +110,14 @@ pub struct CompareArgs {
     /// --flow-dist`).
     #[arg(long, default_value = "rr", value_parser = crate::flood::frames::parse_flow_dist, value_name = "rr|zipf:S")]
     pub flow_dist: crate::flood::frames::FlowDist,
+    /// The Toeplitz key of tap0's RSS (--sim, several CPUs): microsoft,
+    /// symmetric, or 40 bytes in hex.
+    #[arg(long, default_value = "microsoft", value_parser = crate::cli::parse_rss_key, value_name = "KEY")]
+    pub rss_key: pollsim_drivers::RssKey,
+    /// Indirection-table weights, one per CPU, as `ethtool -X weight`
+    /// (--sim; every --cpus count must have that many). Default: equal.
+    #[arg(long, value_delimiter = ',', value_name = "W0,W1,...")]
+    pub rss_weight: Option<Vec<u32>>,
 }
 
 /// Parse a `--hz` value: `kern.hz`'s range.
@@ -186,10 +194,23 @@ impl CompareArgs {
         if !(1..=max_flows).contains(&self.flows) {
             bail!("--flows {}: between 1 and {max_flows}", self.flows);
         }
-        if !self.sim && (self.cpus != [1] || self.flows != 1) {
+        if let Some(w) = &self.rss_weight
+            && let Some(n) = self.cpus.iter().find(|&&n| n != w.len())
+        {
             bail!(
-                "--cpus and --flows run on virtual time only for now (add --sim): the real \
-                 instance has one CPU and one tap queue"
+                "--rss-weight gives {} weights, --cpus {n} has {n} queues: one weight per CPU",
+                w.len()
+            );
+        }
+        if !self.sim
+            && (self.cpus != [1]
+                || self.flows != 1
+                || self.rss_weight.is_some()
+                || self.rss_key != pollsim_drivers::RssKey::MICROSOFT)
+        {
+            bail!(
+                "--cpus, --flows, --rss-key and --rss-weight run on virtual time only for now \
+                 (add --sim): the real sweep has one CPU and one tap queue"
             );
         }
         if let Some(m) = parse_modes(&self.modes)?.iter().find(|m| {
@@ -230,6 +251,16 @@ impl CompareArgs {
             }
         }
         out
+    }
+
+    /// The flood's flows and tap0's RSS, as the flags give them.
+    pub fn flow_spec(&self) -> crate::sim::FlowSpec {
+        crate::sim::FlowSpec {
+            flows: self.flows,
+            dist: self.flow_dist,
+            key: self.rss_key,
+            weights: self.rss_weight.clone(),
+        }
     }
 
     /// How each point is measured.

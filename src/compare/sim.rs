@@ -27,7 +27,7 @@ use crate::flood::frames::FlowDist;
 use crate::kernel::time::{Hz, Nanos};
 use crate::report::InteractiveWindow;
 use crate::sim::smp::SmpSim;
-use crate::sim::{ProbeLink, Sim, SimConfig};
+use crate::sim::{FlowSpec, ProbeLink, Sim, SimConfig};
 
 /// The flood's maximum rate in the simulation, frames/s: what `pollsim
 /// flood --rate max` reaches on the development machine
@@ -94,8 +94,8 @@ pub struct PointSpec<'a> {
     /// The point of the other axes: `kern.hz`, the reactor backend, the
     /// idle connections, the CPUs.
     pub axes: Axes,
-    /// The flood's flows and how they share the frames.
-    pub flows: (usize, FlowDist),
+    /// The flood's flows and tap0's RSS.
+    pub flows: FlowSpec,
 }
 
 fn nanos(secs: f64) -> Nanos {
@@ -139,7 +139,7 @@ pub fn measure(p: &PointSpec<'_>) -> anyhow::Result<Run> {
         probe: Some(p.probe_link),
         conns: p.axes.conns,
     };
-    let mut sim = SmpSim::new(&cfg, p.axes.cpus, p.flows.0, p.flows.1)
+    let mut sim = SmpSim::new(&cfg, p.axes.cpus, &p.flows)
         .with_context(|| format!("mode {}", p.mode.label))?;
     sim.run_for(warmup(sim.first(), hz, nanos(p.warmup)));
     let a = Window::take(&mut sim);
@@ -389,7 +389,7 @@ fn calibrate(
             extra,
             probe_link,
             axes: Axes::default(),
-            flows: (1, FlowDist::RoundRobin),
+            flows: FlowSpec::default(),
         })?;
         let cap = run.delivered_pps;
         match next_work_ns(work, cap, max_pps, fixed.is_some()) {
@@ -433,7 +433,7 @@ pub fn mirror(
             extra: &extra,
             probe_link: args.probe_link,
             axes: r.axes,
-            flows: (args.flows, args.flow_dist),
+            flows: args.flow_spec(),
         });
     }
     let mut results = Results {
@@ -543,7 +543,17 @@ fn sim_meta(
     );
     meta.insert(
         "rss".into(),
-        "Toeplitz, Microsoft key, equal 128-entry indirection table, queue q on CPU q".into(),
+        format!(
+            "Toeplitz, key {}, {} 128-entry indirection table, queue q on CPU q",
+            args.rss_key
+                .builtin_name()
+                .map_or_else(|| args.rss_key.to_string(), str::to_string),
+            match &args.rss_weight {
+                Some(w) => format!("weighted {w:?}"),
+                None => "equal".to_string(),
+            }
+        )
+        .into(),
     );
     meta.insert("warmup_seconds".into(), WARMUP_SECS.into());
     meta.insert(
@@ -621,7 +631,7 @@ pub fn run(
                     extra: &extra,
                     probe_link: args.probe_link,
                     axes: a,
-                    flows: (args.flows, args.flow_dist),
+                    flows: args.flow_spec(),
                 });
             }
         }
@@ -653,7 +663,7 @@ pub fn run(
                     extra: &extra,
                     probe_link: args.probe_link,
                     axes: a,
-                    flows: (args.flows, args.flow_dist),
+                    flows: args.flow_spec(),
                 })?;
                 progress(&run);
                 Ok(Some(run))

@@ -261,7 +261,10 @@ impl Sim {
             k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
             nics.push(quiet);
         }
-        let mib = mib::build(&k);
+        let mut mib = mib::build(&k);
+        if !place.is_single() {
+            place.register_sysctl(&mut mib);
+        }
         for kv in &cfg.sysctls {
             let (name, value) = kv
                 .split_once('=')
@@ -381,29 +384,47 @@ pub struct Placement {
 impl Placement {
     /// One CPU, one flow: the system as it always was.
     pub fn single() -> Placement {
-        Placement::new(0, 1, 1, crate::flood::frames::FlowDist::RoundRobin)
+        Placement {
+            cpu: 0,
+            ncpu: 1,
+            flows: 1,
+            dist: crate::flood::frames::FlowDist::RoundRobin,
+            rss: pollsim_drivers::Rss::new(
+                pollsim_drivers::RssKey::MICROSOFT,
+                pollsim_drivers::IndirTable::default(),
+            ),
+        }
     }
 
-    /// CPU `cpu` of `ncpu` (at least 1), `flows` flows (at least 1) sent
-    /// as `dist` says, the Microsoft key and an equal indirection table.
-    pub fn new(
-        cpu: usize,
-        ncpu: usize,
-        flows: usize,
-        dist: crate::flood::frames::FlowDist,
-    ) -> Placement {
-        use pollsim_drivers::{IndirTable, Rss, RssKey};
-        let ncpu = ncpu.max(1);
-        let table = IndirTable::equal(ncpu)
-            .or_else(|_| IndirTable::equal(1))
-            .unwrap_or_else(|e| unreachable!("one queue is always a table: {e}"));
-        Placement {
+    /// CPU `cpu` of `ncpu` (1..=[`smp::MAX_CPUS`]), fed the flows of
+    /// `spec` and steered by its RSS key and table. Refuses a CPU count
+    /// out of range and weights that are not one per CPU.
+    pub fn new(cpu: usize, ncpu: usize, spec: &FlowSpec) -> Result<Placement, SimError> {
+        use pollsim_drivers::{IndirTable, Rss};
+        if !(1..=smp::MAX_CPUS).contains(&ncpu) {
+            return Err(SimError::Sysctl(format!(
+                "hw.ncpu {ncpu}: between 1 and {}",
+                smp::MAX_CPUS
+            )));
+        }
+        let table = match &spec.weights {
+            Some(w) if w.len() != ncpu => {
+                return Err(SimError::Sysctl(format!(
+                    "--rss-weight gives {} weights for {ncpu} queues: one per CPU",
+                    w.len()
+                )));
+            }
+            Some(w) => IndirTable::weighted(w),
+            None => IndirTable::equal(ncpu),
+        }
+        .map_err(|e| SimError::Sysctl(format!("--rss-weight: {e}")))?;
+        Ok(Placement {
             cpu,
             ncpu,
-            flows: flows.max(1),
-            dist,
-            rss: Rss::new(RssKey::MICROSOFT, table),
-        }
+            flows: spec.flows.max(1),
+            dist: spec.dist,
+            rss: Rss::new(spec.key, table),
+        })
     }
 
     /// One CPU fed one flow: built exactly as before CPUs were modelled.
@@ -415,6 +436,45 @@ impl Placement {
     /// the system's.
     fn kernel_seed(&self, seed: u64) -> u64 {
         seed ^ (self.cpu as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// tap0's RSS as this CPU's MIB shows it (several CPUs or flows only:
+    /// one CPU with one flow has the nodes it always had).
+    fn register_sysctl(&self, mib: &mut Mib<Kernel>) {
+        let key = self.rss.toeplitz().key();
+        let shown = key
+            .builtin_name()
+            .map_or_else(|| key.to_string(), |n| format!("{n} ({key})"));
+        mib.add_ro_str(
+            &format!("dev.{IFNAME}.rss_key"),
+            "Toeplitz key of receive side scaling (--rss-key)",
+            move |_: &Kernel| shown.clone(),
+        );
+        let table: Vec<u64> = self
+            .rss
+            .table()
+            .entries()
+            .iter()
+            .map(|&q| u64::from(q))
+            .collect();
+        mib.add_ro_list(
+            &format!("dev.{IFNAME}.rss_indir"),
+            "RSS indirection table: the queue of each of its 128 entries (--rss-weight)",
+            move |_: &Kernel| table.clone(),
+        );
+        let q = i64::try_from(self.cpu).unwrap_or(i64::MAX);
+        mib.add_ro(
+            &format!("dev.{IFNAME}.rss_queue"),
+            "The receive queue of tap0 this CPU serves",
+            move |_: &Kernel| q,
+        );
+        let flows = i64::try_from(self.queues().iter().filter(|&&c| c == self.cpu).count())
+            .unwrap_or(i64::MAX);
+        mib.add_ro(
+            &format!("dev.{IFNAME}.rss_flows"),
+            "Flows of the flood RSS steers to this CPU's queue",
+            move |_: &Kernel| flows,
+        );
     }
 
     /// The RSS queue (= CPU) of each flow.
@@ -437,6 +497,33 @@ impl Placement {
         pollsim_drivers::Flows::new(flood_frames(self.flows), schedule, |i| {
             queues[i] == self.cpu
         })
+    }
+}
+
+/// The flood's flows and tap0's RSS (`--flows`, `--flow-dist`,
+/// `--rss-key`, `--rss-weight`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowSpec {
+    /// Distinct flows (1..=65536).
+    pub flows: usize,
+    /// How they share the frames.
+    pub dist: crate::flood::frames::FlowDist,
+    /// The Toeplitz key (`dev.tap0.rss_key`).
+    pub key: pollsim_drivers::RssKey,
+    /// Indirection-table weights, one per queue (as `ethtool -X weight`);
+    /// `None`: equal.
+    pub weights: Option<Vec<u32>>,
+}
+
+impl Default for FlowSpec {
+    /// One flow, round robin, Microsoft's key, an equal table.
+    fn default() -> FlowSpec {
+        FlowSpec {
+            flows: 1,
+            dist: crate::flood::frames::FlowDist::RoundRobin,
+            key: pollsim_drivers::RssKey::MICROSOFT,
+            weights: None,
+        }
     }
 }
 

@@ -19,11 +19,10 @@
 //! to another CPU's backlog (RPS/RFS, a socket owned by another CPU) and
 //! its cost, a shared socket, and more queues than CPUs.
 
-use crate::flood::frames::FlowDist;
 use crate::kernel::time::Nanos;
 
 use super::probe::ProbeResults;
-use super::{Placement, Sim, SimConfig, SimError};
+use super::{FlowSpec, Placement, Sim, SimConfig, SimError};
 
 /// The most simulated CPUs.
 pub const MAX_CPUS: usize = 64;
@@ -35,22 +34,20 @@ pub struct SmpSim {
 }
 
 impl SmpSim {
-    /// `ncpu` CPUs (1..=[`MAX_CPUS`]) fed `flows` flows sent as `dist`
-    /// says. One CPU with one flow is exactly [`Sim::new`].
-    pub fn new(
-        cfg: &SimConfig,
-        ncpu: usize,
-        flows: usize,
-        dist: FlowDist,
-    ) -> Result<SmpSim, SimError> {
-        if !(1..=MAX_CPUS).contains(&ncpu) {
+    /// `ncpu` CPUs (1..=[`MAX_CPUS`]) fed the flows of `spec`, steered
+    /// by its RSS. One CPU with one flow is exactly [`Sim::new`].
+    pub fn new(cfg: &SimConfig, ncpu: usize, spec: &FlowSpec) -> Result<SmpSim, SimError> {
+        let cpus = (0..ncpu)
+            .map(|c| {
+                let place = Placement::new(c, ncpu, spec)?;
+                Sim::new_placed(cfg, &place, |n| Box::new(n))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if cpus.is_empty() {
             return Err(SimError::Sysctl(format!(
                 "hw.ncpu {ncpu}: between 1 and {MAX_CPUS}"
             )));
         }
-        let cpus = (0..ncpu)
-            .map(|c| Sim::new_placed(cfg, &Placement::new(c, ncpu, flows, dist), |n| Box::new(n)))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(SmpSim { cpus })
     }
 
@@ -106,6 +103,13 @@ mod tests {
         }
     }
 
+    fn flows(n: usize) -> FlowSpec {
+        FlowSpec {
+            flows: n,
+            ..FlowSpec::default()
+        }
+    }
+
     fn int(s: &Sim, name: &str) -> i64 {
         match s.mib.get(&s.k, name) {
             Ok(Value::Int(v)) => v,
@@ -124,7 +128,7 @@ mod tests {
 
     #[test]
     fn one_cpu_one_flow_is_the_single_cpu_system() {
-        let mut a = SmpSim::new(&cfg(300_000.0), 1, 1, FlowDist::RoundRobin).unwrap();
+        let mut a = SmpSim::new(&cfg(300_000.0), 1, &flows(1)).unwrap();
         let mut b = Sim::new(&cfg(300_000.0)).unwrap();
         a.run_for(Nanos::from_millis(200));
         b.run_for(Nanos::from_millis(200));
@@ -137,7 +141,7 @@ mod tests {
 
     #[test]
     fn flows_spread_over_the_cpus_and_every_frame_is_accounted_for() {
-        let mut s = SmpSim::new(&cfg(400_000.0), 4, 256, FlowDist::RoundRobin).unwrap();
+        let mut s = SmpSim::new(&cfg(400_000.0), 4, &flows(256)).unwrap();
         s.run_for(Nanos::from_millis(300));
         let per: Vec<(i64, i64)> = s.cpus.iter().map(queue).collect();
         let offered: i64 = per.iter().map(|q| q.0).sum();
@@ -155,7 +159,7 @@ mod tests {
 
     #[test]
     fn one_flow_reaches_one_queue_only() {
-        let mut s = SmpSim::new(&cfg(200_000.0), 4, 1, FlowDist::RoundRobin).unwrap();
+        let mut s = SmpSim::new(&cfg(200_000.0), 4, &flows(1)).unwrap();
         s.run_for(Nanos::from_millis(200));
         let busy: Vec<usize> = s
             .cpus
@@ -164,13 +168,32 @@ mod tests {
             .filter(|(_, c)| queue(c).0 > 0)
             .map(|(i, _)| i)
             .collect();
-        let q = Placement::new(0, 4, 1, FlowDist::RoundRobin).queues()[0];
+        let q = Placement::new(0, 4, &flows(1)).unwrap().queues()[0];
         assert_eq!(busy, [q]);
     }
 
     #[test]
+    fn weights_steer_the_flows_and_are_checked_against_the_cpus() {
+        let spec = |w: Vec<u32>| FlowSpec {
+            flows: 256,
+            weights: Some(w),
+            ..FlowSpec::default()
+        };
+        let mut s = SmpSim::new(&cfg(200_000.0), 2, &spec(vec![1, 0])).unwrap();
+        s.run_for(Nanos::from_millis(100));
+        assert!(queue(&s.cpus[0]).0 > 0);
+        assert_eq!(queue(&s.cpus[1]).0, 0, "weight 0: no table entry, no frame");
+        let c1 = &s.cpus[1];
+        let indir = c1.mib.get(&c1.k, "dev.tap0.rss_indir").unwrap();
+        assert_eq!(indir, Value::List(vec![0; 128]));
+        assert_eq!(int(c1, "dev.tap0.rss_flows"), 0);
+        assert!(SmpSim::new(&cfg(1000.0), 4, &spec(vec![1, 1])).is_err());
+        assert!(SmpSim::new(&cfg(1000.0), 2, &spec(vec![0, 0])).is_err());
+    }
+
+    #[test]
     fn out_of_range_cpu_counts_are_refused() {
-        assert!(SmpSim::new(&cfg(1000.0), 0, 1, FlowDist::RoundRobin).is_err());
-        assert!(SmpSim::new(&cfg(1000.0), MAX_CPUS + 1, 1, FlowDist::RoundRobin).is_err());
+        assert!(SmpSim::new(&cfg(1000.0), 0, &flows(1)).is_err());
+        assert!(SmpSim::new(&cfg(1000.0), MAX_CPUS + 1, &flows(1)).is_err());
     }
 }

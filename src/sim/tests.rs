@@ -42,7 +42,7 @@ fn point_on(link: ProbeLink, m: &ModeSpec, pps: f64, work_ns: u64, seed: u64) ->
         extra: &[],
         probe_link: link,
         axes: crate::compare::model::Axes::default(),
-        flows: (1, crate::flood::frames::FlowDist::RoundRobin),
+        flows: crate::sim::FlowSpec::default(),
     })
     .unwrap()
 }
@@ -341,7 +341,7 @@ fn the_quiet_link_stays_responsive_under_polling_and_not_in_livelock() {
         extra: &[],
         probe_link: ProbeLink::Flooded,
         axes: crate::compare::model::Axes::default(),
-        flows: (1, crate::flood::frames::FlowDist::RoundRobin),
+        flows: crate::sim::FlowSpec::default(),
     })
     .unwrap();
     assert!(
