@@ -53,7 +53,7 @@ pub fn family(label: &str) -> &'static str {
 }
 
 /// Short knob names and the sysctl each stands for.
-pub const KNOBS: [(&str, &str); 22] = [
+pub const KNOBS: [(&str, &str); 23] = [
     ("work_ns", "user.udp_sink.work_ns"),
     ("burst_max", "kern.polling.burst_max"),
     ("each_burst", "kern.polling.each_burst"),
@@ -66,6 +66,7 @@ pub const KNOBS: [(&str, &str); 22] = [
     ("defer_to_ksoftirqd", "kern.softirq.defer_to_ksoftirqd"),
     ("napi_defer_hard_irqs", "dev.tap0.napi_defer_hard_irqs"),
     ("gro_flush_timeout", "dev.tap0.gro_flush_timeout"),
+    ("irq_suspend_timeout", "dev.tap0.irq_suspend_timeout"),
     ("threaded", "dev.tap0.threaded"),
     ("quota", "net.mr.quota"),
     ("feedback", "net.mr.feedback"),
@@ -173,6 +174,21 @@ fn parse_one(p: &str) -> anyhow::Result<ModeSpec> {
     })
 }
 
+/// The sysctls a mode label sets (`napi:user.http.busy_poll=50` →
+/// `user.http.busy_poll`), so that a run records in its `params` every
+/// knob it was given; none if the label does not parse.
+pub fn knob_names(label: &str) -> Vec<String> {
+    parse_one(label).map_or_else(
+        |_| Vec::new(),
+        |m| {
+            m.sysctls
+                .iter()
+                .filter_map(|s| s.split_once('=').map(|(k, _)| k.to_string()))
+                .collect()
+        },
+    )
+}
+
 fn short_names() -> String {
     KNOBS.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
 }
@@ -200,6 +216,11 @@ mod tests {
         );
         assert_eq!(m[1].family(), "interrupt + moderation");
         assert!(parse_modes("napi:budget=3").is_err(), "unknown short name");
+        assert_eq!(
+            knob_names("napi:user.http.busy_poll=50,irq_suspend_timeout=20000000"),
+            ["user.http.busy_poll", "dev.tap0.irq_suspend_timeout"]
+        );
+        assert!(knob_names("interrupt").is_empty());
         assert!(parse_modes("linux").is_err());
     }
 }
