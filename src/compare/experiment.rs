@@ -22,7 +22,7 @@ pub const WORK_NS_MAX: u64 = 1_000_000;
 pub struct CompareArgs {
     /// Modes to compare: interrupt, polling, or variants such as
     /// polling:user_frac=20,burst_max=300 (comma-separated list; use ';' between
-    /// modes when variants have commas).
+    /// modes when variants have commas), or the presets paper, all and busy.
     #[arg(long, default_value = "interrupt,polling")]
     pub modes: String,
     /// Offered rates (pps, k/M suffixes, or max), comma separated. Default:

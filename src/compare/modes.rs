@@ -53,7 +53,7 @@ pub fn family(label: &str) -> &'static str {
 }
 
 /// Short knob names and the sysctl each stands for.
-pub const KNOBS: [(&str, &str); 22] = [
+pub const KNOBS: [(&str, &str); 23] = [
     ("work_ns", "user.udp_sink.work_ns"),
     ("burst_max", "kern.polling.burst_max"),
     ("each_burst", "kern.polling.each_burst"),
@@ -66,6 +66,7 @@ pub const KNOBS: [(&str, &str); 22] = [
     ("defer_to_ksoftirqd", "kern.softirq.defer_to_ksoftirqd"),
     ("napi_defer_hard_irqs", "dev.tap0.napi_defer_hard_irqs"),
     ("gro_flush_timeout", "dev.tap0.gro_flush_timeout"),
+    ("irq_suspend_timeout", "dev.tap0.irq_suspend_timeout"),
     ("threaded", "dev.tap0.threaded"),
     ("quota", "net.mr.quota"),
     ("feedback", "net.mr.feedback"),
@@ -111,8 +112,24 @@ pub const ALL: [&str; 10] = [
     "mr",
 ];
 
+/// `--modes busy`: busy polling against interrupts, Karsten and Damato's
+/// comparison ("Suspend IRQs during application busy periods", Linux
+/// 6.13) on the two-link system: the probe's server (http, on the quiet
+/// tap1) busy-polls tap1's NAPI for 100 ms (across the gaps between
+/// probes: their `fullbusy`), plainly and with the pledge
+/// (`prefer_busy_poll`, deferral 2 polls / 20 µs), and their `suspend20`
+/// (deferral 100 / 20 µs, IRQ suspension 20 ms, one poll per wait).
+pub const BUSY: [&str; 5] = [
+    "interrupt",
+    "napi",
+    "napi:user.http.busy_poll=100000",
+    "napi:user.http.busy_poll=100000,user.http.prefer_busy_poll=1,dev.tap1.napi_defer_hard_irqs=2,dev.tap1.gro_flush_timeout=20000",
+    "napi:user.http.prefer_busy_poll=1,dev.tap1.napi_defer_hard_irqs=100,dev.tap1.gro_flush_timeout=20000,dev.tap1.irq_suspend_timeout=20000000",
+];
+
 /// Parse `--modes`: a list of modes (`interrupt`, `napi`,
-/// `polling:user_frac=20,burst_max=300`) and presets (`paper`, `all`),
+/// `polling:user_frac=20,burst_max=300`) and presets (`paper`, `all`,
+/// `busy`),
 /// separated by ',' (or ';' when variants have commas).
 pub fn parse_modes(text: &str) -> anyhow::Result<Vec<ModeSpec>> {
     let sep = if text.contains(';') { ';' } else { ',' };
@@ -123,6 +140,7 @@ pub fn parse_modes(text: &str) -> anyhow::Result<Vec<ModeSpec>> {
         match (p, pieces.last_mut()) {
             ("paper", _) => pieces.extend(PAPER.iter().map(|m| m.to_string())),
             ("all", _) => pieces.extend(ALL.iter().map(|m| m.to_string())),
+            ("busy", _) => pieces.extend(BUSY.iter().map(|m| m.to_string())),
             (p, Some(last)) if sep == ',' && p.contains('=') && !p.contains(':') => {
                 last.push(',');
                 last.push_str(p);
@@ -147,7 +165,7 @@ fn parse_one(p: &str) -> anyhow::Result<ModeSpec> {
     let (base, knobs) = p.split_once(':').unwrap_or((p, ""));
     if Kind::from_name(base).is_none() {
         bail!(
-            "unknown mode '{base}' ({}, or the presets paper and all)",
+            "unknown mode '{base}' ({}, or the presets paper, all and busy)",
             Kind::NAMES.join(", ")
         );
     }
@@ -171,6 +189,21 @@ fn parse_one(p: &str) -> anyhow::Result<ModeSpec> {
         base: base.to_string(),
         sysctls,
     })
+}
+
+/// The sysctls a mode label sets (`napi:user.http.busy_poll=50` →
+/// `user.http.busy_poll`), so that a run records in its `params` every
+/// knob it was given; none if the label does not parse.
+pub fn knob_names(label: &str) -> Vec<String> {
+    parse_one(label).map_or_else(
+        |_| Vec::new(),
+        |m| {
+            m.sysctls
+                .iter()
+                .filter_map(|s| s.split_once('=').map(|(k, _)| k.to_string()))
+                .collect()
+        },
+    )
 }
 
 fn short_names() -> String {
@@ -200,6 +233,22 @@ mod tests {
         );
         assert_eq!(m[1].family(), "interrupt + moderation");
         assert!(parse_modes("napi:budget=3").is_err(), "unknown short name");
+        assert_eq!(
+            knob_names("napi:user.http.busy_poll=50,irq_suspend_timeout=20000000"),
+            ["user.http.busy_poll", "dev.tap0.irq_suspend_timeout"]
+        );
+        assert!(knob_names("interrupt").is_empty());
+        let busy = parse_modes("busy").unwrap();
+        assert_eq!(busy.len(), BUSY.len());
+        assert!(
+            busy.iter()
+                .all(|m| m.kind() == Kind::Interrupt || m.kind() == Kind::Napi)
+        );
+        assert!(
+            busy[4]
+                .sysctls
+                .contains(&"dev.tap1.irq_suspend_timeout=20000000".to_string())
+        );
         assert!(parse_modes("linux").is_err());
     }
 }

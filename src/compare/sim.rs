@@ -319,10 +319,12 @@ fn point(
             .sum()
     };
     let mut params = serde_json::Map::new();
+    let given = super::modes::knob_names(mode);
     for (k, v) in b.first() {
         let recorded = k.starts_with("hw.sim.")
             || k.starts_with("kern.polling.") && !is_counter(k)
-            || RECORDED_PARAMS.contains(&k.as_str());
+            || RECORDED_PARAMS.contains(&k.as_str())
+            || given.contains(k);
         match (recorded, v) {
             (true, pollsim_sysctl::Value::Int(i)) => {
                 params.insert(k.clone(), (*i).into());

@@ -564,6 +564,11 @@ fn point(
     for k in RECORDED_PARAMS {
         params.insert(k.to_string(), b.param(k).unwrap_or(0.into()));
     }
+    for k in super::modes::knob_names(mode) {
+        if let Some(v) = b.param(&k) {
+            params.insert(k, v);
+        }
+    }
     Run::from_window(Measured {
         mode: mode.to_string(),
         axes,

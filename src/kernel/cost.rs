@@ -18,6 +18,7 @@
 //! | a reactor poll examining `n` registrations | `reactor_call_ns + n * reactor_scan_ns` (`scan`) or `reactor_call_ns + n * reactor_ready_ns` (`ready`) |
 //! | a registration, a re-arm (`ready` backend only: `epoll_ctl` ADD, MOD) | `reactor_reg_ns`, `reactor_rearm_ns` |
 //! | switching in a connection thread of tcp-echo's threads model (a wake-up) | `ctxsw_ns`, in sys |
+//! | an app's busy poll taking `n` frames (`user.<app>.busy_poll`) | `n * (rx_cost_ns + proto_cost_ns)`, in sys, the app's; an empty one spins to the next event, at most a user slice |
 //!
 //! The defaults are this project's own costs on its tap path, measured with
 //! `pollsim calibrate` on the 2-core development machine (2026-11-23):

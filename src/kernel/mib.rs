@@ -79,6 +79,7 @@ pub fn build(k: &Kernel) -> Mib<Kernel> {
         |k: &mut Kernel| &mut k.apps,
         |k: &Kernel| k.cpu.last_switch(),
     );
+    super::busy_poll::register_sysctl(&mut mib, k);
     mib
 }
 

@@ -8,6 +8,7 @@
 //! `now` as a parameter; the scheduler in [`sched`] decides what runs next
 //! and reads the clock. The same methods run under a virtual clock.
 
+pub mod busy_poll;
 pub mod clock;
 pub mod cost;
 pub mod cpu;
@@ -201,6 +202,8 @@ pub struct Kernel {
     /// `hw.ncpu`: the CPUs of the system this kernel is one CPU of (each
     /// simulated CPU is a kernel of its own, docs/smp.md).
     pub ncpu: usize,
+    /// The socket apps' busy polling (`user.<app>.busy_poll*`).
+    pub busy: busy_poll::BusyPoll,
 }
 
 /// How to build a kernel.
@@ -250,6 +253,7 @@ impl Kernel {
             synthetic_conns: 0,
             ncpu: 1,
             reactor_caller: None,
+            busy: busy_poll::BusyPoll::default(),
         }
     }
 
@@ -573,6 +577,11 @@ impl Kernel {
         self.sched.netisr_runs += 1;
         self.reactor.note_activity();
         self.set_nic_time(now);
+        let released = if self.busy.any() {
+            self.busy_release_for_thread(now)
+        } else {
+            0
+        };
         let (disc, mut cx) = self.split(now);
         let mut work = NetisrWork::default();
         for d in disc.all_mut() {
@@ -586,6 +595,7 @@ impl Kernel {
         if work.then_egress && self.egress_pending {
             self.egress(now);
         }
+        work.polled += released;
         work
     }
 
@@ -650,7 +660,7 @@ impl Kernel {
             || (self.reactor.pollers().count() > 1 && self.reactor.pollers().any_woken())
             || self.runnable_threads > 0
             || self.sleepq.has_wakeups()
-            || (0..self.n_apps).any(|p| proc_runnable(&self.procs, &self.apps, p, now))
+            || (0..self.n_apps).any(|p| proc_runnable(self.procs_view(), p, now))
     }
 
     /// Whether the process on the CPU is half way through its work (a burn
@@ -664,7 +674,11 @@ impl Kernel {
                     .interactive
                     .as_ref()
                     .is_some_and(|a| a.mid_slice()),
-                ProcKind::Sockets(_) | ProcKind::Thread(_) => self.procs[p].burn_left > Nanos::ZERO,
+                ProcKind::Sockets(app) => {
+                    self.procs[p].burn_left > Nanos::ZERO
+                        || self.busy.app(app).is_some_and(|b| b.looping())
+                }
+                ProcKind::Thread(_) => self.procs[p].burn_left > Nanos::ZERO,
                 ProcKind::Exited => false,
             })
     }
@@ -699,11 +713,18 @@ impl Kernel {
             self.runq.charge(caller, used);
             self.runq.note_reactor(caller, used);
         }
-        let (procs, apps) = (&self.procs, &self.apps);
+        let view = ProcsView {
+            procs: &self.procs,
+            apps: &self.apps,
+            busy: &self.busy,
+        };
         let switches = self.runq.switches;
-        let Some(pid) = self.runq.pick(now, &|p| proc_runnable(procs, apps, p, now)) else {
+        let Some(pid) = self.runq.pick(now, &|p| proc_runnable(view, p, now)) else {
             return;
         };
+        if self.busy.any() {
+            self.busy_release(pid, now, clock);
+        }
         let start = clock.now();
         if self.runq.switches != switches && matches!(self.procs[pid].kind, ProcKind::Thread(_)) {
             self.ctxsw(now, clock);
@@ -869,7 +890,7 @@ impl Kernel {
             }
         }
         for pid in 0..self.n_apps {
-            if self.runq.is_sleeping(pid) && proc_runnable(&self.procs, &self.apps, pid, now) {
+            if self.runq.is_sleeping(pid) && proc_runnable(self.procs_view(), pid, now) {
                 // The interactive process became runnable when its slice
                 // was due, though the CPU sees it only now.
                 let at = match self.procs[pid].kind {
@@ -888,15 +909,13 @@ impl Kernel {
     /// any), which it remembers. Bound: O(events).
     fn dispatch_events(&mut self) -> Option<Pid> {
         let mut caller = None;
-        for e in &self.events {
-            let app = e.token.0 / crate::apps::TOKEN_SPACE;
-            if let Some(pid) = self
-                .procs
-                .iter()
-                .position(|p| p.kind == ProcKind::Sockets(app))
-            {
-                self.procs[pid].tokens.push_back(e.token);
+        for i in 0..self.events.len() {
+            let token = self.events[i].token;
+            let app = token.0 / crate::apps::TOKEN_SPACE;
+            if let Some(pid) = self.socket_pid(app) {
+                self.procs[pid].tokens.push_back(token);
                 caller = caller.or(Some(pid));
+                self.busy_event(app, token);
             }
         }
         let first_socket = self
@@ -927,6 +946,17 @@ impl Kernel {
             p.burn_left = Nanos(p.burn_left.0 - slice.0);
             return false;
         }
+        let ProcKind::Sockets(app) = p.kind else {
+            return false;
+        };
+        if p.tokens.is_empty() {
+            if self.busy.app(app).is_some_and(|b| b.wants_cpu()) {
+                self.busy_step(app, now, clock);
+            }
+            return false;
+        }
+        self.busy_woke(app, now, clock);
+        let p = &mut self.procs[pid];
         let Some(token) = p.tokens.pop_front() else {
             return false;
         };
@@ -1014,6 +1044,22 @@ impl Kernel {
             _ => {}
         }
         exit
+    }
+
+    /// The pid of socket app `app` (its index in token space), if it runs.
+    fn socket_pid(&self, app: usize) -> Option<Pid> {
+        self.procs
+            .iter()
+            .position(|p| p.kind == ProcKind::Sockets(app))
+    }
+
+    /// What [`proc_runnable`] reads.
+    fn procs_view(&self) -> ProcsView<'_> {
+        ProcsView {
+            procs: &self.procs,
+            apps: &self.apps,
+            busy: &self.busy,
+        }
     }
 
     /// The pid of the user process named `name` (`udp_sink`, `tcp_echo`,
@@ -1141,12 +1187,25 @@ fn user_procs(apps: &Apps) -> (RunQueue, Vec<UserProc>) {
     (runq, procs)
 }
 
-/// Whether process `pid` has work at `now`.
-fn proc_runnable(procs: &[UserProc], apps: &Apps, pid: Pid, now: Nanos) -> bool {
-    let p = &procs[pid];
+/// What [`proc_runnable`] reads of the kernel.
+#[derive(Clone, Copy)]
+struct ProcsView<'a> {
+    procs: &'a [UserProc],
+    apps: &'a Apps,
+    busy: &'a busy_poll::BusyPoll,
+}
+
+/// Whether process `pid` has work at `now` (a socket app busy-polling
+/// has: it spins).
+fn proc_runnable(v: ProcsView<'_>, pid: Pid, now: Nanos) -> bool {
+    let p = &v.procs[pid];
     match p.kind {
-        ProcKind::Interactive => apps.interactive.as_ref().is_some_and(|a| a.runnable(now)),
-        ProcKind::Sockets(_) => p.burn_left > Nanos::ZERO || !p.tokens.is_empty(),
+        ProcKind::Interactive => v.apps.interactive.as_ref().is_some_and(|a| a.runnable(now)),
+        ProcKind::Sockets(app) => {
+            p.burn_left > Nanos::ZERO
+                || !p.tokens.is_empty()
+                || v.busy.app(app).is_some_and(|b| b.wants_cpu())
+        }
         ProcKind::Thread(_) => thread_has_work(p),
         ProcKind::Exited => false,
     }

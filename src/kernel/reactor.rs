@@ -515,6 +515,13 @@ impl Reactor {
             .map_or(Interest::READABLE, |r| r.interest))
     }
 
+    /// The interface of a registration's socket (whose NAPI an app's busy
+    /// poll takes, `sk_napi_id`). Bound: O(1).
+    pub fn nic_of(&self, token: Token) -> Option<usize> {
+        let slot = self.slot(token).ok()?;
+        self.slots[slot].as_ref().map(|r| r.handle.nic())
+    }
+
     /// Forget a registration; its token may be used again. A wake-up the
     /// socket still holds is ignored (or, if the slot is reused, costs one
     /// examination). Bound: O(1).

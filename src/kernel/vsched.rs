@@ -157,6 +157,10 @@ impl VirtualSched {
             }
             Unit::User => {
                 k.cpu.switch(now, CpuState::User);
+                if k.busy.any() {
+                    // An empty busy poll spins until something can happen.
+                    k.busy.horizon = Some(self.wake_at(k, world, now, end));
+                }
                 k.user_step(now, clock);
                 clock.advance(Nanos(check));
             }

@@ -14,6 +14,8 @@
 //! | `napi_watchdog()` (hrtimer) → `__napi_schedule_irqoff()` | [`Napi::timer`] |
 //! | `run_ksoftirqd()` as a `SCHED_OTHER` task | [`Thread::Ksoftirqd`] in the fair class |
 //! | `napi_threaded_poll()` (`threaded = 1`) | [`Thread::Napi`] in the fair class |
+//! | `__napi_poll()` under `NAPI_STATE_PREFER_BUSY_POLL`: a full poll completes (deferring) instead of repolling | [`Napi::napi_poll`] |
+//! | `napi_busy_loop()`, `busy_poll_stop()`, `napi_suspend_irqs()`, `napi_resume_irqs()` | `napi_busy.rs` ([`Napi::busy_acquire`] and after) |
 //!
 //! Two rules for softirqs at interrupt exit, a knob
 //! (`kern.softirq.defer_to_ksoftirqd`): 1 is "softirq: Let ksoftirqd do its
@@ -59,6 +61,12 @@ pub const MAX_BUDGET_USECS: u32 = 1_000_000;
 pub const MAX_DEFER_HARD_IRQS: u32 = i32::MAX as u32;
 /// Largest accepted `gro_flush_timeout`, ns: one second.
 pub const MAX_GRO_FLUSH_TIMEOUT: u64 = 1_000_000_000;
+/// Largest accepted `irq_suspend_timeout`, ns: ten seconds (Linux takes
+/// any u64; a safety net longer than that is no net).
+pub const MAX_IRQ_SUSPEND_TIMEOUT: u64 = 10_000_000_000;
+
+#[path = "napi_busy.rs"]
+mod busy;
 
 /// Where a softirq run executes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,12 +111,25 @@ pub struct NapiState {
     pub gro_flush_timeout: u64,
     /// `dev.<if>.threaded`.
     pub threaded: bool,
+    /// `NAPI_STATE_IN_BUSY_POLL`: an app's busy loop owns it.
+    busy: bool,
+    /// `NAPI_STATE_PREFER_BUSY_POLL`: an app that prefers busy polling
+    /// wants it; a full softirq poll hands it over instead of repolling.
+    prefer: bool,
+    /// `dev.<if>.irq_suspend_timeout`, ns.
+    pub irq_suspend_timeout: u64,
     /// Polls of this NAPI
     pub polls: u64,
     /// Completions (`napi_complete_done`) that unmasked the IRQ
     pub unmasks: u64,
     /// Completions that kept the IRQ masked (deferral)
     pub deferred: u64,
+    /// Polls of this NAPI from an app's busy loop (user context)
+    pub busy_polls: u64,
+    /// IRQ suspensions (an app preferring busy polling got events)
+    pub suspends: u64,
+    /// Suspensions ended because an app's busy poll found nothing
+    pub resumes: u64,
 }
 
 /// The softirq engine's counters. Each doc line is the sysctl description.
@@ -224,6 +245,11 @@ impl Napi {
         self.stats.processed += u64::from(work);
         if work < weight {
             self.complete_done(cx, n, work);
+        } else if self.napi(n).prefer {
+            // A busy poller waits for it: complete (the IRQ stays masked,
+            // the watchdog armed) so that its busy loop can take it; with
+            // no deferral to arm, it stays scheduled (the repoll).
+            self.prefer_done(cx.now, n, work);
         }
         work
     }
@@ -235,6 +261,12 @@ impl Napi {
     fn complete_done(&mut self, cx: &mut Cx<'_>, n: usize, work: u32) {
         let now = cx.now;
         let st = self.napi_mut(n);
+        if st.busy {
+            // NAPIF_STATE_IN_BUSY_POLL: the busy loop owns it; the IRQ
+            // stays masked until busy_poll_stop.
+            return;
+        }
+        st.prefer = false;
         if work > 0 {
             st.defer_count = st.defer_hard_irqs;
         }
@@ -283,7 +315,7 @@ impl Napi {
         let mut done = true;
         if let Some(n) = pass.list.pop_front() {
             let w = self.napi_poll(cx, n);
-            if w >= self.weight {
+            if w >= self.weight && self.napi(n).sched {
                 pass.repoll.push(n);
             }
             work.polled = w;
@@ -354,6 +386,8 @@ impl Discipline for Napi {
         let st = self.napi_mut(i);
         st.attached = true;
         st.sched = false;
+        st.busy = false;
+        st.prefer = false;
         st.defer_count = 0;
         st.timer = None;
         cx.ifs[i].nic.set_intr_enabled(true);
@@ -365,6 +399,8 @@ impl Discipline for Napi {
         let st = self.napi_mut(i);
         st.attached = false;
         st.sched = false;
+        st.busy = false;
+        st.prefer = false;
         st.timer = None;
     }
 
@@ -398,6 +434,7 @@ impl Discipline for Napi {
                 self.napis[i].timer = None;
                 if self.napis[i].attached && !self.napis[i].sched {
                     self.stats.watchdogs += 1;
+                    self.napis[i].prefer = false;
                     self.schedule(i);
                 }
             }
@@ -542,13 +579,19 @@ const UNTOUCHED: NapiState = NapiState {
     defer_hard_irqs: 0,
     gro_flush_timeout: 0,
     threaded: false,
+    busy: false,
+    prefer: false,
+    irq_suspend_timeout: 0,
     polls: 0,
     unmasks: 0,
     deferred: 0,
+    busy_polls: 0,
+    suspends: 0,
+    resumes: 0,
 };
 
 /// `dev.<if>.*` NAPI knobs.
-const IF_KNOBS: [Knob<NapiState>; 3] = [
+const IF_KNOBS: [Knob<NapiState>; 4] = [
     Knob::new(
         "napi_defer_hard_irqs",
         "NAPI completions with work that keep the IRQ masked and re-poll after gro_flush_timeout",
@@ -573,10 +616,17 @@ const IF_KNOBS: [Knob<NapiState>; 3] = [
             |n, v| n.threaded = v == 1,
         )
     },
+    Knob::new(
+        "irq_suspend_timeout",
+        "While an app preferring busy polling gets events, the NAPI's IRQ and softirq stay suspended this long at most, ns (0: no suspension)",
+        (0, MAX_IRQ_SUSPEND_TIMEOUT.cast_signed()),
+        |n| crate::sat(n.irq_suspend_timeout),
+        |n, v| n.irq_suspend_timeout = v.unsigned_abs(),
+    ),
 ];
 
 /// `dev.<if>.*` NAPI counters.
-const IF_COUNTERS: [Counter<NapiState>; 3] = [
+const IF_COUNTERS: [Counter<NapiState>; 6] = [
     Counter {
         name: "napi_polls",
         descr: "Polls of this interface's NAPI",
@@ -592,10 +642,25 @@ const IF_COUNTERS: [Counter<NapiState>; 3] = [
         descr: "NAPI completions that kept the IRQ masked (deferral)",
         read: |n| n.deferred,
     },
+    Counter {
+        name: "napi_busy_polls",
+        descr: "Polls of this interface's NAPI from an app's busy loop (user context)",
+        read: |n| n.busy_polls,
+    },
+    Counter {
+        name: "napi_suspends",
+        descr: "IRQ suspensions: an app preferring busy polling got events (irq_suspend_timeout armed)",
+        read: |n| n.suspends,
+    },
+    Counter {
+        name: "napi_resumes",
+        descr: "IRQ suspensions ended: an app's busy poll found nothing (the NAPI scheduled, deferral resumes)",
+        read: |n| n.resumes,
+    },
 ];
 
 /// Registers `dev.<if>.napi_defer_hard_irqs`, `gro_flush_timeout`,
-/// `threaded` and the NAPI's counters for interface `i` under `prefix`.
+/// `threaded`, `irq_suspend_timeout` and the NAPI's counters for interface `i` under `prefix`.
 pub fn register_if_sysctl<C: 'static>(
     mib: &mut Mib<C>,
     prefix: &str,
