@@ -62,7 +62,37 @@ fn bad_arguments_are_refused_with_status_2() {
         ),
         (
             &["compare", "--sim", "--vs-real", "--conns", "10"][..],
-            "it does not take --hz, --reactor or --conns",
+            "it does not take --hz, --reactor, --conns, --cpus or --flows",
+        ),
+        (
+            &["compare", "--sim", "--vs-real", "--cpus", "2"][..],
+            "--vs-real compares one configuration",
+        ),
+        (&["compare", "--sim", "--cpus", "0"][..], "between 1 and 64"),
+        (
+            &["compare", "--sim", "--cpus", "65"][..],
+            "between 1 and 64",
+        ),
+        (
+            &["compare", "--sim", "--cpus", "2,2"][..],
+            "2 is given twice",
+        ),
+        (&["compare", "--cpus", "2"][..], "run on virtual time only"),
+        (&["compare", "--flows", "8"][..], "run on virtual time only"),
+        (
+            &["compare", "--sim", "--flows", "0"][..],
+            "between 1 and 65536",
+        ),
+        (
+            &[
+                "compare",
+                "--sim",
+                "--cpus",
+                "1,4",
+                "--rss-weight",
+                "1,1,1,1",
+            ][..],
+            "one weight per CPU",
         ),
         (
             &["compare", "--modes", "polling:kern.reactor.backend=1"][..],
