@@ -350,6 +350,15 @@ fn run_on_two_cpus_takes_frames_on_both_queues_and_balances() {
                 .is_some(),
             "CPU 1's queue took no frame"
         );
+        // pollsim stat reads every CPU's socket: a line per CPU and one
+        // for all of them, each interval.
+        let (code, out, err) =
+            util::run_pollsim(&["stat", "--name", &run.name, "-w", "0.2", "--count", "2"]);
+        assert_eq!(code, 0, "{err}");
+        for label in ["0 ", "1 ", "all "] {
+            let n = out.lines().filter(|l| l.starts_with(label)).count();
+            assert_eq!(n, 2, "{label:?} lines of pollsim stat:\n{out}");
+        }
         std::thread::sleep(Duration::from_millis(300));
         let s = run.stop();
         let received = per_cpu(&s.text, "dev.tap0.rx_packets");

@@ -145,6 +145,13 @@ pub fn stat(name: &str, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
         let at = Nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         Ok(Snapshot::from_dump(at, &dump))
     };
+    let ncpu = call(&mut connect(name)?, &Request::get("hw.ncpu"))?
+        .first()
+        .and_then(|n| n.value.as_u64())
+        .map_or(1, |n| usize::try_from(n).unwrap_or(1));
+    if ncpu > 1 {
+        return stat_cpus(name, ncpu, wait, count);
+    }
     let mut prev = sample()?;
     let mut printed = 0u64;
     while count.is_none_or(|n| printed < n) {
@@ -155,6 +162,56 @@ pub fn stat(name: &str, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
         }
         println!("{}", report::line(&prev, &snap));
         prev = snap;
+        printed += 1;
+    }
+    Ok(())
+}
+
+/// `pollsim stat` of an instance of several CPUs (`run --cpus N`): each
+/// interval, a line per CPU (read from its own control socket, `NAME` for
+/// CPU 0, `NAME-cpuC` for the others) and one for all of them.
+fn stat_cpus(name: &str, ncpu: usize, wait: f64, count: Option<u64>) -> anyhow::Result<()> {
+    use super::cpu_line::CpuLine;
+    let sample = || -> anyhow::Result<Vec<CpuLine>> {
+        (0..ncpu)
+            .map(|c| {
+                let mut client = connect(&super::run_smp::cpu_name(name, c))?;
+                let nodes = call(&mut client, &Request::get(""))?;
+                let nic = nodes
+                    .iter()
+                    .find_map(|n| {
+                        n.name
+                            .strip_prefix("dev.")
+                            .and_then(|r| r.strip_suffix(".rx_packets"))
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                let get = |n: &str| {
+                    nodes
+                        .iter()
+                        .find(|v| v.name == n)
+                        .map(|v| value_of(&v.value))
+                };
+                Ok(CpuLine::from_nodes(&get, &nic))
+            })
+            .collect()
+    };
+    let mut prev = sample()?;
+    let mut printed = 0u64;
+    while count.is_none_or(|n| printed < n) {
+        std::thread::sleep(Duration::from_secs_f64(wait));
+        let now = sample()?;
+        if printed.is_multiple_of(20) {
+            println!("{}", CpuLine::HEADER);
+        }
+        for (c, (a, b)) in prev.iter().zip(&now).enumerate() {
+            println!("{}", b.line(&c.to_string(), a, 1));
+        }
+        println!(
+            "{}",
+            CpuLine::sum(&now).line("all", &CpuLine::sum(&prev), ncpu)
+        );
+        prev = now;
         printed += 1;
     }
     Ok(())

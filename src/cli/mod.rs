@@ -8,6 +8,7 @@ mod bench;
 mod calibrate;
 mod compare;
 mod compare_sim;
+mod cpu_line;
 mod pcap;
 mod rss;
 mod run_sim;

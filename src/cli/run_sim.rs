@@ -8,6 +8,7 @@
 use anyhow::Context as _;
 
 use super::RunArgs;
+use super::cpu_line::CpuLine;
 use crate::compare::experiment::parse_rate;
 use crate::kernel::sched::RunOptions;
 use crate::kernel::time::Nanos;
@@ -131,7 +132,7 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
     );
     let end = sim.now() + duration;
     let every = opts.report_every.unwrap_or(duration);
-    let mut prev: Vec<CpuLine> = sim.cpus.iter().map(CpuLine::of).collect();
+    let mut prev: Vec<CpuLine> = sim.cpus.iter().map(CpuLine::of_sim).collect();
     let mut lines = 0u32;
     while sim.now() < end {
         let left = Nanos(end.0 - sim.now().0);
@@ -143,9 +144,9 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
             println!("{}  (simulated)", CpuLine::HEADER);
         }
         lines += 1;
-        let now: Vec<CpuLine> = sim.cpus.iter().map(CpuLine::of).collect();
+        let now: Vec<CpuLine> = sim.cpus.iter().map(CpuLine::of_sim).collect();
         for (c, (a, b)) in prev.iter().zip(&now).enumerate() {
-            println!("{}", b.line(c, a));
+            println!("{}", b.line(&c.to_string(), a, 1));
         }
         prev = now;
     }
@@ -167,65 +168,6 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
         print_probe(link, &sim.take_probe_results());
     }
     Ok(())
-}
-
-/// What one CPU's line shows: its queue of tap0, its udp-sink, its time.
-pub(super) struct CpuLine {
-    rx: i64,
-    missed: i64,
-    read: i64,
-    cp_time: [i64; 5],
-}
-
-impl CpuLine {
-    pub(super) const HEADER: &str =
-        "cpu   offered/s  received/s   missed/s  delivered/s   user%   sys%  intr%  idle%";
-
-    fn of(s: &crate::sim::Sim) -> CpuLine {
-        CpuLine::of_kernel(&s.k, &s.mib, crate::sim::IFNAME)
-    }
-
-    /// CPU `k`'s line: its queue of `nic`, its udp-sink, its time.
-    pub(super) fn of_kernel(k: &Kernel, mib: &pollsim_sysctl::Mib<Kernel>, nic: &str) -> CpuLine {
-        use pollsim_sysctl::Value;
-        let int = |n: &str| match mib.get(k, n) {
-            Ok(Value::Int(v)) => v,
-            _ => 0,
-        };
-        let mut cp_time = [0; 5];
-        if let Ok(Value::List(l)) = mib.get(k, "kern.cp_time") {
-            for (i, v) in l.iter().take(5).enumerate() {
-                cp_time[i] = crate::sat(*v);
-            }
-        }
-        CpuLine {
-            rx: int(&format!("dev.{nic}.rx_packets")),
-            missed: int(&format!("dev.{nic}.rx_missed")),
-            read: int("user.udp_sink.datagrams"),
-            cp_time,
-        }
-    }
-
-    /// The line of CPU `c` since `a`, rates over the CPU's own time.
-    pub(super) fn line(&self, c: usize, a: &CpuLine) -> String {
-        let us: i64 = (0..5).map(|i| self.cp_time[i] - a.cp_time[i]).sum();
-        let pct = |i: usize| 100.0 * (self.cp_time[i] - a.cp_time[i]) as f64 / us.max(1) as f64;
-        // kern.cp_time is in microseconds.
-        let secs = us as f64 / 1e6;
-        let rate = |v: i64| v as f64 / secs.max(1e-9);
-        let (rx, missed) = (self.rx - a.rx, self.missed - a.missed);
-        format!(
-            "{c:<4} {:>10.0} {:>11.0} {:>10.0} {:>12.0} {:>7.1} {:>6.1} {:>6.1} {:>6.1}",
-            rate(rx + missed),
-            rate(rx),
-            rate(missed),
-            rate(self.read - a.read),
-            pct(0) + pct(1),
-            pct(2),
-            pct(3),
-            pct(4)
-        )
-    }
 }
 
 /// The probe's line of the final summary.

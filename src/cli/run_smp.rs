@@ -16,7 +16,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context as _, bail};
 use pollsim_drivers::{Nic as _, TapQueue};
 
-use super::run_sim::{CpuLine, print_cpus_summary};
+use super::cpu_line::CpuLine;
+use super::run_sim::print_cpus_summary;
 use super::{RunArgs, kernel_side, lab, mac_for, signals};
 use crate::apps::AppKind;
 use crate::ctl::Control;
@@ -204,7 +205,7 @@ fn cpu_thread(
         }
         lines += 1;
         let now = CpuLine::of_kernel(k, &mib, &nic);
-        println!("{}", now.line(c, &prev));
+        println!("{}", now.line(&c.to_string(), &prev, 1));
         prev = now;
     };
     let mut on_tick = |k: &mut Kernel| {
