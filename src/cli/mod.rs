@@ -305,6 +305,15 @@ pub struct IfSpec {
 }
 
 impl RunArgs {
+    /// `--apps` as given: `udp-sink,http,...`.
+    pub fn apps_list(&self) -> String {
+        self.apps
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The interfaces, in `--if` order: `IF=ADDR/LEN`, or `IF` with
     /// `--addr` (for at most one of them). Names and subnets must differ.
     pub fn interfaces(&self) -> anyhow::Result<Vec<IfSpec>> {
@@ -613,13 +622,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     let mut mib = mib::build(&k);
     crate::rt::host::register_sysctl(&mut mib);
-    for kv in &args.sysctls {
-        let (name, value) = kv
-            .split_once('=')
-            .with_context(|| format!("--sysctl {kv}: expected NAME=VALUE"))?;
-        mib.set(&mut k, name, value)
-            .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
-    }
+    mib::apply(&mib, &mut k, &args.sysctls, false)?;
     if k.echo_threads() {
         bail!(THREADS_NEED_SIM);
     }
@@ -633,11 +636,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .join(", "),
         args.mode.name(),
         args.hz,
-        args.apps
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        args.apps_list()
     );
     k.check_status();
     let mut prev = Snapshot::take(&k, &mib, clock.wall());

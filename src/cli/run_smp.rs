@@ -88,11 +88,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         args.cpus,
         queues,
         args.hz,
-        args.apps
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        args.apps_list()
     );
     if opts.report_every.is_some() {
         println!("{}", CpuLine::HEADER);
@@ -180,17 +176,8 @@ fn cpu_thread(
     k.attach(Box::new(tap), &cfg, clock.now());
     let mut mib = mib::build(&k);
     crate::rt::host::register_sysctl(&mut mib);
-    for kv in &args.sysctls {
-        let (name, value) = kv
-            .split_once('=')
-            .with_context(|| format!("--sysctl {kv}: expected NAME=VALUE"))?;
-        // A knob of an app only CPU 0 runs.
-        if c > 0 && !mib.contains(name) {
-            continue;
-        }
-        mib.set(&mut k, name, value)
-            .map_err(|e| anyhow::anyhow!("--sysctl: {e}"))?;
-    }
+    // CPUs but 0 skip the knobs of the app only CPU 0 runs.
+    mib::apply(&mib, &mut k, &args.sysctls, c > 0)?;
     if k.echo_threads() {
         bail!(super::THREADS_NEED_SIM);
     }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
@@ -15,6 +16,8 @@ use super::output::human;
 use super::summary::Labels;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// A panel's chart: linear axes of `f64`.
+type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Font family of all text (as the rest of the figure).
 const FONT: &str = "sans-serif";
@@ -90,36 +93,21 @@ fn peak_panel(
         .flat_map(|(_, p)| p.values().copied().chain(ideal(p).into_iter().map(|q| q.1)))
         .fold(0.0_f64, f64::max)
         * 1.12;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "(d) peak delivered vs CPUs (dashed: linear from the fewest)",
-            (FONT, 17),
-        )
-        .margin(12)
-        .margin_right(24)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.5..max_cpus + 0.5, 0.0..top.max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("simulated CPUs (one receive queue each)")
-        .y_desc("peak delivered to app (datagrams/s)")
-        .x_labels(most + 2)
-        .x_label_formatter(&whole)
-        .y_label_formatter(&|v| human(*v))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(BLACK.mix(0.04))
-        .draw()?;
+    let mut chart = frame(
+        area,
+        "(d) peak delivered vs CPUs (dashed: linear from the fewest)",
+        0.5..max_cpus + 0.5,
+        top,
+        (
+            "simulated CPUs (one receive queue each)",
+            "peak delivered to app (datagrams/s)",
+        ),
+        most + 2,
+    )?;
     for (i, (name, p)) in all.values().enumerate() {
         let c = colors(i);
         let pts: Vec<(f64, f64)> = p.iter().map(|(&k, &v)| (k as f64, v)).collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&q| Circle::new(q, 4, c.filled())))?;
+        line(&mut chart, pts, c, name)?;
         chart.draw_series(DashedLineSeries::new(
             ideal(p),
             6,
@@ -173,28 +161,17 @@ fn queue_panel(
             1 => ", 1 flow".to_string(),
             f => format!(", {f} flows"),
         });
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("(e) load per queue at the highest offered rate, {n} CPUs{flows}"),
-            (FONT, 17),
-        )
-        .margin(12)
-        .margin_right(24)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..top.max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("receive queue (= the CPU that serves it)")
-        .y_desc("offered to the queue (frames/s)")
-        .x_labels(n.min(16) + 1)
-        .x_label_formatter(&whole)
-        .y_label_formatter(&|v| human(*v))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(BLACK.mix(0.04))
-        .draw()?;
+    let mut chart = frame(
+        area,
+        &format!("(e) load per queue at the highest offered rate, {n} CPUs{flows}"),
+        -0.5..n as f64 - 0.5,
+        top,
+        (
+            "receive queue (= the CPU that serves it)",
+            "offered to the queue (frames/s)",
+        ),
+        n.min(16) + 1,
+    )?;
     if let Some(r) = rows.first() {
         let even = r.queues.iter().map(|q| q.offered_pps).sum::<f64>() / n as f64;
         chart
@@ -210,19 +187,64 @@ fn queue_panel(
             });
     }
     for (i, r) in rows.iter().enumerate() {
-        let c = colors(i);
         let pts: Vec<(f64, f64)> = r
             .queues
             .iter()
             .map(|q| (q.queue as f64, q.offered_pps))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-            .label(format!("{} at {}", r.mode, human(r.offered_pps)))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&q| Circle::new(q, 4, c.filled())))?;
+        let label = format!("{} at {}", r.mode, human(r.offered_pps));
+        line(&mut chart, pts, colors(i), &label)?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// A panel of this row: its caption, linear axes over `x` and 0..`top`
+/// (padded), described by `desc` (x, y), `x_labels` whole-number labels
+/// on x and rates on y.
+fn frame<'a>(
+    area: &Area<'a>,
+    caption: &str,
+    x: std::ops::Range<f64>,
+    top: f64,
+    desc: (&str, &str),
+    x_labels: usize,
+) -> anyhow::Result<Chart<'a>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 17))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, 0.0..top.max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc(desc.0)
+        .y_desc(desc.1)
+        .x_labels(x_labels)
+        .x_label_formatter(&whole)
+        .y_label_formatter(&|v| human(*v))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+    Ok(chart)
+}
+
+/// One series of `pts` in colour `c`, a line with round markers, and its
+/// legend entry `label`.
+fn line(
+    chart: &mut Chart<'_>,
+    pts: Vec<(f64, f64)>,
+    c: RGBColor,
+    label: &str,
+) -> anyhow::Result<()> {
+    chart
+        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    chart.draw_series(pts.iter().map(|&q| Circle::new(q, 4, c.filled())))?;
+    Ok(())
 }
 
 /// The legend of a panel of this row, at `pos`.

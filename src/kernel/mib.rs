@@ -12,6 +12,38 @@ use super::intr::{Dispatch, IPINTRQ_MAXLEN_MAX, RX_RING_MAX};
 use crate::sat;
 
 /// Build the MIB of `k` (its interfaces must be attached).
+/// Why a `--sysctl NAME=VALUE` was not applied (shown as `run` says it).
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    /// Not `NAME=VALUE`.
+    #[error("--sysctl {0}: expected NAME=VALUE")]
+    Malformed(String),
+    /// The MIB refused it.
+    #[error("--sysctl: {0}")]
+    Refused(pollsim_sysctl::SysctlError),
+}
+
+/// Apply `--sysctl NAME=VALUE` settings to `k`, in order, stopping at the
+/// first bad one. With `skip_absent`, a name this MIB does not have is
+/// passed over: a knob of an app or NIC that only CPU 0 of several has.
+pub fn apply(
+    mib: &Mib<Kernel>,
+    k: &mut Kernel,
+    kvs: &[String],
+    skip_absent: bool,
+) -> Result<(), AssignError> {
+    for kv in kvs {
+        let (name, value) = kv
+            .split_once('=')
+            .ok_or_else(|| AssignError::Malformed(kv.clone()))?;
+        if skip_absent && !mib.contains(name) {
+            continue;
+        }
+        mib.set(k, name, value).map_err(AssignError::Refused)?;
+    }
+    Ok(())
+}
+
 pub fn build(k: &Kernel) -> Mib<Kernel> {
     let mut mib = Mib::new();
     mib.add_ro(

@@ -243,9 +243,7 @@ impl Sim {
         let mut nic = VirtNic::new(IFNAME, MAC, RING_LEN)?;
         // Every CPU draws the same flood (same seed) and keeps its flows.
         let arrivals = Arrivals::new(cfg.pattern, cfg.seed, START.0)?;
-        if place.is_single() {
-            nic.set_source(arrivals, flood_frame());
-        } else if let Some(flows) = place.flows_of_cpu() {
+        if let Some(flows) = place.flows_of_cpu() {
             nic.set_flows(arrivals, flows);
         }
         let (shared, nic) = SharedVirtNic::new(nic)?;
@@ -265,17 +263,13 @@ impl Sim {
         if !place.is_single() {
             place.register_sysctl(&mut mib);
         }
-        for kv in &cfg.sysctls {
-            let (name, value) = kv
-                .split_once('=')
-                .ok_or_else(|| SimError::Sysctl(format!("{kv}: expected NAME=VALUE")))?;
-            // A knob of an app or NIC that only CPU 0 has.
-            if !first && !mib.contains(name) {
-                continue;
+        // CPUs but 0 skip the knobs of the apps and NIC only CPU 0 has.
+        mib::apply(&mib, &mut k, &cfg.sysctls, !first).map_err(|e| match e {
+            mib::AssignError::Malformed(kv) => {
+                SimError::Sysctl(format!("{kv}: expected NAME=VALUE"))
             }
-            mib.set(&mut k, name, value)
-                .map_err(|e| SimError::Sysctl(e.to_string()))?;
-        }
+            mib::AssignError::Refused(e) => SimError::Sysctl(e.to_string()),
+        })?;
         k.start_apps();
         if first {
             crate::conns::add_synthetic(&mut k, cfg.conns);
@@ -531,20 +525,7 @@ impl Default for FlowSpec {
 /// from the source `pollsim flood --flows` gives it (the address moves
 /// through 198.19.0.0/16, the port stays), all to udp-sink.
 pub fn flood_frames(flows: usize) -> Vec<Vec<u8>> {
-    use crate::flood::frames::flow_source;
-    use crate::flood::parse::PortRange;
-    let peer = crate::lab::bench_addr(PEER_ADDR);
-    let dst = SocketAddrV4::new(crate::lab::bench_addr(ADDR), 9);
-    (0..flows.max(1))
-        .map(|i| {
-            let (ip, port) = flow_source(peer, PortRange::single(FLOOD_SRC_PORT), i);
-            crate::lab::udp_frame(
-                (PEER_MAC, SocketAddrV4::new(ip, port)),
-                (MAC, dst),
-                &[0; 18],
-            )
-        })
-        .collect()
+    (0..flows.max(1)).map(flow_frame).collect()
 }
 
 /// The simulated flood's source port.
@@ -553,7 +534,20 @@ const FLOOD_SRC_PORT: u16 = 40_000;
 /// The flood's frame: 60 bytes of Ethernet/IPv4/UDP to udp-sink, as
 /// `pollsim flood --size 64` sends (64 with the FCS the tap does not carry).
 pub fn flood_frame() -> Vec<u8> {
-    let src = SocketAddrV4::new(crate::lab::bench_addr(PEER_ADDR), FLOOD_SRC_PORT);
+    flow_frame(0)
+}
+
+/// Flow `i` of the flood: from the source `pollsim flood --flows` gives
+/// flow `i` (flow 0: the peer's own address), to udp-sink.
+fn flow_frame(i: usize) -> Vec<u8> {
+    use crate::flood::frames::flow_source;
+    use crate::flood::parse::PortRange;
+    let peer = crate::lab::bench_addr(PEER_ADDR);
+    let (ip, port) = flow_source(peer, PortRange::single(FLOOD_SRC_PORT), i);
     let dst = SocketAddrV4::new(crate::lab::bench_addr(ADDR), 9);
-    crate::lab::udp_frame((PEER_MAC, src), (MAC, dst), &[0; 18])
+    crate::lab::udp_frame(
+        (PEER_MAC, SocketAddrV4::new(ip, port)),
+        (MAC, dst),
+        &[0; 18],
+    )
 }
