@@ -524,6 +524,15 @@ pub struct Accounting {
     pub stack_other: u64,
     /// The per-cause counters (`netstat -s`) the stack's frames ended in.
     pub causes: InetStats,
+    /// Frames and datagrams this CPU handed to other CPUs (RPS, RFS, a
+    /// socket on another CPU): they left before its stack.
+    pub handed_out: u64,
+    /// Frames and datagrams other CPUs handed to this one.
+    pub handed_in: u64,
+    /// Handed frames dropped at this CPU's full backlog.
+    pub backlog_drops: u64,
+    /// Handed frames still in this CPU's backlog.
+    pub backlog_queued: u64,
 }
 
 /// The terminal counters of `c` other than the UDP socket's (fullsock,
@@ -557,6 +566,10 @@ impl Accounting {
         self.socket_queued += b.socket_queued;
         self.app_read += b.app_read;
         self.stack_other += b.stack_other;
+        self.handed_out += b.handed_out;
+        self.handed_in += b.handed_in;
+        self.backlog_drops += b.backlog_drops;
+        self.backlog_queued += b.backlog_queued;
     }
 
     /// The account of `k` (call after a final status check).
@@ -577,6 +590,12 @@ impl Accounting {
         a.app_read = k.apps.udp_sink.as_ref().map_or(0, |s| s.datagrams);
         a.stack_other = consumed_otherwise(&n.inet);
         a.causes = n.inet;
+        if let Some(r) = k.netisr.rps.as_deref() {
+            a.handed_out = r.stats.handed_out + r.stats.socket_out;
+            a.handed_in = r.stats.handed_in + r.stats.socket_in;
+            a.backlog_drops = r.stats.backlog_drops;
+            a.backlog_queued = r.backlog.len() as u64;
+        }
         a
     }
 
@@ -609,12 +628,20 @@ impl Accounting {
     }
 
     /// Whether every stage adds up: offered = missed + received, received
-    /// = ipintrq drops + queued + stack, stack = socket drops + socket
-    /// queued + other (the sum of the other per-cause counters), and the
-    /// socket's counts are the causes' `udp.fullsock` and `udp.delivered`.
+    /// (+ handed in) = ipintrq drops + queued (+ backlog drops + queued +
+    /// handed out) + stack, stack = socket drops + socket queued + other
+    /// (the sum of the other per-cause counters), and the socket's counts
+    /// are the causes' `udp.fullsock` and `udp.delivered`. Summed over the
+    /// CPUs of a system, what was handed out was handed in.
     pub fn balanced(&self) -> bool {
         self.offered == self.rx_missed + self.received
-            && self.received == self.ipintrq_drops + self.ipintrq_queued + self.stack
+            && self.received + self.handed_in
+                == self.ipintrq_drops
+                    + self.ipintrq_queued
+                    + self.backlog_drops
+                    + self.backlog_queued
+                    + self.handed_out
+                    + self.stack
             && self.stack == self.socket_drops + self.socket_queued + self.stack_other
             && self.socket_drops == self.causes.udp_fullsock
             && self.socket_queued == self.causes.udp_delivered
@@ -652,6 +679,17 @@ pub fn summary(k: &mut Kernel, mib: &Mib<Kernel>) -> String {
         ("  delivered: read by udp-sink", a.app_read),
         ("  consumed by the stack, by cause:", a.stack_other),
     ];
+    let handing = [
+        ("  handed to other CPUs (RPS, RFS, sockets)", a.handed_out),
+        ("  handed in by other CPUs", a.handed_in),
+        ("  dropped: backlog full (handed in)", a.backlog_drops),
+        ("  left in the backlog", a.backlog_queued),
+    ];
+    let mut rows = rows.to_vec();
+    if k.netisr.rps.is_some() {
+        // After "left in ipintrq": the stages between the queue and the stack.
+        rows.splice(5..5, handing);
+    }
     let _ = writeln!(out, "\nframe accounting:");
     for (label, v) in rows {
         let _ = writeln!(out, "  {label:<48} {v:>12} {:>6.2}%", pct(v));

@@ -26,7 +26,7 @@ use crate::kernel::time::Nanos;
 pub use http::Http;
 pub use interactive::Interactive;
 pub use tcp_echo::TcpEcho;
-pub use udp_sink::UdpSink;
+pub use udp_sink::{PORT as UDP_SINK_PORT, UdpSink};
 
 /// What an app may touch during a step.
 pub struct UserCx<'a> {

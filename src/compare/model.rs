@@ -83,6 +83,11 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     sorted.get(i).copied()
 }
 
+/// Whether a count is zero (a field left out of the JSON then).
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
 /// Frame counts over the measurement window, from pollsim's own counters.
 /// They balance exactly: `received = ipintrq_drops + ipintrq_queued +
 /// socket_drops + socket_queued + delivered + other`.
@@ -92,10 +97,15 @@ pub struct Frames {
     pub received: i64,
     /// Dropped by the NIC (ring full).
     pub rx_missed: i64,
-    /// Dropped at `ipintrq`.
+    /// Dropped at `ipintrq` (with RPS or RFS, also at the CPUs' backlogs,
+    /// the same stage: the software input queue).
     pub ipintrq_drops: i64,
-    /// Change of `ipintrq`'s length over the window.
+    /// Change of `ipintrq`'s length over the window (and the backlogs').
     pub ipintrq_queued: i64,
+    /// Of `ipintrq_drops`, those at the backlogs of CPUs that other CPUs
+    /// handed frames to (RPS, RFS; several CPUs only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub backlog_drops: i64,
     /// Dropped at the app's socket buffer.
     pub socket_drops: i64,
     /// Change of the datagrams waiting on the app's socket over the window.
@@ -129,8 +139,9 @@ impl Frames {
         Frames {
             received: nic(".rx_packets"),
             rx_missed: nic(".rx_missed"),
-            ipintrq_drops: d("net.inet.ip.intr_queue_drops"),
-            ipintrq_queued: d("net.inet.ip.intr_queue_len"),
+            ipintrq_drops: d("net.inet.ip.intr_queue_drops") + d("net.rps.backlog_drops"),
+            ipintrq_queued: d("net.inet.ip.intr_queue_len") + d("net.rps.backlog_len"),
+            backlog_drops: d("net.rps.backlog_drops"),
             socket_drops: sockbuf,
             socket_queued: queued - read,
             delivered: read,

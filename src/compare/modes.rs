@@ -53,7 +53,7 @@ pub fn family(label: &str) -> &'static str {
 }
 
 /// Short knob names and the sysctl each stands for.
-pub const KNOBS: [(&str, &str); 23] = [
+pub const KNOBS: [(&str, &str); 26] = [
     ("work_ns", "user.udp_sink.work_ns"),
     ("burst_max", "kern.polling.burst_max"),
     ("each_burst", "kern.polling.each_burst"),
@@ -77,6 +77,9 @@ pub const KNOBS: [(&str, &str); 23] = [
     ("rx_frames", "dev.tap0.rx_frames"),
     ("adaptive_rx", "dev.tap0.adaptive_rx"),
     ("rx_ring", "dev.tap0.rx_ring"),
+    ("rps_cpus", "net.rps.cpus"),
+    ("rfs_entries", "net.rfs.entries"),
+    ("netdev_max_backlog", "net.core.netdev_max_backlog"),
 ];
 
 /// `--modes paper`: the family of Mogul & Ramakrishnan's figures: the

@@ -300,7 +300,8 @@ impl Kernel {
         if frames > 0
             && let Some(c) = self.cost
         {
-            clock.burn(Nanos(u64::from(frames) * (c.rx_cost_ns + c.proto_cost_ns)));
+            let base = u64::from(frames) * (c.rx_cost_ns + c.proto_cost_ns);
+            clock.burn(Nanos(self.charge_handoff(base, c.proto_cost_ns)));
         }
     }
 

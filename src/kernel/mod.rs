@@ -22,6 +22,7 @@ pub mod netstat;
 pub mod poll;
 pub mod pollers;
 pub mod reactor;
+pub mod rps;
 pub mod runq;
 pub mod sched;
 pub mod sockets;
@@ -505,7 +506,7 @@ impl Kernel {
 
     /// Whether there is kernel work above the user processes.
     pub fn netisr_pending(&mut self) -> bool {
-        if self.egress_pending {
+        if self.egress_pending || self.backlog_pending() {
             return true;
         }
         let now = self.cpu.last_switch();
@@ -547,6 +548,9 @@ impl Kernel {
         self.sched.netisr_runs += 1;
         self.reactor.note_activity();
         self.set_nic_time(now);
+        if self.backlog_pending() {
+            return self.backlog_step(now);
+        }
         let (disc, mut cx) = self.split(now);
         let mut work = None;
         for d in disc.all_mut() {
@@ -568,6 +572,100 @@ impl Kernel {
                 }
                 NetisrWork::default()
             }
+        }
+    }
+
+    /// Whether frames other CPUs handed wait in this CPU's backlog for
+    /// the netisr: under NAPI, the backlog is a NAPI instance of the
+    /// softirq instead (Linux's `process_backlog`).
+    fn backlog_pending(&self) -> bool {
+        self.netisr.backlog_len() > 0 && self.ifs.first().is_none_or(|f| f.discipline != Kind::Napi)
+    }
+
+    /// One frame from this CPU's backlog into its stack (the protocol of
+    /// a frame another CPU took from its queue: RPS, RFS), as `ipintr`
+    /// takes one from `ipintrq`.
+    fn backlog_step(&mut self, now: Nanos) -> NetisrWork {
+        let took = self.netisr.backlog_one(now);
+        if let Some(ifn) = self.ifs.first_mut() {
+            self.netisr.flush(0, ifn.nic.as_mut());
+        }
+        NetisrWork {
+            dispatched: u32::from(took),
+            ..NetisrWork::default()
+        }
+    }
+
+    /// What the units of work since the last call cost, `base` being their
+    /// charge with every frame's protocol run here: frames handed to other
+    /// CPUs' backlogs pay the handing instead of the protocol, datagrams
+    /// handed to sockets on other CPUs the cross-CPU cost besides.
+    pub fn charge_handoff(&mut self, base: u64, proto_cost_ns: u64) -> u64 {
+        match self.netisr.rps.as_deref_mut() {
+            Some(r) => r.charge(base, proto_cost_ns),
+            None => base,
+        }
+    }
+
+    /// Whether an IPI is raised for this CPU (frames in its backlog).
+    pub fn ipi_pending(&self) -> bool {
+        self.netisr.rps.as_ref().is_some_and(|r| r.ipi_pending > 0)
+    }
+
+    /// Take the raised IPIs; returns their cost at interrupt level.
+    pub fn take_ipis(&mut self) -> u64 {
+        let Some(r) = self.netisr.rps.as_deref_mut() else {
+            return 0;
+        };
+        let n = std::mem::take(&mut r.ipi_pending);
+        r.stats.ipis += n;
+        let ns = n * r.ipi_cost_ns;
+        if self.ifs.first().is_some_and(|f| f.discipline == Kind::Napi) {
+            // rps_trigger_softirq: the backlog's NAPI is scheduled, and
+            // NET_RX runs at the interrupt's exit.
+            self.disc.napi.schedule_backlog();
+        }
+        ns
+    }
+
+    /// What other CPUs handed to this one, at `now` (the end of a turn):
+    /// frames into the backlog (a full one drops them; an IPI is raised if
+    /// any entered), datagrams into udp-sink's socket here.
+    pub fn receive_handed(
+        &mut self,
+        items: impl IntoIterator<Item = (rps::Handed, Vec<u8>)>,
+        now: Nanos,
+    ) {
+        let Some(r) = self.netisr.rps.as_deref_mut() else {
+            return;
+        };
+        // An IPI only for a backlog that was idle (NAPI_STATE_SCHED clear).
+        let mut queued = false;
+        let was_idle = r.backlog.is_empty();
+        let mut datagrams = Vec::new();
+        for (kind, frame) in items {
+            match kind {
+                rps::Handed::Backlog => {
+                    r.stats.handed_in += 1;
+                    if r.backlog.enqueue(0, &frame) {
+                        queued = true;
+                    } else {
+                        r.stats.backlog_drops += 1;
+                    }
+                }
+                rps::Handed::Socket => {
+                    r.stats.socket_in += 1;
+                    r.note_read(&frame);
+                    datagrams.push(frame);
+                }
+            }
+        }
+        r.ipi_pending += u64::from(queued && was_idle);
+        for frame in &datagrams {
+            self.netisr.ingress_here(0, now, frame);
+        }
+        if !datagrams.is_empty() {
+            self.reactor.note_activity();
         }
     }
 

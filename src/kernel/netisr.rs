@@ -146,6 +146,9 @@ pub struct Netisr {
     /// Every NIC's Interface and sockets, sharded by flow.
     pub sockets: Sockets,
     nics: Vec<PerNic>,
+    /// This CPU's side of handing frames between CPUs (RPS/RFS, a socket
+    /// on another CPU): several simulated CPUs only.
+    pub rps: Option<Box<super::rps::Rps>>,
 }
 
 impl Default for Netisr {
@@ -165,6 +168,7 @@ impl Netisr {
         Netisr {
             sockets: Sockets::new(shards),
             nics: Vec::new(),
+            rps: None,
         }
     }
 
@@ -218,7 +222,62 @@ impl Netisr {
     /// smoltcp); one it refuses is counted under its cause and not handed
     /// on. Bound: one frame, through `poll_ingress_single`, which scans the
     /// sockets of that shard; replies go to the NIC's transmit queue.
+    ///
+    /// With several CPUs, a frame of tap0 (NIC 0) may instead be handed to
+    /// another CPU ([`super::rps::Rps::steer`]): it does not enter this
+    /// CPU's stack.
     pub fn ingress(&mut self, nic: usize, now: Nanos, frame: &[u8]) {
+        if nic == 0
+            && let Some(r) = self.rps.as_deref_mut()
+            && r.steer(frame, true)
+        {
+            return;
+        }
+        self.ingress_here(nic, now, frame);
+    }
+
+    /// A frame from this CPU's backlog: into this CPU's stack, not to
+    /// another backlog (a datagram for a socket on another CPU goes there).
+    pub fn ingress_backlog(&mut self, nic: usize, now: Nanos, frame: &[u8]) {
+        if let Some(r) = self.rps.as_deref_mut()
+            && r.steer(frame, false)
+        {
+            return;
+        }
+        self.ingress_here(nic, now, frame);
+    }
+
+    /// One frame from this CPU's RPS backlog into its stack
+    /// ([`Netisr::ingress_backlog`]); false if the backlog was empty.
+    pub fn backlog_one(&mut self, now: Nanos) -> bool {
+        let Some(r) = self.rps.as_deref_mut() else {
+            return false;
+        };
+        let mut frame = std::mem::take(&mut r.scratch);
+        frame.clear();
+        let nic = r.backlog.dequeue_with(|i, f| {
+            frame.extend_from_slice(f);
+            i
+        });
+        if nic.is_some() {
+            r.stats.backlog_dispatched += 1;
+        }
+        if let Some(i) = nic {
+            self.ingress_backlog(i, now, &frame);
+        }
+        if let Some(r) = self.rps.as_deref_mut() {
+            r.scratch = frame;
+        }
+        nic.is_some()
+    }
+
+    /// Frames waiting in this CPU's RPS backlog.
+    pub fn backlog_len(&self) -> usize {
+        self.rps.as_ref().map_or(0, |r| r.backlog.len())
+    }
+
+    /// [`Netisr::ingress`] into this CPU's stack, whatever the flow.
+    pub fn ingress_here(&mut self, nic: usize, now: Nanos, frame: &[u8]) {
         let pn = &mut self.nics[nic];
         pn.stats.frames += 1;
         let local = Local {

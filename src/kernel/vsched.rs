@@ -146,13 +146,15 @@ impl VirtualSched {
             Unit::Kernel => {
                 preempting(k, now, CpuState::Sys);
                 let w = k.netisr_step(now);
-                clock.advance(Nanos(work_ns(cost, &w) + check));
+                let ns = k.charge_handoff(work_ns(cost, &w), cost.proto_cost_ns);
+                clock.advance(Nanos(ns + check));
                 k.unit_done(clock.now());
             }
             Unit::Thread(t) => {
                 preempting(k, now, CpuState::Sys);
                 let w = k.thread_step(now, t);
-                clock.advance(Nanos(work_ns(cost, &w) + check));
+                let ns = k.charge_handoff(work_ns(cost, &w), cost.proto_cost_ns);
+                clock.advance(Nanos(ns + check));
                 k.unit_done(clock.now());
             }
             Unit::User => {
@@ -172,7 +174,8 @@ impl VirtualSched {
                     // happens: skip there, the time charged to sys.
                     clock.skip_to(self.wake_at(k, world, now, end));
                 } else {
-                    clock.advance(Nanos(work_ns(cost, &w)));
+                    let ns = k.charge_handoff(work_ns(cost, &w), cost.proto_cost_ns);
+                    clock.advance(Nanos(ns));
                 }
             }
             Unit::Idle => {
@@ -225,10 +228,16 @@ impl VirtualSched {
         };
         let mut mask = k.irq_lines(raised, now);
         let timer = k.timer_due(now);
-        if mask == 0 && !timer {
+        let ipi = k.ipi_pending();
+        if mask == 0 && !timer && !ipi {
             return false;
         }
         preempting(k, now, CpuState::Intr);
+        if ipi {
+            // Another CPU handed frames to this one's backlog.
+            let ns = k.take_ipis();
+            clock.advance(Nanos(ns));
+        }
         while mask != 0 {
             let i = mask.trailing_zeros() as usize;
             mask &= mask - 1;

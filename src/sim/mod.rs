@@ -224,15 +224,17 @@ impl Sim {
         let cidr = |a: &str| Ipv4Cidr::new(a.parse().unwrap_or(Ipv4Address::UNSPECIFIED), 24);
         let addr = cidr(ADDR);
         let first = place.cpu == 0;
-        let apps = match first {
-            true => cfg.apps.clone(),
-            false => cfg
-                .apps
-                .iter()
-                .copied()
-                .filter(|a| *a == AppKind::UdpSink)
-                .collect(),
-        };
+        // udp-sink runs on every CPU, or on its own; the other apps on CPU 0.
+        let sink_here = place.sink_cpu.is_none_or(|c| c == place.cpu);
+        let apps = cfg
+            .apps
+            .iter()
+            .copied()
+            .filter(|a| match a {
+                AppKind::UdpSink => sink_here,
+                _ => first,
+            })
+            .collect();
         let kcfg = KernelConfig {
             hz: cfg.hz,
             addr,
@@ -259,10 +261,17 @@ impl Sim {
             k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
             nics.push(quiet);
         }
+        if let Some(h) = &place.handoff {
+            let (c, n) = (place.cpu, place.ncpu);
+            let rps =
+                crate::kernel::rps::Rps::new(c, n, place.rss.clone(), h.clone(), place.sink_cpu);
+            k.netisr.rps = Some(Box::new(rps));
+        }
         let mut mib = mib::build(&k);
         if !place.is_single() {
             place.register_sysctl(&mut mib);
         }
+        crate::kernel::rps::register_sysctl(&mut mib, &k);
         // CPUs but 0 skip the knobs of the apps and NIC only CPU 0 has.
         mib::apply(&mib, &mut k, &cfg.sysctls, !first).map_err(|e| match e {
             mib::AssignError::Malformed(kv) => {
@@ -373,6 +382,12 @@ pub struct Placement {
     pub dist: crate::flood::frames::FlowDist,
     /// tap0's RSS: key and indirection table (`ncpu` queues).
     pub rss: pollsim_drivers::Rss,
+    /// The handoff between the CPUs (RPS, RFS, sockets on one CPU):
+    /// several CPUs only.
+    pub handoff: Option<crate::kernel::rps::Handoff>,
+    /// Where udp-sink's socket is (`user.udp_sink.cpu`): `None`, one on
+    /// every CPU.
+    pub sink_cpu: crate::kernel::rps::AppCpu,
 }
 
 impl Placement {
@@ -387,6 +402,8 @@ impl Placement {
                 pollsim_drivers::RssKey::MICROSOFT,
                 pollsim_drivers::IndirTable::default(),
             ),
+            handoff: None,
+            sink_cpu: None,
         }
     }
 
@@ -418,6 +435,8 @@ impl Placement {
             flows: spec.flows.max(1),
             dist: spec.dist,
             rss: Rss::new(spec.key, table),
+            handoff: None,
+            sink_cpu: None,
         })
     }
 

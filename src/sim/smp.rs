@@ -13,16 +13,21 @@
 //! Each CPU's clock interrupt is `c/n` of a tick after CPU 0's.
 //!
 //! Every CPU draws the same seeded flood and keeps the arrivals of its own
-//! flows ([`pollsim_drivers::Flows`]), so the CPUs run one after the other
-//! over each window and the result is that of running them side by side:
-//! nothing crosses between them. What is not modelled yet: a frame handed
-//! to another CPU's backlog (RPS/RFS, a socket owned by another CPU) and
-//! its cost, a shared socket, and more queues than CPUs.
+//! flows ([`pollsim_drivers::Flows`]). While nothing crosses between the
+//! CPUs, they run one after the other over each window, and the result is
+//! that of running them side by side. With RPS or RFS (`net.rps.cpus`,
+//! `net.rfs.entries`) or udp-sink on one CPU (`user.udp_sink.cpu`), frames
+//! cross ([`crate::kernel::rps`]): the CPUs then run in turns of
+//! `hw.sim.smp_quantum_ns`, and what one handed to another during a turn
+//! reaches it at the turn's end. What is not modelled yet: a shared socket
+//! (one socket read by several CPUs), and more queues than CPUs.
 
 use crate::kernel::time::Nanos;
 
 use super::probe::ProbeResults;
 use super::{FlowSpec, Placement, Sim, SimConfig, SimError};
+use crate::apps::AppKind;
+use crate::kernel::rps::{AppCpu, Handoff};
 
 /// The most simulated CPUs.
 pub const MAX_CPUS: usize = 64;
@@ -31,16 +36,97 @@ pub const MAX_CPUS: usize = 64;
 pub struct SmpSim {
     /// The CPUs, CPU 0 first.
     pub cpus: Vec<Sim>,
+    /// What crosses between them (several CPUs only).
+    handoff: Option<Handoff>,
+    /// The end of the last turn: every CPU has run to it.
+    turn: Nanos,
+}
+
+/// Knobs that act between CPUs: with one CPU they have nothing to act on
+/// and are left out, so that one `--sysctl` list serves every CPU count of
+/// a sweep.
+const BETWEEN_CPUS: [&str; 8] = [
+    "net.rps.cpus",
+    "net.rfs.entries",
+    "net.core.netdev_max_backlog",
+    "hw.sim.rps_cost_ns",
+    "hw.sim.xcpu_cost_ns",
+    "hw.sim.ipi_cost_ns",
+    "hw.sim.smp_quantum_ns",
+    "user.udp_sink.cpu",
+];
+
+/// The apps' CPUs given as `user.<app>.cpu=K` among `sysctls`, which
+/// are set at start (the app is built on its CPU): udp-sink's (`-1`, the
+/// default: a socket on every CPU), checked against `ncpu`; the other apps
+/// run on CPU 0, the only value they take. Returns the CPU of udp-sink and
+/// the other knobs.
+fn app_cpus(
+    sysctls: &[String],
+    ncpu: usize,
+    apps: &[AppKind],
+) -> Result<(AppCpu, Vec<String>), SimError> {
+    let mut sink = None;
+    let mut rest = Vec::new();
+    for kv in sysctls {
+        let Some((name, value)) = kv.split_once('=') else {
+            rest.push(kv.clone());
+            continue;
+        };
+        let Some(app) = name
+            .strip_prefix("user.")
+            .and_then(|n| n.strip_suffix(".cpu"))
+        else {
+            if ncpu > 1 || !BETWEEN_CPUS.contains(&name) {
+                rest.push(kv.clone());
+            }
+            continue;
+        };
+        let v: i64 = value
+            .trim()
+            .parse()
+            .map_err(|_| SimError::Sysctl(format!("{kv}: expected an integer")))?;
+        let max = i64::try_from(ncpu).unwrap_or(i64::MAX) - 1;
+        match app {
+            "udp_sink" if !apps.contains(&AppKind::UdpSink) => {
+                return Err(SimError::Sysctl(format!("{kv}: udp-sink does not run")));
+            }
+            "udp_sink" if (-1..=max).contains(&v) => {
+                sink = usize::try_from(v).ok().filter(|_| ncpu > 1);
+            }
+            "udp_sink" => {
+                return Err(SimError::Sysctl(format!(
+                    "{kv}: Invalid argument (-1..{max}: a CPU, or -1 for a socket on every CPU)"
+                )));
+            }
+            "tcp_echo" | "http" | "interactive" if v == 0 => {}
+            "tcp_echo" | "http" | "interactive" => {
+                return Err(SimError::Sysctl(format!(
+                    "{kv}: {app} runs on CPU 0, with tap1 and the probe (only udp-sink moves)"
+                )));
+            }
+            _ => rest.push(kv.clone()),
+        }
+    }
+    Ok((sink, rest))
 }
 
 impl SmpSim {
     /// `ncpu` CPUs (1..=[`MAX_CPUS`]) fed the flows of `spec`, steered
     /// by its RSS. One CPU with one flow is exactly [`Sim::new`].
     pub fn new(cfg: &SimConfig, ncpu: usize, spec: &FlowSpec) -> Result<SmpSim, SimError> {
+        let (sink_cpu, sysctls) = app_cpus(&cfg.sysctls, ncpu, &cfg.apps)?;
+        let cfg = SimConfig {
+            sysctls,
+            ..cfg.clone()
+        };
+        let handoff = (ncpu > 1).then(|| Handoff::new(ncpu));
         let cpus = (0..ncpu)
             .map(|c| {
-                let place = Placement::new(c, ncpu, spec)?;
-                Sim::new_placed(cfg, &place, |n| Box::new(n))
+                let mut place = Placement::new(c, ncpu, spec)?;
+                place.handoff.clone_from(&handoff);
+                place.sink_cpu = sink_cpu;
+                Sim::new_placed(&cfg, &place, |n| Box::new(n))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if cpus.is_empty() {
@@ -48,7 +134,12 @@ impl SmpSim {
                 "hw.ncpu {ncpu}: between 1 and {MAX_CPUS}"
             )));
         }
-        Ok(SmpSim { cpus })
+        let turn = cpus[0].now();
+        Ok(SmpSim {
+            cpus,
+            handoff,
+            turn,
+        })
     }
 
     /// CPU 0.
@@ -62,11 +153,44 @@ impl SmpSim {
         self.cpus[0].now()
     }
 
+    /// Whether frames may cross between the CPUs now (RPS, RFS or a
+    /// socket on one CPU is set), and the length of a turn.
+    fn handing(&self) -> Option<Nanos> {
+        let r = self.cpus[0].k.netisr.rps.as_deref()?;
+        r.active().then_some(Nanos(r.quantum_ns.max(1)))
+    }
+
     /// Run every CPU for `span` of virtual time, to the same instant.
+    /// While frames may cross between them, the CPUs run in turns
+    /// (`hw.sim.smp_quantum_ns`), and what each handed to another during
+    /// a turn reaches it at the turn's end; otherwise each runs the whole
+    /// span in one go, which is exact since nothing crosses.
     pub fn run_for(&mut self, span: Nanos) {
-        let end = self.now() + span;
-        for s in &mut self.cpus {
-            s.run_until(end, &mut |_, _| {});
+        let end = self.turn.max(self.now()) + span;
+        while self.turn < end {
+            let turn = match self.handing() {
+                Some(q) => (self.turn + q).min(end),
+                None => end,
+            };
+            for s in &mut self.cpus {
+                s.run_until(turn, &mut |_, _| {});
+            }
+            self.deliver();
+            self.turn = turn;
+        }
+    }
+
+    /// Hand each CPU what the others handed it during the turn.
+    fn deliver(&mut self) {
+        let Some(h) = &self.handoff else {
+            return;
+        };
+        for (c, s) in self.cpus.iter_mut().enumerate() {
+            let items = h.take_for(c);
+            if !items.is_empty() {
+                let now = s.now();
+                s.k.receive_handed(items, now);
+            }
         }
     }
 
@@ -83,9 +207,12 @@ impl SmpSim {
 }
 
 #[cfg(test)]
+#[path = "rps_tests.rs"]
+mod rps_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apps::AppKind;
     use crate::kernel::time::Hz;
     use pollsim_drivers::Pattern;
     use pollsim_sysctl::Value;

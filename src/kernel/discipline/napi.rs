@@ -55,6 +55,9 @@ pub const MAX_SOFTIRQ_TIME_MS: u64 = 2;
 /// Largest accepted `netdev_budget` and `dev_weight` (Linux takes any
 /// positive int; a bound keeps one unit of work bounded).
 pub const MAX_BUDGET: u32 = 100_000;
+/// The index of this CPU's backlog NAPI (`softnet_data.backlog`, RPS's
+/// frames from other CPUs) among the NAPIs: past every interface's.
+pub const BACKLOG_NAPI: usize = 64;
 /// Largest accepted `netdev_budget_usecs`: one second.
 pub const MAX_BUDGET_USECS: u32 = 1_000_000;
 /// Largest accepted `napi_defer_hard_irqs` (Linux: `S32_MAX`).
@@ -215,6 +218,12 @@ impl Napi {
         (us * u64::from(self.hz.get())).div_ceil(1_000_000)
     }
 
+    /// Schedule this CPU's backlog NAPI (`rps_trigger_softirq`, after an
+    /// IPI: frames another CPU handed). O(1).
+    pub fn schedule_backlog(&mut self) {
+        self.schedule(BACKLOG_NAPI);
+    }
+
     /// `napi_schedule()`: unless already scheduled, put the NAPI on the
     /// poll list and raise `NET_RX` (or wake its thread). O(1).
     fn schedule(&mut self, i: usize) {
@@ -240,6 +249,9 @@ impl Napi {
     /// `weight` frames.
     fn napi_poll(&mut self, cx: &mut Cx<'_>, n: usize) -> u32 {
         let weight = self.weight;
+        if n == BACKLOG_NAPI {
+            return self.backlog_poll(cx, weight);
+        }
         let work = poll_handler(cx.ifs, n, cx.netisr, cx.now, PollCmd::PollOnly, weight);
         self.napi_mut(n).polls += 1;
         self.stats.processed += u64::from(work);
@@ -250,6 +262,26 @@ impl Napi {
             // the watchdog armed) so that its busy loop can take it; with
             // no deferral to arm, it stays scheduled (the repoll).
             self.prefer_done(cx.now, n, work);
+        }
+        work
+    }
+
+    /// `process_backlog()`: up to `weight` frames from this CPU's RPS
+    /// backlog into the stack (their driver's part was paid by the CPU
+    /// that handed them); complete when it is empty. Bound: `weight` frames.
+    fn backlog_poll(&mut self, cx: &mut Cx<'_>, weight: u32) -> u32 {
+        let mut work = 0;
+        while work < weight && cx.netisr.backlog_one(cx.now) {
+            work += 1;
+        }
+        if let Some(ifn) = cx.ifs.first_mut() {
+            cx.netisr.flush(0, ifn.nic.as_mut());
+        }
+        let st = self.napi_mut(BACKLOG_NAPI);
+        st.polls += 1;
+        self.stats.processed += u64::from(work);
+        if cx.netisr.backlog_len() == 0 {
+            self.napi_mut(BACKLOG_NAPI).sched = false;
         }
         work
     }
@@ -318,7 +350,12 @@ impl Napi {
             if w >= self.weight && self.napi(n).sched {
                 pass.repoll.push(n);
             }
-            work.polled = w;
+            if n == BACKLOG_NAPI {
+                // The protocol only: the handing CPU took them from its ring.
+                work.dispatched = w;
+            } else {
+                work.polled = w;
+            }
             pass.budget -= i64::from(w);
             if pass.budget <= 0 || cx.jiffies >= pass.time_limit {
                 self.stats.time_squeeze += 1;
