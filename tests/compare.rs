@@ -77,8 +77,14 @@ fn bad_arguments_are_refused_with_status_2() {
             &["compare", "--sim", "--cpus", "2,2"][..],
             "2 is given twice",
         ),
-        (&["compare", "--cpus", "2"][..], "run on virtual time only"),
-        (&["compare", "--flows", "8"][..], "run on virtual time only"),
+        (
+            &["compare", "--cpus", "2", "--rss-weight", "3,1"][..],
+            "its own flow hash",
+        ),
+        (
+            &["compare", "--rss-key", "symmetric"][..],
+            "set the simulated NIC's RSS (add --sim)",
+        ),
         (
             &["compare", "--sim", "--flows", "0"][..],
             "between 1 and 65536",
