@@ -56,7 +56,7 @@ fn flooded<T: Send>(secs: f64, f: impl FnOnce(&AtomicBool) -> T + Send) -> (T, f
     let sent = AtomicU64::new(0);
     std::thread::scope(|s| {
         let flood = s.spawn(|| {
-            let r = flood_for("max", secs, &stop, &sent);
+            let r = flood_for("max", secs, Default::default(), (&stop, &sent));
             done.store(true, Ordering::Relaxed);
             r.expect("flood")
         });

@@ -77,8 +77,14 @@ fn bad_arguments_are_refused_with_status_2() {
             &["compare", "--sim", "--cpus", "2,2"][..],
             "2 is given twice",
         ),
-        (&["compare", "--cpus", "2"][..], "run on virtual time only"),
-        (&["compare", "--flows", "8"][..], "run on virtual time only"),
+        (
+            &["compare", "--cpus", "2", "--rss-weight", "3,1"][..],
+            "its own flow hash",
+        ),
+        (
+            &["compare", "--rss-key", "symmetric"][..],
+            "set the simulated NIC's RSS (add --sim)",
+        ),
         (
             &["compare", "--sim", "--flows", "0"][..],
             "between 1 and 65536",
@@ -735,5 +741,125 @@ fn a_sim_sweep_over_cpus_spreads_flows_over_the_queues() {
     assert_eq!(busy.len(), 1, "one flow, one queue: {r}");
     let one = delivered(&at(&doc, "polling", 1.0))[0];
     assert!(num(r, "delivered_pps") <= 1.3 * one, "{one} vs {r}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A real sweep over CPUs (`run --cpus N --queues N` at each count, in
+/// the private namespace compare makes; tap0 made multiqueue for 2 and
+/// single-queue again for 1) under 64 flows: a row per mode and count,
+/// each balancing with its frames summed over the CPUs, rows at 2 CPUs a
+/// load per queue with frames on both queues, the summary and the CSV
+/// carrying `cpus`. On a host of one CPU the count 2 is skipped, and meta
+/// says so.
+#[test]
+fn a_real_sweep_over_cpus_takes_frames_on_both_queues_and_balances() {
+    if !require_root_or_skip("a_real_sweep_over_cpus_takes_frames_on_both_queues_and_balances") {
+        return;
+    }
+    let _serial = serial();
+    let out = std::env::temp_dir().join(format!("pollsim-compare-rcpus-{}", std::process::id()));
+    let dir = out.to_str().unwrap();
+    // One light rate, one trial, no search: shapes and accounting, not
+    // figures. --max-steal 100: a trial at 2 CPUs shares host CPU 1 with
+    // the flood, and re-running it would only take longer.
+    let (code, stdout, stderr) = run_pollsim(&[
+        "compare",
+        "--json",
+        "--modes",
+        "interrupt,polling",
+        "--cpus",
+        "1,2",
+        "--flows",
+        "64",
+        "--rates",
+        "20k",
+        "--duration",
+        "500ms",
+        "--trials",
+        "1",
+        "--max-steal",
+        "100",
+        "--work-ns",
+        "2000",
+        "--mlfrr-steps",
+        "0",
+        "--out",
+        dir,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    let meta = &doc["meta"];
+    assert_eq!(meta["flows"], 64, "{meta}");
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counts: Vec<u64> = if host >= 2 {
+        assert_eq!(meta["cpus_skipped"], serde_json::json!([]), "{meta}");
+        vec![1, 2]
+    } else {
+        assert_eq!(meta["cpus_skipped"], serde_json::json!([2]), "{meta}");
+        assert!(
+            stderr.contains("--cpus 2 skipped on the real tap"),
+            "{stderr}"
+        );
+        vec![1]
+    };
+    assert_eq!(meta["axes"]["cpus"], serde_json::json!(counts), "{meta}");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        2 * counts.len(),
+        "a row per mode and count: {stdout}"
+    );
+    check_accounting(&doc);
+    for mode in ["interrupt", "polling"] {
+        for &n in &counts {
+            let rows: Vec<&Value> = runs
+                .iter()
+                .filter(|r| r["mode"] == mode && r["cpus"].as_u64() == Some(n))
+                .collect();
+            assert_eq!(rows.len(), 1, "{mode} at {n} CPUs: {stdout}");
+            let r = rows[0];
+            assert_eq!(r["simulated"], false, "{r}");
+            if n == 1 {
+                assert!(
+                    r.get("queues").is_none(),
+                    "one CPU: the row is the queue: {r}"
+                );
+                assert_eq!(r["params"]["machdep.idle"], "spin", "{r}");
+                continue;
+            }
+            assert_eq!(r["params"]["machdep.idle"], "hlt", "{r}");
+            let q = r["queues"].as_array().expect("queues at 2 CPUs");
+            assert_eq!(q.len(), 2, "{r}");
+            for (i, q) in q.iter().enumerate() {
+                assert_eq!(num(q, "queue"), i as f64, "{r}");
+                assert!(
+                    num(q, "received_pps") > 0.0,
+                    "64 flows, queue {i} idle: {r}"
+                );
+                assert!(num(q, "delivered_pps") > 0.0, "CPU {i}'s udp-sink: {r}");
+                let cpu: f64 = ["user", "sys", "intr", "idle"]
+                    .iter()
+                    .map(|k| num(&q["cp_time_pct"], k))
+                    .sum();
+                assert!((cpu - 100.0).abs() < 0.5, "CPU {i}'s shares: {r}");
+            }
+            // The queues took what the row says tap0 took (tap1, CPU 0's
+            // quiet NIC, adds the probe's frames).
+            let rx: f64 = q.iter().map(|q| num(q, "received_pps")).sum();
+            assert!(rx <= num(r, "received_pps") + 1e-6, "{r}");
+            let read: f64 = q.iter().map(|q| num(q, "delivered_pps")).sum();
+            assert!((read - num(r, "delivered_pps")).abs() < 1e-6, "{r}");
+            // The probe ran on the quiet tap1, which CPU 0 serves.
+            assert!(num(r, "probe_ms.sent") > 0.0, "{r}");
+            assert_eq!(num(r, "probe_ms.timeouts"), 0.0, "{r}");
+        }
+    }
+    let summary = doc["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 2 * counts.len(), "mode x cpus: {stdout}");
+    assert!(summary.iter().all(|s| s["cpus"].is_number()), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"cpus"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + runs.len());
     let _ = std::fs::remove_dir_all(&out);
 }

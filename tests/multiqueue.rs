@@ -384,3 +384,56 @@ fn run_on_two_cpus_takes_frames_on_both_queues_and_balances() {
     })
     .expect("a private network namespace");
 }
+
+/// `run --cpus 2` with a second `--if`: the quiet single-queue tap1 is
+/// CPU 0's alone. An HTTP GET to its address is answered (CPU 0's http
+/// listens there), CPU 0's MIB has tap1 and CPU 1's has not, and every
+/// CPU balances.
+#[test]
+fn a_second_interface_is_cpu_0s_quiet_nic() {
+    if !require_root_or_skip("a_second_interface_is_cpu_0s_quiet_nic") {
+        return;
+    }
+    let _one = util::serial();
+    lab::in_new_netns(|| {
+        setup_mq_tap(&[]);
+        lab::setup_tap("tap1", "198.18.1.1/24").unwrap();
+        let run = util::Running::start(&[
+            "--cpus",
+            "2",
+            "--queues",
+            "2",
+            "--if",
+            "tap0=198.18.0.2/24",
+            "--if",
+            "tap1=198.18.1.2/24",
+        ]);
+        link_up();
+        let get = || -> Option<String> {
+            use std::io::{Read as _, Write as _};
+            let dst: std::net::SocketAddr = "198.18.1.2:80".parse().unwrap();
+            let mut s = std::net::TcpStream::connect_timeout(&dst, Duration::from_secs(1)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: 198.18.1.2\r\n\r\n")
+                .ok()?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).ok()?;
+            buf.starts_with("HTTP/1.1 200").then_some(buf)
+        };
+        assert!(
+            util::eventually(DEADLINE, get).is_some(),
+            "no answer on the quiet tap1"
+        );
+        assert!(
+            run.int("dev.tap1.rx_packets") > 0,
+            "CPU 0 took tap1's frames"
+        );
+        let name = format!("{}-cpu1", run.name);
+        let (code, _, _) =
+            util::run_pollsim(&["sysctl", "--name", &name, "-n", "dev.tap1.rx_packets"]);
+        assert_ne!(code, 0, "CPU 1 has no tap1");
+        let s = run.stop();
+        assert!(s.text.contains("balance: ok on every CPU"), "{}", s.text);
+    })
+    .expect("a private network namespace");
+}

@@ -13,6 +13,7 @@ mod pcap;
 mod rss;
 mod run_sim;
 mod run_smp;
+pub use run_smp::cpu_name;
 pub mod signals;
 
 use std::process::ExitCode;

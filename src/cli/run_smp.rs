@@ -8,17 +8,20 @@
 //! CPU 0 serves the instance's control socket (its MIB, `hw.ncpu` among
 //! it), CPU c one named `NAME-cpuC` ([`cpu_name`]); CPU 0 runs the
 //! interactive process; every CPU runs the other apps, so a flow
-//! Linux steers to any queue is answered there. Not yet: several
-//! interfaces, `--pcap`, `--conns`, more queues than CPUs.
+//! Linux steers to any queue is answered there. A second `--if` is the
+//! quiet NIC: a single-queue tap that CPU 0 alone serves beside its queue
+//! of the first (as the simulation's CPU 0 has tap1, the probe and the
+//! apps: `compare --cpus` probes there). Not yet: more interfaces,
+//! `--pcap`, `--conns`, more queues than CPUs.
 
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, bail};
-use pollsim_drivers::{Nic as _, TapQueue};
+use pollsim_drivers::{Nic as _, TapNic, TapQueue};
 
 use super::cpu_line::CpuLine;
 use super::run_sim::print_cpus_summary;
-use super::{RunArgs, kernel_side, lab, mac_for, signals};
+use super::{IfSpec, RunArgs, kernel_side, lab, mac_for, signals};
 use crate::apps::AppKind;
 use crate::ctl::Control;
 use crate::kernel::clock::Clock;
@@ -35,11 +38,14 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         bail!("--cpus 0: at least 1");
     }
     let ifs = args.interfaces()?;
-    let [f] = ifs.as_slice() else {
-        bail!(
-            "--cpus {} takes one interface for now (--if NAME)",
+    let (f, quiet) = match ifs.as_slice() {
+        [f] => (f, None),
+        [f, q] => (f, Some(q)),
+        _ => bail!(
+            "--cpus {} takes one interface, or two: the first multiqueue, the second a quiet \
+             single-queue tap that CPU 0 serves (--if NAME=ADDR --if NAME=ADDR)",
             args.cpus
-        );
+        ),
     };
     if args.pcap.is_some() || args.conns > 0 {
         bail!("--cpus {} takes no --pcap or --conns for now", args.cpus);
@@ -75,18 +81,23 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         lab::add_mq_tap(&f.name, &kernel_cidr)
             .with_context(|| format!("creating {} in the private namespace", f.name))?;
     }
+    let mut quiet = open_quiet(args, quiet)?;
     let taps = TapQueue::open_queues(&f.name, queues, mac)?;
     if args.private_netns {
         lab::link_up(&f.name).with_context(|| format!("bringing {} up", f.name))?;
     }
     eprintln!(
         "pollsim: running on {} as {} ({}), {} CPUs, one kernel thread per CPU pinned to host \
-         CPU c, reading queue c of {} queues, kern.hz={}, apps {}; Ctrl-C to stop",
+         CPU c, reading queue c of {} queues{}, kern.hz={}, apps {}; Ctrl-C to stop",
         f.name,
         f.addr,
         args.mode.name(),
         args.cpus,
         queues,
+        quiet
+            .as_ref()
+            .map(|q| format!(", and CPU 0 {} as {}", q.1.name, q.1.addr))
+            .unwrap_or_default(),
         args.hz,
         args.apps_list()
     );
@@ -99,6 +110,8 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
             .enumerate()
             .map(|(c, tap)| {
                 let control = controls.next();
+                // The quiet NIC is CPU 0's, the first thread's.
+                let quiet = quiet.take();
                 let (cfg, stop) = (cfg.clone(), &stop);
                 std::thread::Builder::new()
                     .name(format!("pollsim-cpu{c}"))
@@ -109,6 +122,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
                                 c,
                                 cfg,
                                 tap,
+                                quiet,
                                 control,
                             },
                             stop,
@@ -139,11 +153,30 @@ pub fn cpu_name(name: &str, c: usize) -> String {
     }
 }
 
+/// The quiet NIC (the second `--if`) that CPU 0 serves: created
+/// single-queue and up in the private namespace with `--private-netns`
+/// (as the one-CPU path creates its taps), and opened as that path opens
+/// it, with its address. `None` without a second interface.
+fn open_quiet(args: &RunArgs, quiet: Option<&IfSpec>) -> anyhow::Result<Option<(TapNic, IfSpec)>> {
+    let Some(q) = quiet else {
+        return Ok(None);
+    };
+    if args.private_netns {
+        let kernel_cidr = format!("{}/{}", kernel_side(&q.addr), q.addr.prefix_len());
+        lab::setup_tap(&q.name, &kernel_cidr)
+            .with_context(|| format!("creating {} in the private namespace", q.name))?;
+    }
+    let nic = TapNic::open(&q.name, mac_for(&q.addr))?;
+    Ok(Some((nic, q.clone())))
+}
+
 /// What one CPU's thread starts with.
 struct CpuSpec {
     c: usize,
     cfg: KernelConfig,
     tap: TapQueue,
+    /// The quiet NIC and its address (CPU 0 only).
+    quiet: Option<(TapNic, IfSpec)>,
     control: Option<Control>,
 }
 
@@ -159,6 +192,7 @@ fn cpu_thread(
         c,
         mut cfg,
         tap,
+        quiet,
         mut control,
     } = spec;
     let mut set = nix::sched::CpuSet::new();
@@ -174,6 +208,10 @@ fn cpu_thread(
     let mut k = Kernel::new(&cfg, clock.now());
     k.ncpu = args.cpus;
     k.attach(Box::new(tap), &cfg, clock.now());
+    // Before the apps start, so that they listen on it too.
+    if let Some((nic, q)) = quiet {
+        k.attach_at(Box::new(nic), q.addr, &cfg, clock.now());
+    }
     let mut mib = mib::build(&k);
     crate::rt::host::register_sysctl(&mut mib);
     // CPUs but 0 skip the knobs of the app only CPU 0 runs.

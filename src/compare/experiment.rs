@@ -97,13 +97,15 @@ pub struct CompareArgs {
     /// instance's apps): many watched sockets, few ready.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub conns: Vec<usize>,
-    /// Simulated CPUs to sweep, comma separated (1..=64, --sim only): tap0
-    /// gets one receive queue per CPU, RSS spreads the flood's flows over
-    /// them, and the default offered rates scale with the CPU count.
+    /// CPUs to sweep, comma separated (1..=64): tap0 gets one receive
+    /// queue per CPU, spread over by the flood's flows. With --sim RSS
+    /// spreads them and the default offered rates scale with the count; on
+    /// the real tap each CPU is a pinned kernel thread (`run --cpus N
+    /// --queues N`), and counts above the host's CPUs are skipped.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub cpus: Vec<usize>,
-    /// Distinct flows of the flood (1..=65536; --sim only for now): what
-    /// RSS can spread. As `pollsim flood --flows`.
+    /// Distinct flows of the flood (1..=65536): what RSS (or, on the real
+    /// tap, Linux's flow hash) can spread. As `pollsim flood --flows`.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub flows: usize,
     /// How the flows share the frames: rr or zipf:S (as `pollsim flood
@@ -203,14 +205,12 @@ impl CompareArgs {
             );
         }
         if !self.sim
-            && (self.cpus != [1]
-                || self.flows != 1
-                || self.rss_weight.is_some()
-                || self.rss_key != pollsim_drivers::RssKey::MICROSOFT)
+            && (self.rss_weight.is_some() || self.rss_key != pollsim_drivers::RssKey::MICROSOFT)
         {
             bail!(
-                "--cpus, --flows, --rss-key and --rss-weight run on virtual time only for now \
-                 (add --sim): the real sweep has one CPU and one tap queue"
+                "--rss-key and --rss-weight set the simulated NIC's RSS (add --sim): on the real \
+                 tap Linux's tun picks each frame's queue by its own flow hash, which has no key \
+                 or table to set"
             );
         }
         if let Some(m) = parse_modes(&self.modes)?.iter().find(|m| {
@@ -260,6 +260,14 @@ impl CompareArgs {
             dist: self.flow_dist,
             key: self.rss_key,
             weights: self.rss_weight.clone(),
+        }
+    }
+
+    /// The flood's flows on the real tap.
+    pub fn flood_flows(&self) -> super::sweep::FloodFlows {
+        super::sweep::FloodFlows {
+            flows: self.flows,
+            dist: self.flow_dist,
         }
     }
 
@@ -364,7 +372,7 @@ fn calibrate(
     fixed: Option<u64>,
     name: &str,
     plan: &Plan,
-    link: super::sweep::ProbeLink,
+    load: (super::sweep::ProbeLink, super::sweep::FloodFlows),
     stopped: impl Fn() -> bool + Copy,
 ) -> anyhow::Result<(u64, Run)> {
     let mut work = fixed.unwrap_or(WORK_NS_START);
@@ -375,7 +383,7 @@ fn calibrate(
         let mut inst =
             Instance::start(name, "polling", &[format!("user.udp_sink.work_ns={work}")])?;
         let run = measure_point(plan, stopped, || {
-            measure(&mut inst, "calibration", "max", (0.5, secs), link)
+            measure(&mut inst, "calibration", "max", (0.5, secs), load)
         });
         inst.stop();
         if stopped() {
@@ -416,18 +424,30 @@ pub fn run(
     } else {
         (parse_secs(&args.duration)?, 1.0)
     };
+    let host_cpus = super::sweep::cpu_count();
+    let (cpus, skipped) = super::cpus::cap(&args.cpus, host_cpus);
+    if let Some(line) = super::cpus::skip_line(&skipped, host_cpus) {
+        eprintln!("{line}");
+    }
+    if cpus.is_empty() {
+        bail!(
+            "--cpus: no count this host can run on the real tap ({host_cpus} CPUs): {}",
+            super::cpus::SKIP_REASON
+        );
+    }
     let base = format!("compare-{}", std::process::id());
     let stopped = || stop.load(Ordering::Relaxed);
     let check = HostCheck::measure(&format!("{base}-host"), args.max_steal)?;
     progress(Event::Host(&check));
     let plan = args.plan();
     let link = args.probe_link;
+    let load = (link, args.flood_flows());
     let (work, cal) = calibrate(
         secs.min(1.5),
         args.work_ns,
         &format!("{base}-cal"),
         &plan,
-        link,
+        load,
         stopped,
     )?;
     let (cap, max) = (cal.delivered_pps, cal.offered_pps);
@@ -440,11 +460,16 @@ pub fn run(
             .collect::<anyhow::Result<_>>()?
     };
     let steps = args.mlfrr_steps;
-    let axes = args.axes();
+    let axes: Vec<Axes> = args
+        .axes()
+        .into_iter()
+        .filter(|a| cpus.contains(&a.cpus))
+        .collect();
     let mut planned = modes.len() * axes.len() * (rates.len() + steps);
     progress(Event::Planned(planned));
     let mut results = Results::default();
     let mut searches = Vec::new();
+    let mut said_shared = false;
     let series = modes.iter().flat_map(|m| axes.iter().map(move |&a| (m, a)));
     for (i, (m, a)) in series.enumerate() {
         if stopped() {
@@ -452,10 +477,14 @@ pub fn run(
         }
         let mut sysctls = vec![format!("user.udp_sink.work_ns={work}")];
         sysctls.extend(m.sysctls.iter().cloned());
+        if a.cpus >= host_cpus && host_cpus > 1 && !said_shared {
+            said_shared = true;
+            eprintln!("pollsim compare: {}", super::cpus::SHARED_FLOOD);
+        }
         let mut inst = Instance::start_at(&format!("{base}-{i}"), &m.base, &sysctls, Some(a))?;
         let mut point = |rate: &str| {
             measure_point(&plan, stopped, || {
-                let run = measure(&mut inst, &m.label, rate, (warmup, secs), link);
+                let run = measure(&mut inst, &m.label, rate, (warmup, secs), load);
                 std::thread::sleep(Duration::from_millis(300)); // queues drain
                 run
             })
@@ -496,6 +525,9 @@ pub fn run(
     meta.insert("probe_link".into(), link.name().into());
     meta.insert("work_ns_reason".into(), WORK_NS_REASON.into());
     insert_axes(meta, args);
+    if args.cpus != [1] || args.flood_flows() != super::sweep::FloodFlows::default() {
+        super::cpus::insert_meta(meta, args, (&cpus, &skipped), host_cpus);
+    }
     meta.insert("polling_capacity_pps".into(), cap.round().into());
     meta.insert("flood_max_pps".into(), max.round().into());
     meta.insert("calibration_noisy".into(), cal.noisy.into());

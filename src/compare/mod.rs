@@ -1,6 +1,7 @@
 //! `pollsim compare`: the livelock experiment.
 
 pub mod calibrate;
+pub mod cpus;
 pub mod experiment;
 pub mod hostcheck;
 pub mod mlfrr;

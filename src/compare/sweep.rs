@@ -1,7 +1,9 @@
 //! The real-clock sweep of `pollsim compare`, as root: a private network
 //! namespace, two taps (tap0 flooded, tap1 quiet), a `pollsim run` per
 //! mode on both, pinned to one CPU, the pnet flood on tap0 pinned to the
-//! other, and an HTTP probe, point by point: on the quiet tap1 by default
+//! other (at several CPUs, `run --cpus N --queues N` on a multiqueue tap0,
+//! its kernel threads on host CPUs 0..N: see [`super::cpus`]), and an
+//! HTTP probe, point by point: on the quiet tap1 by default
 //! (is the machine still responsive while one link is flooded?), or on
 //! the flooded tap0 (`--probe-link flooded`: then the probe's SYN competes
 //! with the flood in the same full tap queue and is lost before any CPU is
@@ -26,9 +28,11 @@ use pollsim_sysctl::Value;
 use pollsim_sysctl::client::Client;
 use pollsim_sysctl::proto::Request;
 
+use super::cpus::Cpus;
 use super::model::{
     Axes, CpuPct, Frames, HostDiag, InteractiveDiag, Measured, PollingDiag, Probe, Run,
 };
+use crate::flood::frames::FlowDist;
 use crate::flood::{self, FloodArgs};
 use crate::kernel::time::Nanos;
 use crate::{lab, report};
@@ -50,6 +54,22 @@ pub use crate::sim::ProbeLink;
 
 /// The idle loop of every instance compare (and calibrate) starts.
 pub const IDLE: &str = "machdep.idle=spin";
+/// The idle loop at as many CPUs as the host has (a mode's own settings
+/// may still override it): no host CPU is left for the flood, which
+/// shares host CPU 1 with CPU 1's kernel thread, and a thread spinning
+/// when idle would take half of that CPU from the sender at any load.
+pub const IDLE_SHARED: &str = "machdep.idle=hlt";
+
+/// The idle loop of an instance of `cpus` CPUs on a host of `host`:
+/// [`IDLE`], or [`IDLE_SHARED`] once its kernel threads take every host
+/// CPU.
+pub fn idle_for(cpus: usize, host: usize) -> &'static str {
+    if cpus > 1 && cpus >= host {
+        IDLE_SHARED
+    } else {
+        IDLE
+    }
+}
 /// Interval of the HTTP probe.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Interval of the `kern.polling.burst` samples.
@@ -78,6 +98,34 @@ pub fn enter_lab() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether tap0 is now a multiqueue tap (it is made single-queue by
+/// [`enter_lab`]). Only the sweep's thread changes it, between instances.
+static TAP0_MULTI_QUEUE: AtomicBool = AtomicBool::new(false);
+
+/// Make tap0 the kind an instance of `cpus` CPUs opens: single-queue for
+/// one (`TapNic` refuses a multiqueue tap), multiqueue for several (one
+/// queue per CPU). A tap cannot change its kind, so it is deleted and made
+/// again, in the sweep's own namespace, with its neighbour entry; a
+/// multiqueue tap0 is left down until its queues are attached
+/// ([`lab::add_mq_tap`]): the caller brings it up once the instance runs.
+/// Nothing is done when tap0 already is of that kind (a sweep at one CPU
+/// never touches it).
+fn tap0_for(cpus: usize) -> anyhow::Result<()> {
+    let multi = cpus > 1;
+    if TAP0_MULTI_QUEUE.load(Ordering::Relaxed) == multi {
+        return Ok(());
+    }
+    lab::sh("ip", &["link", "del", "tap0"]).context("deleting tap0 to change its kind")?;
+    if multi {
+        lab::add_mq_tap("tap0", KERNEL_CIDR).context("making tap0 multiqueue")?;
+    } else {
+        lab::setup_tap("tap0", KERNEL_CIDR).context("making tap0 single-queue again")?;
+    }
+    lab::static_neigh("tap0", ADDR, MAC).context("neighbour entry")?;
+    TAP0_MULTI_QUEUE.store(multi, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Keep the calling thread, and every thread it starts later (the probes,
 /// the `burst` sampler, the Ctrl-C handler), off the kernel's CPU when
 /// there is another: with `machdep.idle=spin` any other thread there
@@ -102,6 +150,25 @@ fn pin(pid: i32, cpu: usize) {
     }
 }
 
+/// Run `f` with the calling thread allowed on every CPU this process
+/// first had ([`cpu_count`]), then give it back its own mask: a child
+/// forked in `f` inherits all of them ([`keep_off_kernel_cpu`] narrowed
+/// the sweep's threads to the flood's side).
+fn with_all_cpus<T>(f: impl FnOnce() -> T) -> T {
+    let me = nix::unistd::Pid::from_raw(0);
+    let own = nix::sched::sched_getaffinity(me).ok();
+    let mut all = nix::sched::CpuSet::new();
+    for cpu in 0..cpu_count().min(nix::sched::CpuSet::count()) {
+        let _ = all.set(cpu);
+    }
+    let _ = nix::sched::sched_setaffinity(me, &all);
+    let out = f();
+    if let Some(own) = own {
+        let _ = nix::sched::sched_setaffinity(me, &own);
+    }
+    out
+}
+
 /// CPUs this process may use, as first seen (before
 /// [`keep_off_kernel_cpu`] narrows the mask that `available_parallelism`
 /// reads).
@@ -115,10 +182,14 @@ fn cpus() -> (usize, usize) {
     if cpu_count() >= 2 { (0, 1) } else { (0, 0) }
 }
 
-/// A `pollsim run` for one mode, pinned to the kernel's CPU.
+/// A `pollsim run` for one mode, pinned to the kernel's CPU (at several
+/// CPUs, each kernel thread pinned to its own).
 pub struct Instance {
     child: Child,
+    /// CPU 0's control socket.
     client: Client,
+    /// The control sockets of CPUs 1.. (`NAME-cpuC`), none at one CPU.
+    others: Vec<Client>,
     name: String,
     /// The point of the other axes it runs at.
     axes: Axes,
@@ -137,8 +208,10 @@ impl Instance {
     /// axes, if given: `--hz H`, `--sysctl kern.reactor.backend=B` before
     /// the mode's settings, and with idle connections `--conns N` and
     /// tcp-echo among the apps (with none, the command line is
-    /// [`Instance::start`]'s but for `--hz` and the backend). The values
-    /// are read back from the running instance: a point records what ran.
+    /// [`Instance::start`]'s but for `--hz` and the backend), and at
+    /// several CPUs `--cpus N --queues N` on a multiqueue tap0
+    /// ([`tap0_for`]). The values are read back from the running
+    /// instance: a point records what ran.
     pub fn start_at(
         name: &str,
         mode: &str,
@@ -146,6 +219,8 @@ impl Instance {
         axes: Option<Axes>,
     ) -> anyhow::Result<Instance> {
         let exe = std::env::current_exe().context("finding the pollsim binary")?;
+        let ncpu = axes.map_or(1, |a| a.cpus);
+        tap0_for(ncpu)?;
         let mut cmd = Command::new(exe);
         let apps = match axes {
             Some(a) if a.conns > 0 => "udp-sink,http,interactive,tcp-echo",
@@ -161,12 +236,16 @@ impl Instance {
             apps,
         ])
         .args(["--name", name, "--mode", mode, "--duration", "3600"])
-        .args(["--sysctl", IDLE]);
+        .args(["--sysctl", idle_for(ncpu, cpu_count())]);
         if let Some(a) = axes {
             cmd.args(["--hz", &a.hz.to_string()]);
             cmd.args(["--sysctl", &a.reactor.sysctl()]);
             if a.conns > 0 {
                 cmd.args(["--conns", &a.conns.to_string()]);
+            }
+            if a.cpus > 1 {
+                let n = a.cpus.to_string();
+                cmd.args(["--cpus", &n, "--queues", &n]);
             }
         }
         for s in sysctls {
@@ -177,13 +256,22 @@ impl Instance {
         // it measured. And stopped with compare however compare ends (even
         // by SIGKILL; an orphaned instance would spin on a CPU for an
         // hour): SIGTERM, so that it still removes its control socket.
-        let mut child = lab::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM)
+        lab::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM)
             .process_group(0)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting pollsim run")?;
-        pin(i32::try_from(child.id()).unwrap_or(0), cpus().0);
+            .stderr(Stdio::piped());
+        let mut child = if ncpu > 1 {
+            // Its kernel threads pin themselves, one per host CPU: it
+            // starts with them all, not with this thread's mask.
+            with_all_cpus(|| cmd.spawn())
+        } else {
+            let child = cmd.spawn();
+            if let Ok(c) = &child {
+                pin(i32::try_from(c.id()).unwrap_or(0), cpus().0);
+            }
+            child
+        }
+        .context("starting pollsim run")?;
         let mut err = BufReader::new(child.stderr.take().context("stderr")?);
         // Notices (`run --hz` under 1000 warns; `--conns` raises
         // max_conns) may come before the line that says it runs; an
@@ -205,23 +293,36 @@ impl Instance {
             }
         }
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        let client = Client::connect(&crate::ctl::socket_path(name))
-            .map_err(|e| anyhow::anyhow!("connecting to pollsim run: {e}"))?;
+        if ncpu > 1 {
+            // Its queues are attached (it said it runs): bring tap0 up.
+            lab::link_up("tap0").context("bringing tap0 up")?;
+        }
+        let connect = |c: usize| {
+            let n = crate::cli::cpu_name(name, c);
+            Client::connect(&crate::ctl::socket_path(&n))
+                .map_err(|e| anyhow::anyhow!("connecting to pollsim run's CPU {c}: {e}"))
+        };
         let mut inst = Instance {
             child,
-            client,
+            client: connect(0)?,
+            others: (1..ncpu).map(connect).collect::<anyhow::Result<_>>()?,
             name: name.to_string(),
             axes: axes.unwrap_or_default(),
         };
         if let Some(a) = axes {
             let snap = inst.snapshot()?;
             let (hz, backend) = (snap.int("kern.hz"), snap.int("kern.reactor.backend"));
-            if hz != i64::from(a.hz) || backend != a.reactor.backend().code() {
+            let ncpu = snap.int("hw.ncpu");
+            if hz != i64::from(a.hz)
+                || backend != a.reactor.backend().code()
+                || ncpu != i64::try_from(a.cpus).unwrap_or(0)
+            {
                 bail!(
                     "pollsim run runs at kern.hz={hz}, kern.reactor.backend={backend}, \
-                     not at the point asked for ({} Hz, {})",
+                     hw.ncpu={ncpu}, not at the point asked for ({} Hz, {}, {} CPUs)",
                     a.hz,
-                    a.reactor.name()
+                    a.reactor.name(),
+                    a.cpus
                 );
             }
             inst.wait_for_conns(a.conns)?;
@@ -251,22 +352,19 @@ impl Instance {
         }
     }
 
-    /// Every node of the instance, integers and lists.
+    /// Every node of the instance (of its CPU 0), integers and lists.
     pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
-        let reply = self
-            .client
-            .call(&Request::get(""))
-            .map_err(|e| anyhow::anyhow!("reading the instance's MIB: {e}"))?;
-        let at = Instant::now();
-        let dump: Vec<(String, Value)> = reply
-            .nodes
-            .into_iter()
-            .map(|n| {
-                let v = value_of(&n.value);
-                (n.name, v)
-            })
-            .collect();
-        Ok(Snapshot::from_dump(at, dump))
+        read_mib(&mut self.client)
+    }
+
+    /// Every CPU's MIB, CPU 0 first, read one after the other (one
+    /// snapshot at one CPU).
+    pub fn snapshots(&mut self) -> anyhow::Result<Cpus> {
+        let mut all = vec![read_mib(&mut self.client)?];
+        for c in &mut self.others {
+            all.push(read_mib(c)?);
+        }
+        Ok(Cpus::new(all))
     }
 
     /// Set a knob of the running instance.
@@ -294,6 +392,23 @@ impl Drop for Instance {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGINT);
         let _ = self.child.wait();
     }
+}
+
+/// Every node a control socket serves, integers and lists, as of now.
+fn read_mib(client: &mut Client) -> anyhow::Result<Snapshot> {
+    let reply = client
+        .call(&Request::get(""))
+        .map_err(|e| anyhow::anyhow!("reading the instance's MIB: {e}"))?;
+    let at = Instant::now();
+    let dump: Vec<(String, Value)> = reply
+        .nodes
+        .into_iter()
+        .map(|n| {
+            let v = value_of(&n.value);
+            (n.name, v)
+        })
+        .collect();
+    Ok(Snapshot::from_dump(at, dump))
 }
 
 /// A node's value as the control socket sends it (JSON) back into a
@@ -354,6 +469,27 @@ impl Snapshot {
         self.ints.get(name).copied().unwrap_or(0)
     }
 
+    /// The integer nodes, by name.
+    pub fn ints(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.ints.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// `kern.cp_time` (user nice sys intr idle; zeros if absent).
+    pub fn cp_time(&self) -> [i64; 5] {
+        let mut t = [0; 5];
+        if let Some(l) = self.lists.get("kern.cp_time") {
+            for (i, v) in l.iter().take(5).enumerate() {
+                t[i] = *v;
+            }
+        }
+        t
+    }
+
+    /// When it was taken.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
     /// A node as it ran, for `params`: an integer, a string, or `None` if
     /// absent.
     pub fn param(&self, name: &str) -> Option<serde_json::Value> {
@@ -374,16 +510,59 @@ impl Snapshot {
     }
 }
 
-/// Run a bounded flood at `rate` ("max" or pps) for `secs` on the flood's
-/// CPU, keeping `sent` current. Returns (frames sent, seconds).
+/// The flows of the sweep's flood (`compare --flows K --flow-dist D`,
+/// passed to `pollsim flood` as given): one flow, round robin, by default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloodFlows {
+    /// Distinct flows, 1..=`MAX_FLOWS`.
+    pub flows: usize,
+    /// How they share the frames.
+    pub dist: FlowDist,
+}
+
+impl Default for FloodFlows {
+    fn default() -> FloodFlows {
+        FloodFlows {
+            flows: 1,
+            dist: FlowDist::RoundRobin,
+        }
+    }
+}
+
+impl FloodFlows {
+    /// `--flows K --flow-dist D` for `pollsim flood`; nothing for the
+    /// default, whose flood is the one flow it always was.
+    pub fn flood_args(&self) -> Vec<String> {
+        if *self == FloodFlows::default() {
+            return Vec::new();
+        }
+        vec![
+            "--flows".into(),
+            self.flows.to_string(),
+            "--flow-dist".into(),
+            flow_dist_name(self.dist),
+        ]
+    }
+}
+
+/// `rr` or `zipf:S`, as `--flow-dist` takes it.
+pub fn flow_dist_name(d: FlowDist) -> String {
+    match d {
+        FlowDist::RoundRobin => "rr".to_string(),
+        FlowDist::Zipf(s) => format!("zipf:{s}"),
+    }
+}
+
+/// Run a bounded flood of `flows` at `rate` ("max" or pps) for `secs` on
+/// the flood's CPU, keeping `sent` current. Returns (frames sent, seconds).
 pub fn flood_for(
     rate: &str,
     secs: f64,
-    stop: &AtomicBool,
-    sent: &AtomicU64,
+    flows: FloodFlows,
+    (stop, sent): (&AtomicBool, &AtomicU64),
 ) -> anyhow::Result<(u64, f64)> {
     let dur = format!("{}ms", (secs * 1000.0).round());
-    let args = FloodArgs::from_args(&[
+    let mut argv: Vec<String> = [
         "--if",
         "tap0",
         "--rate",
@@ -399,8 +578,13 @@ pub fn flood_for(
         // most of interrupt mode's ipintrq drops at light load.
         "--max-lag",
         "0.2ms",
-    ])
-    .map_err(|e| anyhow::anyhow!("flood arguments: {e}"))?;
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    argv.extend(flows.flood_args());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = FloodArgs::from_args(&argv).map_err(|e| anyhow::anyhow!("flood arguments: {e}"))?;
     pin(0, cpus().1);
     let r = flood::run_counted(&args, stop, &mut std::io::sink(), sent)?;
     Ok((r.sent, r.elapsed.as_secs_f64()))
@@ -480,15 +664,16 @@ fn sample_burst(name: &str, stop: &AtomicBool) -> Vec<u64> {
     out
 }
 
-/// Measure one point: flood at `rate` for `warmup + secs`, recording over
-/// the last `secs` seconds. The offered rate is what the flood sent between
-/// the two snapshots, so it covers the same window as the counters.
+/// Measure one point: flood `flows` at `rate` for `warmup + secs`,
+/// recording over the last `secs` seconds. The offered rate is what the
+/// flood sent between the two snapshots, so it covers the same window as
+/// the counters (CPU 0's, whose MIB is read first).
 pub fn measure(
     inst: &mut Instance,
     mode: &str,
     rate: &str,
     (warmup, secs): (f64, f64),
-    link: ProbeLink,
+    (link, flows): (ProbeLink, FloodFlows),
 ) -> anyhow::Result<Run> {
     let stop_flood = AtomicBool::new(false);
     let stop_probe = AtomicBool::new(false);
@@ -501,15 +686,15 @@ pub fn measure(
         // probe started in the window runs under load until it ends.
         let total = warmup + secs + PROBE_TIMEOUT.as_secs_f64() + 0.1;
         let (stop_f, sent_f) = (&stop_flood, &sent);
-        let flood = s.spawn(move || flood_for(rate, total, stop_f, sent_f));
+        let flood = s.spawn(move || flood_for(rate, total, flows, (stop_f, sent_f)));
         std::thread::sleep(Duration::from_secs_f64(warmup));
         let sent_a = sent.load(Ordering::Relaxed);
-        let a = inst.snapshot();
+        let a = inst.snapshots();
         let probe = s.spawn(|| probe_until(link, &stop_probe));
         let sampler = s.spawn(|| sample_burst(&name, &stop_sampler));
         std::thread::sleep(Duration::from_secs_f64(secs));
         let sent_b = sent.load(Ordering::Relaxed);
-        let b = inst.snapshot();
+        let b = inst.snapshots();
         stop_sampler.store(true, Ordering::Relaxed);
         stop_probe.store(true, Ordering::Relaxed);
         let burst = sampler
@@ -525,7 +710,7 @@ pub fn measure(
         let (a, b) = (a?, b?);
         flood?;
         let probe_ms = Probe::from_latencies(lat, timeouts);
-        let window = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+        let window = b.first().seconds_since(a.first()).max(1e-9);
         let offered = (sent_b - sent_a) as f64 / window;
         let mut run = point((mode, axes), &a, &b, offered, probe_ms, &burst);
         run.requested_pps = rate.parse().ok();
@@ -533,57 +718,48 @@ pub fn measure(
     })
 }
 
-/// A point from two snapshots and the `burst` samples taken between them.
+/// A point from two snapshots of every CPU and the `burst` samples (CPU
+/// 0's) taken between them: the counters and `kern.cp_time` summed over
+/// the CPUs, the knobs, processes and the interactive one as CPU 0 has
+/// them, and at several CPUs a [`super::model::QueueLoad`] per queue.
 fn point(
     (mode, axes): (&str, Axes),
-    a: &Snapshot,
-    b: &Snapshot,
+    a: &Cpus,
+    b: &Cpus,
     offered_pps: f64,
     probe_ms: Probe,
     burst: &[u64],
 ) -> Run {
-    let seconds = b.at.duration_since(a.at).as_secs_f64();
+    let seconds = b.first().seconds_since(a.first());
     let d = |n: &str| b.int(n) - a.int(n);
-    let nics = |suffix: &str| -> i64 {
-        b.ints
-            .iter()
-            .filter(|(k, _)| k.starts_with("dev.") && k.ends_with(suffix))
-            .map(|(k, v)| v - a.int(k))
-            .sum()
-    };
-    let cp = |s: &Snapshot| -> [i64; 5] {
-        let mut t = [0; 5];
-        if let Some(l) = s.lists.get("kern.cp_time") {
-            for (i, v) in l.iter().take(5).enumerate() {
-                t[i] = *v;
-            }
-        }
-        t
-    };
+    let nics = |suffix: &str| b.nic_delta(a, suffix);
+    let (a0, b0) = (a.first(), b.first());
     let mut params = serde_json::Map::new();
     for k in RECORDED_PARAMS {
-        params.insert(k.to_string(), b.param(k).unwrap_or(0.into()));
+        params.insert(k.to_string(), b0.param(k).unwrap_or(0.into()));
     }
     for k in super::modes::knob_names(mode) {
-        if let Some(v) = b.param(&k) {
+        if let Some(v) = b0.param(&k) {
             params.insert(k, v);
         }
     }
-    Run::from_window(Measured {
+    let mut run = Run::from_window(Measured {
         mode: mode.to_string(),
         axes,
         params,
         offered_pps,
         frames: Frames::from_counters(d, nics),
-        cpu: CpuPct::between(&cp(a), &cp(b)),
+        cpu: CpuPct::between(&a.cp_time(), &b.cp_time()),
         probe_ms,
         seconds,
         simulated: false,
-        host: host_window(a, b, seconds),
+        host: b.host_window(a, seconds),
         polling: Some(PollingDiag::from_counters(d, burst)),
-        interactive: interactive_window(a, b),
-        procs: super::model::procs_between(&a.report.procs, &b.report.procs, seconds),
-    })
+        interactive: interactive_window(a0, b0),
+        procs: super::model::procs_between(&a0.report.procs, &b0.report.procs, seconds),
+    });
+    run.queues = b.queue_loads(a, seconds);
+    run
 }
 
 /// What the interactive process saw between two snapshots (`None` if the
