@@ -109,6 +109,13 @@ pub fn add_mq_tap(name: &str, kernel_cidr: &str) -> io::Result<()> {
     add_tap(name, kernel_cidr, true)
 }
 
+/// A tap for `queues` queues, left down as [`add_mq_tap`] leaves it: a
+/// multiqueue tap for two or more, a single-queue one for one (the only
+/// kind one queue can attach to).
+pub fn add_tap_for_queues(name: &str, kernel_cidr: &str, queues: usize) -> io::Result<()> {
+    add_tap(name, kernel_cidr, queues > 1)
+}
+
 /// Bring interface `name` of the current namespace up.
 pub fn link_up(name: &str) -> io::Result<()> {
     sh("ip", &["link", "set", name, "up"])

@@ -15,6 +15,7 @@ pub mod ctl;
 pub mod flood;
 pub mod kernel;
 pub mod lab;
+pub mod queues;
 pub mod report;
 pub mod rt;
 pub mod sim;

@@ -62,7 +62,11 @@ fn bad_arguments_are_refused_with_status_2() {
         ),
         (
             &["compare", "--sim", "--vs-real", "--conns", "10"][..],
-            "it does not take --hz, --reactor, --conns, --cpus or --flows",
+            "it does not take --hz, --reactor, --conns, --cpus, --queues or --flows",
+        ),
+        (
+            &["compare", "--sim", "--vs-real", "--queues", "2"][..],
+            "--vs-real compares one configuration",
         ),
         (
             &["compare", "--sim", "--vs-real", "--cpus", "2"][..],
@@ -98,7 +102,32 @@ fn bad_arguments_are_refused_with_status_2() {
                 "--rss-weight",
                 "1,1,1,1",
             ][..],
-            "one weight per CPU",
+            "one weight per queue",
+        ),
+        (
+            &[
+                "compare",
+                "--sim",
+                "--cpus",
+                "1,4",
+                "--queues",
+                "2",
+                "--rss-weight",
+                "1,1,1",
+            ][..],
+            "for --queues 2: one weight per queue",
+        ),
+        (
+            &["compare", "--sim", "--queues", "0"][..],
+            "--queues 0: between 1 and 256",
+        ),
+        (
+            &["compare", "--sim", "--queues", "257"][..],
+            "between 1 and 256",
+        ),
+        (
+            &["compare", "--queues", "2"][..],
+            "--queues sets the simulated NIC's queue count",
         ),
         (
             &["compare", "--modes", "polling:kern.reactor.backend=1"][..],

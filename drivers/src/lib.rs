@@ -17,9 +17,12 @@
 //!   table a multiqueue NIC steers frames with.
 //! - [`VirtNic`]: an in-memory twin with a bounded ring, for tests and for
 //!   virtual time, fed by a seeded [`Arrivals`] source.
+//! - [`QueueGroup`] ([`group`]): several receive queues of one device served
+//!   by one CPU, as one `Nic`, each queue keeping its own ring and counters.
 #![deny(unsafe_code)]
 
 pub mod arrivals;
+pub mod group;
 pub mod mqtap;
 pub mod pcap;
 pub mod rss;
@@ -30,6 +33,7 @@ mod virt;
 use std::os::fd::BorrowedFd;
 
 pub use arrivals::{Arrivals, Pattern};
+pub use group::{MAX_GROUP_QUEUES, QueueGroup};
 pub use mqtap::{MAX_TAP_QUEUES, MqTapQueue, TapQueue};
 pub use pcap::{Capture, PcapNic, PcapStats};
 pub use rss::{IndirTable, Rss, RssKey, Steer, Toeplitz};
@@ -66,6 +70,17 @@ pub struct NicStats {
     pub tx_dropped: u64,
     /// Receive or transmit errors other than an empty ring or a busy device
     pub errors: u64,
+}
+
+/// One receive queue's counters, as [`Nic::rx_queue_stats`] reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxQueueStats {
+    /// The queue's own counters (its `rx_missed` as the device can tell:
+    /// see [`TapQueue::reports_device_drops`]).
+    pub stats: NicStats,
+    /// Frames waiting in its ring, if the device can tell
+    /// ([`Nic::rx_pending`]).
+    pub pending: Option<usize>,
 }
 
 /// Link state and statistics, as read by [`Nic::check_status`].
@@ -127,6 +142,77 @@ pub trait Nic {
     /// only its timer.
     fn rx_pending(&self) -> Option<usize> {
         None
+    }
+
+    /// Receive queues this NIC takes frames from: 1, but for a
+    /// [`QueueGroup`] (which may have several, or none).
+    fn rx_queues(&self) -> usize {
+        1
+    }
+
+    /// The counters of receive queue `ring` (`0..rx_queues()`) of this NIC,
+    /// `None` past the last. A NIC of one queue is its own queue.
+    fn rx_queue_stats(&self, ring: usize) -> Option<RxQueueStats> {
+        (ring == 0).then(|| RxQueueStats {
+            stats: self.stats(),
+            pending: self.rx_pending(),
+        })
+    }
+}
+
+/// A boxed NIC is a NIC (a [`QueueGroup`] of boxed queues, a wrapper of
+/// one): every method is the box's.
+impl<N: Nic + ?Sized> Nic for Box<N> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        (**self).mac()
+    }
+
+    fn rx(&mut self, count: usize, f: &mut dyn FnMut(&[u8])) -> usize {
+        (**self).rx(count, f)
+    }
+
+    fn tx(&mut self, frame: &[u8]) {
+        (**self).tx(frame);
+    }
+
+    fn irq_fd(&self) -> BorrowedFd<'_> {
+        (**self).irq_fd()
+    }
+
+    fn set_intr_enabled(&mut self, enabled: bool) {
+        (**self).set_intr_enabled(enabled);
+    }
+
+    fn intr_enabled(&self) -> bool {
+        (**self).intr_enabled()
+    }
+
+    fn check_status(&mut self) -> NicStatus {
+        (**self).check_status()
+    }
+
+    fn stats(&self) -> NicStats {
+        (**self).stats()
+    }
+
+    fn set_now(&mut self, now_ns: u64) {
+        (**self).set_now(now_ns);
+    }
+
+    fn rx_pending(&self) -> Option<usize> {
+        (**self).rx_pending()
+    }
+
+    fn rx_queues(&self) -> usize {
+        (**self).rx_queues()
+    }
+
+    fn rx_queue_stats(&self, ring: usize) -> Option<RxQueueStats> {
+        (**self).rx_queue_stats(ring)
     }
 }
 

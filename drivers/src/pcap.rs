@@ -395,6 +395,14 @@ impl<N: Nic> Nic for PcapNic<N> {
     fn rx_pending(&self) -> Option<usize> {
         self.inner.rx_pending()
     }
+
+    fn rx_queues(&self) -> usize {
+        self.inner.rx_queues()
+    }
+
+    fn rx_queue_stats(&self, ring: usize) -> Option<crate::RxQueueStats> {
+        self.inner.rx_queue_stats(ring)
+    }
 }
 
 impl<N> Drop for PcapNic<N> {

@@ -238,6 +238,7 @@ fn sweep_args() -> CompareArgs {
         flow_dist: crate::flood::frames::FlowDist::RoundRobin,
         rss_key: pollsim_drivers::RssKey::MICROSOFT,
         rss_weight: None,
+        queues: None,
     }
 }
 

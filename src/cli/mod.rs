@@ -196,14 +196,16 @@ pub struct RunArgs {
     /// from the tap's Linux side; --sim: synthetic), at most 16320.
     #[arg(long, default_value_t = 0, value_parser = parse_conns)]
     pub conns: usize,
-    /// CPUs (hw.ncpu), each a kernel of its own with its own receive queue,
-    /// discipline, stack and apps (docs/smp.md). With --sim 1..=64, RSS
-    /// spreading the flood's flows over tap0's queues; on the real clock at
-    /// most the host's CPUs, one pinned kernel thread per CPU reading its
-    /// queue of a multiqueue tap.
+    /// CPUs (hw.ncpu), each a kernel of its own with its own discipline,
+    /// stack and apps, serving its receive queues (docs/smp.md). With --sim
+    /// 1..=64, RSS spreading the flood's flows over tap0's queues; on the
+    /// real clock at most the host's CPUs, one pinned kernel thread per CPU
+    /// reading its queues of a multiqueue tap.
     #[arg(long, default_value_t = 1)]
     pub cpus: usize,
-    /// Receive queues of the tap (default: --cpus; one per CPU for now).
+    /// Receive queues of the tap, 1..=256 (default: --cpus). Queue q is
+    /// served by CPU q % cpus (DragonFly's ring map): with more queues than
+    /// CPUs a CPU serves several, with fewer some CPUs serve none.
     #[arg(long, value_name = "M")]
     pub queues: Option<usize>,
     /// With --sim: distinct flows of the flood (1..=65536), as `pollsim
@@ -218,7 +220,7 @@ pub struct RunArgs {
     /// or 40 bytes in hex.
     #[arg(long, default_value = "microsoft", requires = "sim", value_parser = parse_rss_key, value_name = "KEY")]
     pub rss_key: pollsim_drivers::RssKey,
-    /// With --sim: indirection-table weights, one per CPU, as `ethtool -X
+    /// With --sim: indirection-table weights, one per queue, as `ethtool -X
     /// weight`. Default: equal.
     #[arg(
         long,
@@ -592,13 +594,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(w) = hz_warning(cfg.hz) {
         eprintln!("pollsim: warning: {w}");
     }
-    if args.queues.is_some_and(|q| q != args.cpus) {
-        bail!("--queues: one receive queue per CPU for now (--cpus N --queues N)");
-    }
     if args.sim {
         return run_sim::run(args, &cfg, opts);
     }
-    if args.cpus != 1 {
+    if args.cpus != 1 || args.queues.is_some_and(|m| m != 1) {
         refuse_threads_model(&cfg, &args.sysctls)?;
         return run_smp::run(args, &cfg, opts);
     }

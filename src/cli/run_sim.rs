@@ -40,7 +40,11 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     if args.sim_probe.is_some() && !cfg.apps.contains(&crate::apps::AppKind::Http) {
         anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
     }
-    if args.cpus != 1 || args.flows != 1 || args.rss_weight.is_some() {
+    if args.cpus != 1
+        || args.queues.is_some_and(|m| m != 1)
+        || args.flows != 1
+        || args.rss_weight.is_some()
+    {
         return run_smp(args, &scfg, opts);
     }
     let capture = super::pcap::create(args, std::time::Duration::ZERO)?;
@@ -88,11 +92,14 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     super::pcap::finish(args, capture)
 }
 
-/// `run --sim --cpus N` (or `--flows K`): every CPU's line each report
-/// interval, then each CPU's accounting and the whole system's.
+/// `run --sim --cpus N` (or `--queues M`, `--flows K`): every CPU's line
+/// each report interval, then each CPU's accounting and the whole
+/// system's.
 fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result<()> {
     if args.pcap.is_some() {
-        anyhow::bail!("--pcap takes one CPU and one flow for now (no --cpus, --flows)");
+        anyhow::bail!(
+            "--pcap takes one CPU, one queue and one flow for now (no --cpus, --queues, --flows)"
+        );
     }
     if args.sim_probe.is_some() && !scfg.apps.contains(&crate::apps::AppKind::Http) {
         anyhow::bail!("--sim-probe needs the http app (--apps ...,http)");
@@ -102,23 +109,24 @@ fn run_smp(args: &RunArgs, scfg: &SimConfig, opts: RunOptions) -> anyhow::Result
         dist: args.flow_dist,
         key: args.rss_key,
         weights: args.rss_weight.clone(),
+        queues: args.queues,
     };
     let mut sim = SmpSim::new(scfg, args.cpus, &spec)?;
     let duration = opts.duration.unwrap_or(Nanos::from_secs(DEFAULT_SECS));
     let place = crate::sim::Placement::new(0, args.cpus, &spec)?;
-    let mut flows_per = vec![0usize; args.cpus];
+    let mut flows_per = vec![0usize; place.map.nqueues()];
     for q in place.queues() {
         flows_per[q] += 1;
     }
     eprintln!(
-        "pollsim: simulating {} CPUs on virtual time ({}), kern.hz={}: {} with {} receive \
-         queues (Toeplitz RSS, key {}, queue q on CPU q; flows per queue {:?}), {} (quiet) \
-         on CPU 0; {:?} flood of {} pps in {} flows, seed {}, {} virtual s",
+        "pollsim: simulating {} CPUs on virtual time ({}), kern.hz={}: {} with {} \
+         (Toeplitz RSS, key {}; flows per queue {:?}), {} (quiet) on CPU 0; {:?} flood of \
+         {} pps in {} flows, seed {}, {} virtual s",
         args.cpus,
         scfg.mode.name(),
         scfg.hz.get(),
         crate::sim::IFNAME,
-        args.cpus,
+        place.map.describe(),
         args.rss_key
             .builtin_name()
             .map_or_else(|| args.rss_key.to_string(), str::to_string),

@@ -1,6 +1,8 @@
 //! `pollsim run --cpus N` on the real clock: one kernel thread per
-//! simulated CPU, pinned to host CPU `c`, each reading its own queue of a
-//! multiqueue tap (`--queues N`, IFF_MULTI_QUEUE) and running its own
+//! simulated CPU, pinned to host CPU `c`, each reading its own queues of a
+//! multiqueue tap (`--queues M`, IFF_MULTI_QUEUE; queue q served by CPU
+//! q % N, [`crate::queues::RingMap`]: several through a
+//! [`QueueGroup`], none for a CPU past the last queue) and running its own
 //! discipline, stack and apps, as the virtual-time CPUs do
 //! (docs/smp.md). Linux steers each flow written to the tap to one queue
 //! (its flow hash, or the queue that last wrote the flow's replies).
@@ -12,12 +14,12 @@
 //! quiet NIC: a single-queue tap that CPU 0 alone serves beside its queue
 //! of the first (as the simulation's CPU 0 has tap1, the probe and the
 //! apps: `compare --cpus` probes there). Not yet: more interfaces,
-//! `--pcap`, `--conns`, more queues than CPUs.
+//! `--pcap`, `--conns`.
 
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, bail};
-use pollsim_drivers::{Nic as _, TapNic, TapQueue};
+use pollsim_drivers::{Nic, QueueGroup, TapNic, TapQueue};
 
 use super::cpu_line::CpuLine;
 use super::run_sim::print_cpus_summary;
@@ -28,6 +30,7 @@ use crate::kernel::clock::Clock;
 use crate::kernel::sched::{Hooks, RunOptions};
 use crate::kernel::time::Nanos;
 use crate::kernel::{Kernel, KernelConfig, mib};
+use crate::queues::RingMap;
 use crate::report;
 use crate::rt::clock::RealClock;
 use crate::rt::sched::run_real;
@@ -50,13 +53,8 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     if args.pcap.is_some() || args.conns > 0 {
         bail!("--cpus {} takes no --pcap or --conns for now", args.cpus);
     }
-    let queues = args.queues.unwrap_or(args.cpus);
-    if queues != args.cpus {
-        bail!(
-            "--queues {queues} --cpus {}: one queue per CPU for now",
-            args.cpus
-        );
-    }
+    let map =
+        RingMap::new(args.cpus, args.queues.unwrap_or(args.cpus)).map_err(anyhow::Error::msg)?;
     let host = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.cpus > host {
         bail!(
@@ -78,22 +76,22 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         super::enter_private_netns_bare(&ifs)?;
         // Down until its queues are attached: a tap already up drops what
         // the kernel sends in its first instant (docs/design.md).
-        lab::add_mq_tap(&f.name, &kernel_cidr)
+        lab::add_tap_for_queues(&f.name, &kernel_cidr, map.nqueues())
             .with_context(|| format!("creating {} in the private namespace", f.name))?;
     }
     let mut quiet = open_quiet(args, quiet)?;
-    let taps = TapQueue::open_queues(&f.name, queues, mac)?;
+    let nics = open_cpu_queues(&f.name, mac, &map)?;
     if args.private_netns {
         lab::link_up(&f.name).with_context(|| format!("bringing {} up", f.name))?;
     }
     eprintln!(
         "pollsim: running on {} as {} ({}), {} CPUs, one kernel thread per CPU pinned to host \
-         CPU c, reading queue c of {} queues{}, kern.hz={}, apps {}; Ctrl-C to stop",
+         CPU c, {}{}, kern.hz={}, apps {}; Ctrl-C to stop",
         f.name,
         f.addr,
         args.mode.name(),
         args.cpus,
-        queues,
+        map.describe(),
         quiet
             .as_ref()
             .map(|q| format!(", and CPU 0 {} as {}", q.1.name, q.1.addr))
@@ -105,7 +103,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
         println!("{}", CpuLine::HEADER);
     }
     let ends = std::thread::scope(|s| -> anyhow::Result<Vec<(String, report::Accounting)>> {
-        let handles: Vec<_> = taps
+        let handles: Vec<_> = nics
             .into_iter()
             .enumerate()
             .map(|(c, tap)| {
@@ -123,6 +121,7 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
                                 cfg,
                                 tap,
                                 quiet,
+                                map,
                                 control,
                             },
                             stop,
@@ -142,6 +141,35 @@ pub fn run(args: &RunArgs, cfg: &KernelConfig, opts: RunOptions) -> anyhow::Resu
     })?;
     print_cpus_summary(&ends);
     Ok(())
+}
+
+/// The queues of tap `name` each CPU serves, as its NIC, CPU 0's first:
+/// the `map.nqueues()` queues opened (all or none), CPU `c` getting
+/// queues `c`, `c + N`, ... ([`RingMap::queues_of`]). One queue is the
+/// [`TapQueue`] itself, as with one queue per CPU; several are a
+/// [`QueueGroup`] of them; none a `QueueGroup` of none.
+fn open_cpu_queues(
+    name: &str,
+    mac: [u8; 6],
+    map: &RingMap,
+) -> anyhow::Result<Vec<Box<dyn Nic + Send>>> {
+    let mut taps: Vec<Option<TapQueue>> = TapQueue::open_queues(name, map.nqueues(), mac)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    (0..map.ncpu())
+        .map(|c| {
+            let mut mine: Vec<TapQueue> = map
+                .queues_of(c)
+                .into_iter()
+                .filter_map(|q| taps[q].take())
+                .collect();
+            Ok(match mine.len() {
+                1 => Box::new(mine.remove(0)) as Box<dyn Nic + Send>,
+                _ => Box::new(QueueGroup::new(name, mac, mine)?),
+            })
+        })
+        .collect()
 }
 
 /// The control socket name of CPU `c` of instance `name`: `name` for CPU
@@ -174,7 +202,9 @@ fn open_quiet(args: &RunArgs, quiet: Option<&IfSpec>) -> anyhow::Result<Option<(
 struct CpuSpec {
     c: usize,
     cfg: KernelConfig,
-    tap: TapQueue,
+    /// Its queues of the tap (see [`open_cpu_queues`]).
+    tap: Box<dyn Nic + Send>,
+    map: RingMap,
     /// The quiet NIC and its address (CPU 0 only).
     quiet: Option<(TapNic, IfSpec)>,
     control: Option<Control>,
@@ -193,6 +223,7 @@ fn cpu_thread(
         mut cfg,
         tap,
         quiet,
+        map,
         mut control,
     } = spec;
     let mut set = nix::sched::CpuSet::new();
@@ -207,13 +238,14 @@ fn cpu_thread(
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
     k.ncpu = args.cpus;
-    k.attach(Box::new(tap), &cfg, clock.now());
+    k.attach(tap, &cfg, clock.now());
     // Before the apps start, so that they listen on it too.
     if let Some((nic, q)) = quiet {
         k.attach_at(Box::new(nic), q.addr, &cfg, clock.now());
     }
     let mut mib = mib::build(&k);
     crate::rt::host::register_sysctl(&mut mib);
+    crate::queues::register_sysctl(&mut mib, &k, 0, &map.queues_of(c), &map);
     // CPUs but 0 skip the knobs of the app only CPU 0 runs.
     mib::apply(&mib, &mut k, &args.sysctls, c > 0)?;
     if k.echo_threads() {

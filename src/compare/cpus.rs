@@ -183,6 +183,7 @@ impl Cpus {
                 let missed = d(&format!("dev.{nic}.rx_missed"));
                 QueueLoad {
                     queue: c,
+                    cpu: Some(c),
                     offered_pps: rx + missed,
                     received_pps: rx,
                     rx_missed_pps: missed,

@@ -120,6 +120,11 @@ pub struct CompareArgs {
     /// (--sim; every --cpus count must have that many). Default: equal.
     #[arg(long, value_delimiter = ',', value_name = "W0,W1,...")]
     pub rss_weight: Option<Vec<u32>>,
+    /// Receive queues of tap0 at every --cpus count (1..=256, --sim only);
+    /// default: one per CPU at each count. Queue q is served by CPU q %
+    /// cpus (DragonFly's ring map).
+    #[arg(long, value_name = "M")]
+    pub queues: Option<usize>,
 }
 
 /// Parse a `--hz` value: `kern.hz`'s range.
@@ -196,12 +201,33 @@ impl CompareArgs {
         if !(1..=max_flows).contains(&self.flows) {
             bail!("--flows {}: between 1 and {max_flows}", self.flows);
         }
-        if let Some(w) = &self.rss_weight
-            && let Some(n) = self.cpus.iter().find(|&&n| n != w.len())
+        let max_queues = crate::queues::MAX_QUEUES;
+        if let Some(m) = self.queues
+            && !(1..=max_queues).contains(&m)
         {
+            bail!("--queues {m}: between 1 and {max_queues}");
+        }
+        if let Some(w) = &self.rss_weight {
+            match self.queues {
+                Some(m) if m != w.len() => bail!(
+                    "--rss-weight gives {} weights for --queues {m}: one weight per queue",
+                    w.len()
+                ),
+                Some(_) => {}
+                None => {
+                    if let Some(n) = self.cpus.iter().find(|&&n| n != w.len()) {
+                        bail!(
+                            "--rss-weight gives {} weights, --cpus {n} has {n} queues (one per \
+                             CPU without --queues): one weight per queue",
+                            w.len()
+                        );
+                    }
+                }
+            }
+        }
+        if !self.sim && self.queues.is_some() {
             bail!(
-                "--rss-weight gives {} weights, --cpus {n} has {n} queues: one weight per CPU",
-                w.len()
+                "--queues sets the simulated NIC's queue count (add --sim): the real sweep runs                  one queue of tap0 per CPU"
             );
         }
         if !self.sim
@@ -223,10 +249,13 @@ impl CompareArgs {
                 m.label
             );
         }
-        if self.vs_real && (self.axes() != [Axes::default()] || self.flows != 1) {
+        if self.vs_real
+            && (self.axes() != [Axes::default()] || self.flows != 1 || self.queues.is_some())
+        {
             bail!(
                 "--vs-real compares one configuration (1000 Hz, ready, no idle connections, \
-                 one CPU, one flow): it does not take --hz, --reactor, --conns, --cpus or --flows"
+                 one CPU, one queue, one flow): it does not take --hz, --reactor, --conns, \
+                 --cpus, --queues or --flows"
             );
         }
         Ok(())
@@ -260,6 +289,7 @@ impl CompareArgs {
             dist: self.flow_dist,
             key: self.rss_key,
             weights: self.rss_weight.clone(),
+            queues: self.queues,
         }
     }
 

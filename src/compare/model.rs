@@ -504,8 +504,9 @@ pub struct Run {
     /// The kept trials, whose medians the row shows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<Run>,
-    /// Per receive queue of tap0 (queue `q` on CPU `q`), with several
-    /// CPUs: what RSS gave each queue and what each CPU did with it.
+    /// Per receive queue of tap0 (queue `q` on CPU `q % cpus`), with
+    /// several CPUs or queues: what RSS gave each queue and what its CPU
+    /// did with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<QueueLoad>,
 }
@@ -513,18 +514,31 @@ pub struct Run {
 /// One receive queue of tap0 over a point's window, and its CPU.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueLoad {
-    /// The queue (= the CPU that serves it).
+    /// The queue.
     pub queue: usize,
+    /// The CPU that serves it (`queue % cpus`; results written before
+    /// `--queues` had one queue per CPU, and read as `queue` by
+    /// [`QueueLoad::serving_cpu`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<usize>,
     /// Frames RSS steered to the queue (received + missed), per second.
     pub offered_pps: f64,
-    /// Frames its CPU took from the ring, per second.
+    /// Frames its CPU took from the queue's ring, per second.
     pub received_pps: f64,
     /// Frames dropped at its full ring, per second.
     pub rx_missed_pps: f64,
-    /// Datagrams its CPU's udp-sink read, per second.
+    /// Datagrams its CPU's udp-sink read, per second: the CPU's, shared
+    /// by every queue the CPU serves.
     pub delivered_pps: f64,
-    /// Its CPU's shares over the window.
+    /// Its CPU's shares over the window (likewise the CPU's).
     pub cp_time_pct: CpuPct,
+}
+
+impl QueueLoad {
+    /// The CPU that served the queue.
+    pub fn serving_cpu(&self) -> usize {
+        self.cpu.unwrap_or(self.queue)
+    }
 }
 
 /// `[min, max]` over a point's trials of each rate (frames/s) and CPU

@@ -276,28 +276,37 @@ impl Window {
     }
 }
 
-/// Each queue of tap0 over the window, with several CPUs (none with one:
-/// the row is the queue).
+/// Each receive queue of tap0 over the window, read from the per-queue
+/// nodes of the CPU that serves it (`dev.tap0.queue_rx_<q>.*`; none with
+/// one CPU and one queue: the row is the queue). Its delivered rate and
+/// shares are its CPU's, shared with the CPU's other queues.
 fn queue_loads(a: &Window, b: &Window, secs: f64) -> Vec<QueueLoad> {
-    if b.cpus.len() < 2 {
-        return Vec::new();
-    }
-    let nic = crate::sim::IFNAME;
-    (0..b.cpus.len())
-        .map(|c| {
+    let prefix = format!("dev.{}.queue_rx_", crate::sim::IFNAME);
+    let mut out = Vec::new();
+    for (c, nodes) in b.cpus.iter().enumerate() {
+        let queues = nodes.keys().filter_map(|k| {
+            k.strip_prefix(&prefix)?
+                .strip_suffix(".rx_packets")?
+                .parse::<usize>()
+                .ok()
+        });
+        for q in queues {
             let d = |n: &str| (b.int_of(c, n) - a.int_of(c, n)) as f64 / secs;
-            let rx = d(&format!("dev.{nic}.rx_packets"));
-            let missed = d(&format!("dev.{nic}.rx_missed"));
-            QueueLoad {
-                queue: c,
+            let rx = d(&format!("{prefix}{q}.rx_packets"));
+            let missed = d(&format!("{prefix}{q}.rx_missed"));
+            out.push(QueueLoad {
+                queue: q,
+                cpu: Some(c),
                 offered_pps: rx + missed,
                 received_pps: rx,
                 rx_missed_pps: missed,
                 delivered_pps: d("user.udp_sink.datagrams"),
                 cp_time_pct: CpuPct::between(&a.cp_time_of(c), &b.cp_time_of(c)),
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    out.sort_by_key(|l| l.queue);
+    out
 }
 
 /// A point from two windows, as the real sweep computes it from two MIB
@@ -536,6 +545,11 @@ fn sim_meta(
     );
     meta.insert("flows".into(), args.flows.into());
     meta.insert(
+        "queues".into(),
+        args.queues
+            .map_or_else(|| "cpus".into(), serde_json::Value::from),
+    );
+    meta.insert(
         "flow_dist".into(),
         match args.flow_dist {
             FlowDist::RoundRobin => "rr".to_string(),
@@ -546,7 +560,7 @@ fn sim_meta(
     meta.insert(
         "rss".into(),
         format!(
-            "Toeplitz, key {}, {} 128-entry indirection table, queue q on CPU q",
+            "Toeplitz, key {}, {} 128-entry indirection table, queue q on CPU q % cpus",
             args.rss_key
                 .builtin_name()
                 .map_or_else(|| args.rss_key.to_string(), str::to_string),

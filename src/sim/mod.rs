@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::net::SocketAddrV4;
 use std::rc::Rc;
 
-use pollsim_drivers::{Arrivals, Pattern, SharedVirtNic, VirtNic};
+use pollsim_drivers::{Arrivals, Nic, Pattern, QueueGroup, SharedVirtNic, VirtNic};
 use pollsim_sysctl::Mib;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
@@ -144,7 +144,10 @@ pub enum SimError {
 /// The world outside the simulated CPU: the wires into the NICs (tap0 with
 /// the flood, tap1 quiet) and the probe on one of them.
 pub struct SimWorld {
-    nics: Vec<Rc<RefCell<VirtNic>>>,
+    /// Each receive queue's ring, and the kernel's interface it belongs to
+    /// (tap0's queues this CPU serves first, then tap1).
+    nics: Vec<(usize, Rc<RefCell<VirtNic>>)>,
+    /// The probe, and the ring (an index of `nics`) it is on.
     probe: Option<(ProbeClient, usize)>,
     probe_next: Option<Nanos>,
     /// Frames the probe client put on the wire.
@@ -153,11 +156,11 @@ pub struct SimWorld {
 
 impl World for SimWorld {
     fn advance(&mut self, now: Nanos) {
-        for nic in &self.nics {
+        for (_, nic) in &self.nics {
             nic.borrow_mut().arrive_until(now.0);
         }
         if let Some((p, i)) = self.probe.as_mut() {
-            let mut nic = self.nics[*i].borrow_mut();
+            let mut nic = self.nics[*i].1.borrow_mut();
             let sent = nic.take_sent();
             for frame in p.advance(now, sent) {
                 nic.inject(&frame);
@@ -170,15 +173,15 @@ impl World for SimWorld {
     fn next_event(&self) -> Option<Nanos> {
         self.nics
             .iter()
-            .filter_map(|n| n.borrow().next_arrival().map(Nanos))
+            .filter_map(|(_, n)| n.borrow().next_arrival().map(Nanos))
             .chain(self.probe_next)
             .min()
     }
 
+    /// An interface's line is raised while one of its queues' is.
     fn pending_irqs(&self) -> u64 {
         self.nics
             .iter()
-            .enumerate()
             .map(|(i, n)| u64::from(n.borrow().irq_asserted()) << i)
             .fold(0, |m, b| m | b)
     }
@@ -211,11 +214,13 @@ impl Sim {
         Sim::new_placed(cfg, &Placement::single(), wrap)
     }
 
-    /// CPU `place.cpu` of a system of `place.ncpu` (see [`smp`]): its
-    /// queue of tap0, fed the flows RSS steers to it, and its kernel. CPU
-    /// 0 also has the quiet NIC, the probe, every app and the idle
-    /// connections; the others run udp-sink only (one socket per CPU, as a
-    /// `SO_REUSEPORT` server has). One CPU with one flow is [`Sim::new`].
+    /// CPU `place.cpu` of a system of `place.ncpu` (see [`smp`]): the
+    /// queues of tap0 it serves (one, several as a [`QueueGroup`], or none
+    /// but tap0's stack), each fed the flows RSS steers to it, and its
+    /// kernel. CPU 0 also has the quiet NIC, the probe, every app and the
+    /// idle connections; the others run udp-sink only (one socket per CPU,
+    /// as a `SO_REUSEPORT` server has). One CPU with one flow and one
+    /// queue is [`Sim::new`].
     pub fn new_placed(
         cfg: &SimConfig,
         place: &Placement,
@@ -242,24 +247,17 @@ impl Sim {
             apps,
             seed: place.kernel_seed(cfg.seed),
         };
-        let mut nic = VirtNic::new(IFNAME, MAC, RING_LEN)?;
-        // Every CPU draws the same flood (same seed) and keeps its flows.
-        let arrivals = Arrivals::new(cfg.pattern, cfg.seed, START.0)?;
-        if let Some(flows) = place.flows_of_cpu() {
-            nic.set_flows(arrivals, flows);
-        }
-        let (shared, nic) = SharedVirtNic::new(nic)?;
+        let (tap0, mut nics) = place.tap0(cfg, &mut wrap)?;
         let clock = VirtualClock::new(START);
         let mut k = Kernel::new(&kcfg, START);
         k.ncpu = place.ncpu;
         k.cost = Some(CostModel::default());
-        k.attach(wrap(shared), &kcfg, START);
-        let mut nics = vec![nic];
+        k.attach(tap0, &kcfg, START);
         if first {
             let (quiet_shared, quiet) =
                 SharedVirtNic::new(VirtNic::new(QUIET_IFNAME, QUIET_MAC, RING_LEN)?)?;
-            k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
-            nics.push(quiet);
+            let i = k.attach_at(wrap(quiet_shared), cidr(QUIET_ADDR), &kcfg, START);
+            nics.push((i, quiet));
         }
         if let Some(h) = &place.handoff {
             let (c, n) = (place.cpu, place.ncpu);
@@ -270,6 +268,9 @@ impl Sim {
         let mut mib = mib::build(&k);
         if !place.is_single() {
             place.register_sysctl(&mut mib);
+        }
+        if place.map.per_queue_nodes() {
+            crate::queues::register_sysctl(&mut mib, &k, 0, &place.served(), &place.map);
         }
         crate::kernel::rps::register_sysctl(&mut mib, &k);
         // CPUs but 0 skip the knobs of the apps and NIC only CPU 0 has.
@@ -287,7 +288,9 @@ impl Sim {
             let (mac, peer) = link.peer();
             let server = cidr(link.addr()).address();
             let client = ProbeClient::new(mac, cidr(peer), (server, 80), cfg.seed ^ 0x9e37, START);
-            (client, link.nic())
+            // On tap0, its frames go to queue 0's ring (CPU 0 serves it).
+            let ring = nics.iter().position(|(i, _)| *i == link.nic());
+            (client, ring.unwrap_or(0))
         });
         let phase = Nanos(cfg.hz.tick().0 * place.cpu as u64 / place.ncpu.max(1) as u64);
         let sched = VirtualSched::staggered(&mut k, START, phase, None);
@@ -339,7 +342,11 @@ impl Sim {
 
     /// Frames the arrival source has put on the wire so far.
     pub fn arrived(&self) -> u64 {
-        self.world.nics.iter().map(|n| n.borrow().arrived()).sum()
+        self.world
+            .nics
+            .iter()
+            .map(|(_, n)| n.borrow().arrived())
+            .sum()
     }
 
     /// Frames the probe client has put on the wire so far.
@@ -352,7 +359,7 @@ impl Sim {
         self.world
             .nics
             .iter()
-            .map(|n| n.borrow().pending() as u64)
+            .map(|(_, n)| n.borrow().pending() as u64)
             .sum()
     }
 
@@ -372,15 +379,17 @@ impl Sim {
 pub struct Placement {
     /// This CPU (0 has the quiet NIC, the probe and every app).
     pub cpu: usize,
-    /// CPUs in the system; tap0 has one receive queue per CPU, queue `q`
-    /// served by CPU `q` (DragonFly's ring map at offset 0).
+    /// CPUs in the system.
     pub ncpu: usize,
+    /// tap0's receive queues and the CPU that serves each, queue `q` on
+    /// CPU `q % ncpu` (DragonFly's ring map at offset 0).
+    pub map: crate::queues::RingMap,
     /// Distinct flows of the flood (`--flows`): flow 0 is [`flood_frame`],
     /// flow `i` as `pollsim flood --flows` makes it.
     pub flows: usize,
     /// How the flows share the frames (`--flow-dist`).
     pub dist: crate::flood::frames::FlowDist,
-    /// tap0's RSS: key and indirection table (`ncpu` queues).
+    /// tap0's RSS: key and indirection table (over the map's queues).
     pub rss: pollsim_drivers::Rss,
     /// The handoff between the CPUs (RPS, RFS, sockets on one CPU):
     /// several CPUs only.
@@ -396,6 +405,7 @@ impl Placement {
         Placement {
             cpu: 0,
             ncpu: 1,
+            map: crate::queues::RingMap::SINGLE,
             flows: 1,
             dist: crate::flood::frames::FlowDist::RoundRobin,
             rss: pollsim_drivers::Rss::new(
@@ -407,9 +417,11 @@ impl Placement {
         }
     }
 
-    /// CPU `cpu` of `ncpu` (1..=[`smp::MAX_CPUS`]), fed the flows of
-    /// `spec` and steered by its RSS key and table. Refuses a CPU count
-    /// out of range and weights that are not one per CPU.
+    /// CPU `cpu` of `ncpu` (1..=[`smp::MAX_CPUS`]), tap0 having
+    /// `spec.queues` receive queues (default: one per CPU; at most
+    /// [`crate::queues::MAX_QUEUES`]), fed the flows of `spec` and steered
+    /// by its RSS key and table. Refuses counts out of range and weights
+    /// that are not one per queue.
     pub fn new(cpu: usize, ncpu: usize, spec: &FlowSpec) -> Result<Placement, SimError> {
         use pollsim_drivers::{IndirTable, Rss};
         if !(1..=smp::MAX_CPUS).contains(&ncpu) {
@@ -418,20 +430,24 @@ impl Placement {
                 smp::MAX_CPUS
             )));
         }
+        let map = crate::queues::RingMap::new(ncpu, spec.queues.unwrap_or(ncpu))
+            .map_err(SimError::Sysctl)?;
+        let m = map.nqueues();
         let table = match &spec.weights {
-            Some(w) if w.len() != ncpu => {
+            Some(w) if w.len() != m => {
                 return Err(SimError::Sysctl(format!(
-                    "--rss-weight gives {} weights for {ncpu} queues: one per CPU",
+                    "--rss-weight gives {} weights for {m} queues: one per queue",
                     w.len()
                 )));
             }
             Some(w) => IndirTable::weighted(w),
-            None => IndirTable::equal(ncpu),
+            None => IndirTable::equal(m),
         }
         .map_err(|e| SimError::Sysctl(format!("--rss-weight: {e}")))?;
         Ok(Placement {
             cpu,
             ncpu,
+            map,
             flows: spec.flows.max(1),
             dist: spec.dist,
             rss: Rss::new(spec.key, table),
@@ -440,9 +456,49 @@ impl Placement {
         })
     }
 
-    /// One CPU fed one flow: built exactly as before CPUs were modelled.
+    /// One CPU with one queue fed one flow: built exactly as before CPUs
+    /// were modelled.
     pub fn is_single(&self) -> bool {
-        self.ncpu == 1 && self.flows == 1
+        self.ncpu == 1 && self.map.nqueues() == 1 && self.flows == 1
+    }
+
+    /// The queues of tap0 this CPU serves.
+    pub fn served(&self) -> Vec<usize> {
+        self.map.queues_of(self.cpu)
+    }
+
+    /// This CPU's tap0, each queue it serves a ring of [`RING_LEN`] fed
+    /// the flows RSS steers to that queue and made a NIC by `wrap`: one
+    /// queue is its ring itself (as with one CPU), several a
+    /// [`QueueGroup`], none a `QueueGroup` of none. Also each ring's
+    /// handle, for the world (interface 0).
+    #[allow(clippy::type_complexity)]
+    fn tap0(
+        &self,
+        cfg: &SimConfig,
+        wrap: &mut impl FnMut(SharedVirtNic) -> Box<dyn Nic>,
+    ) -> Result<(Box<dyn Nic>, Vec<(usize, Rc<RefCell<VirtNic>>)>), SimError> {
+        let served = self.served();
+        let mut rings = Vec::with_capacity(served.len());
+        let mut handles = Vec::with_capacity(served.len());
+        for &q in &served {
+            let mut nic = VirtNic::new(IFNAME, MAC, RING_LEN)?;
+            // Every queue draws the same flood (same seed) and keeps its flows.
+            let arrivals = Arrivals::new(cfg.pattern, cfg.seed, START.0)?;
+            if let Some(flows) = self.flows_of_queue(q) {
+                nic.set_flows(arrivals, flows);
+            }
+            let (shared, handle) = SharedVirtNic::new(nic)?;
+            rings.push(wrap(shared));
+            handles.push((0, handle));
+        }
+        let tap0: Box<dyn Nic> = match rings.len() {
+            1 => rings.remove(0),
+            _ => Box::new(
+                QueueGroup::new(IFNAME, MAC, rings).map_err(|e| SimError::Sysctl(e.to_string()))?,
+            ),
+        };
+        Ok((tap0, handles))
     }
 
     /// The seed of this CPU's kernel (smoltcp's randomness): CPU 0 keeps
@@ -475,41 +531,40 @@ impl Placement {
             "RSS indirection table: the queue of each of its 128 entries (--rss-weight)",
             move |_: &Kernel| table.clone(),
         );
-        let q = i64::try_from(self.cpu).unwrap_or(i64::MAX);
-        mib.add_ro(
-            &format!("dev.{IFNAME}.rss_queue"),
-            "The receive queue of tap0 this CPU serves",
-            move |_: &Kernel| q,
+        let served = self.served();
+        let shown: Vec<u64> = served.iter().map(|&q| q as u64).collect();
+        mib.add_ro_list(
+            &format!("dev.{IFNAME}.rss_queues"),
+            "The receive queues of tap0 this CPU serves (queue q on CPU q % hw.ncpu)",
+            move |_: &Kernel| shown.clone(),
         );
-        let flows = i64::try_from(self.queues().iter().filter(|&&c| c == self.cpu).count())
+        let flows = i64::try_from(self.queues().iter().filter(|q| served.contains(q)).count())
             .unwrap_or(i64::MAX);
         mib.add_ro(
             &format!("dev.{IFNAME}.rss_flows"),
-            "Flows of the flood RSS steers to this CPU's queue",
+            "Flows of the flood RSS steers to the queues this CPU serves",
             move |_: &Kernel| flows,
         );
     }
 
-    /// The RSS queue (= CPU) of each flow.
+    /// The RSS queue of each flow (`0..map.nqueues()`).
     pub fn queues(&self) -> Vec<usize> {
         flood_frames(self.flows)
             .iter()
-            .map(|f| usize::from(self.rss.steer(f).queue) % self.ncpu)
+            .map(|f| usize::from(self.rss.steer(f).queue) % self.map.nqueues())
             .collect()
     }
 
-    /// The flood's flows as this CPU's queue receives them, or `None` if
-    /// RSS steers none of them to it.
-    fn flows_of_cpu(&self) -> Option<pollsim_drivers::Flows> {
+    /// The flood's flows as queue `q` receives them, or `None` if RSS
+    /// steers none of them to it.
+    fn flows_of_queue(&self, q: usize) -> Option<pollsim_drivers::Flows> {
         use crate::flood::frames::{FlowDist, ZIPF_SEED, zipf_schedule};
         let queues = self.queues();
         let schedule = match self.dist {
             FlowDist::RoundRobin => None,
             FlowDist::Zipf(s) => Some(zipf_schedule(self.flows, s, ZIPF_SEED)),
         };
-        pollsim_drivers::Flows::new(flood_frames(self.flows), schedule, |i| {
-            queues[i] == self.cpu
-        })
+        pollsim_drivers::Flows::new(flood_frames(self.flows), schedule, |i| queues[i] == q)
     }
 }
 
@@ -526,6 +581,9 @@ pub struct FlowSpec {
     /// Indirection-table weights, one per queue (as `ethtool -X weight`);
     /// `None`: equal.
     pub weights: Option<Vec<u32>>,
+    /// tap0's receive queues (`--queues`, 1..=[`crate::queues::MAX_QUEUES`]);
+    /// `None`: one per CPU.
+    pub queues: Option<usize>,
 }
 
 impl Default for FlowSpec {
@@ -536,6 +594,7 @@ impl Default for FlowSpec {
             dist: crate::flood::frames::FlowDist::RoundRobin,
             key: pollsim_drivers::RssKey::MICROSOFT,
             weights: None,
+            queues: None,
         }
     }
 }

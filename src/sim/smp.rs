@@ -318,6 +318,151 @@ mod tests {
         assert!(SmpSim::new(&cfg(1000.0), 2, &spec(vec![0, 0])).is_err());
     }
 
+    fn queues(_ncpu: usize, m: usize) -> FlowSpec {
+        FlowSpec {
+            flows: 256,
+            queues: Some(m),
+            ..FlowSpec::default()
+        }
+    }
+
+    fn list(s: &Sim, name: &str) -> Vec<u64> {
+        match s.mib.get(&s.k, name) {
+            Ok(Value::List(v)) => v,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    /// Every frame the flood put on the wire is received, missed or still
+    /// in a ring, and each CPU's accounting balances.
+    fn assert_accounted(s: &SmpSim) {
+        let seen: i64 = s.cpus.iter().map(|c| queue(c).0).sum();
+        let pending: i64 = s.cpus.iter().map(|c| crate::sat(c.ring_pending())).sum();
+        assert_eq!(seen + pending, crate::sat(s.arrived()));
+        for (c, cpu) in s.cpus.iter().enumerate() {
+            let a = crate::report::Accounting::of(&cpu.k);
+            assert!(a.balanced(), "CPU {c}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn with_more_queues_than_cpus_each_cpu_serves_several() {
+        let mut s = SmpSim::new(&cfg(400_000.0), 2, &queues(2, 4)).unwrap();
+        s.run_for(Nanos::from_millis(300));
+        for (c, cpu) in s.cpus.iter().enumerate() {
+            let mine = [c, c + 2];
+            assert_eq!(list(cpu, "dev.tap0.rss_queues"), mine.map(|q| q as u64));
+            assert_eq!(cpu.k.ifs[0].nic.rx_queues(), 2);
+            let (mut rx, mut missed) = (0, 0);
+            for q in mine {
+                let p = format!("dev.tap0.queue_rx_{q}");
+                assert_eq!(int(cpu, &format!("{p}.cpu")), crate::sat(c as u64));
+                let got = int(cpu, &format!("{p}.rx_packets"));
+                assert!(got > 0, "queue {q} on CPU {c} received nothing");
+                rx += got;
+                missed += int(cpu, &format!("{p}.rx_missed"));
+                assert!(
+                    int(cpu, &format!("{p}.rx_pending"))
+                        <= crate::sat(super::super::RING_LEN as u64)
+                );
+            }
+            // The CPU's tap0 counters are its queues' sum.
+            assert_eq!(rx, int(cpu, "dev.tap0.rx_packets"));
+            assert_eq!(missed, int(cpu, "dev.tap0.rx_missed"));
+            // The other CPU's queues are not in this CPU's MIB.
+            for q in [1 - c, 3 - c] {
+                assert!(
+                    !cpu.mib
+                        .contains(&format!("dev.tap0.queue_rx_{q}.rx_packets"))
+                );
+            }
+            assert!(queue(cpu).1 > 0, "CPU {c}'s udp-sink read nothing");
+        }
+        assert_accounted(&s);
+        // RSS spread the 256 flows over the 4 queues of the table.
+        let place = Placement::new(0, 2, &queues(2, 4)).unwrap();
+        let mut per = [0; 4];
+        for q in place.queues() {
+            per[q] += 1;
+        }
+        assert!(per.iter().all(|&n| n > 0), "{per:?}");
+        let flows: i64 = s.cpus.iter().map(|c| int(c, "dev.tap0.rss_flows")).sum();
+        assert_eq!(flows, 256);
+    }
+
+    #[test]
+    fn with_fewer_queues_than_cpus_the_cpus_past_them_receive_nothing() {
+        let mut s = SmpSim::new(&cfg(400_000.0), 4, &queues(4, 2)).unwrap();
+        s.run_for(Nanos::from_millis(300));
+        for (c, cpu) in s.cpus.iter().enumerate() {
+            assert_eq!(int(cpu, "hw.ncpu"), 4);
+            let served = list(cpu, "dev.tap0.rss_queues");
+            if c < 2 {
+                assert_eq!(served, [c as u64]);
+                assert!(queue(cpu).0 > 0, "CPU {c} received nothing");
+                assert!(
+                    cpu.mib
+                        .contains(&format!("dev.tap0.queue_rx_{c}.rx_packets"))
+                );
+            } else {
+                assert!(served.is_empty(), "CPU {c} serves {served:?}");
+                assert_eq!(cpu.k.ifs[0].nic.rx_queues(), 0);
+                assert_eq!(queue(cpu), (0, 0), "CPU {c} got frames of tap0");
+                assert_eq!(int(cpu, "dev.tap0.rss_flows"), 0);
+                let dump = cpu.mib.dump(&cpu.k, "").unwrap();
+                assert!(
+                    !dump
+                        .iter()
+                        .any(|(n, _)| n.starts_with("dev.tap0.queue_rx_"))
+                );
+            }
+            // Every CPU still ran the whole span: its clock and cp_time.
+            assert!(cpu.now() >= super::super::START + Nanos::from_millis(300));
+            let t: u64 = list(cpu, "kern.cp_time").iter().sum();
+            assert!(t >= 299_000, "CPU {c}'s cp_time: {t} us");
+        }
+        assert_accounted(&s);
+    }
+
+    #[test]
+    fn one_queue_per_cpu_is_the_default_and_is_unchanged() {
+        let spec = |m: Option<usize>| FlowSpec {
+            flows: 256,
+            queues: m,
+            ..FlowSpec::default()
+        };
+        let mut a = SmpSim::new(&cfg(300_000.0), 4, &spec(None)).unwrap();
+        let mut b = SmpSim::new(&cfg(300_000.0), 4, &spec(Some(4))).unwrap();
+        a.run_for(Nanos::from_millis(100));
+        b.run_for(Nanos::from_millis(100));
+        for (c, (x, y)) in a.cpus.iter().zip(&b.cpus).enumerate() {
+            assert_eq!(x.mib.dump(&x.k, "").unwrap(), y.mib.dump(&y.k, "").unwrap());
+            assert_eq!(list(x, "dev.tap0.rss_queues"), [c as u64]);
+            assert_eq!(x.k.ifs[0].nic.rx_queues(), 1, "one queue: the ring itself");
+            // The queue's node is the CPU's tap0.
+            let q = int(x, &format!("dev.tap0.queue_rx_{c}.rx_packets"));
+            assert_eq!(q, int(x, "dev.tap0.rx_packets"));
+        }
+    }
+
+    #[test]
+    fn queue_counts_and_weights_are_checked_against_the_queues() {
+        assert!(SmpSim::new(&cfg(1000.0), 2, &queues(2, 0)).is_err());
+        let e = SmpSim::new(&cfg(1000.0), 2, &queues(2, 257)).err().unwrap();
+        assert!(e.to_string().contains("between 1 and 256"), "{e}");
+        let spec = |w: Vec<u32>| FlowSpec {
+            weights: Some(w),
+            ..queues(2, 4)
+        };
+        let e = SmpSim::new(&cfg(1000.0), 2, &spec(vec![1, 1]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("for 4 queues: one per queue"), "{e}");
+        let s = SmpSim::new(&cfg(1000.0), 2, &spec(vec![1, 0, 0, 1])).unwrap();
+        let indir = list(&s.cpus[0], "dev.tap0.rss_indir");
+        assert!(indir.iter().all(|&q| q == 0 || q == 3), "{indir:?}");
+    }
+
     #[test]
     fn out_of_range_cpu_counts_are_refused() {
         assert!(SmpSim::new(&cfg(1000.0), 0, &flows(1)).is_err());

@@ -115,6 +115,31 @@ fn link_up(sock: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
     Ok(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
 }
 
+/// The interrupt lines of several queues as one: an epoll instance holding
+/// each queue's line fd (level triggered), so its own fd is readable
+/// exactly while one of them is. The lines are epoll instances or eventfds
+/// themselves; epoll nests.
+#[derive(Debug)]
+pub struct LineSet {
+    epoll: Epoll,
+}
+
+impl LineSet {
+    /// A set of `lines`. Bound: one `epoll_ctl` per line.
+    pub fn new<'a>(lines: impl IntoIterator<Item = BorrowedFd<'a>>) -> io::Result<LineSet> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        for (i, fd) in lines.into_iter().enumerate() {
+            epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))?;
+        }
+        Ok(LineSet { epoll })
+    }
+
+    /// The fd to wait on.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
+}
+
 /// An interrupt line: an epoll instance that holds the device's fd while
 /// the line is unmasked. Its own fd is readable (level triggered) exactly
 /// when the line is unmasked and the device has a frame, so the kernel can
