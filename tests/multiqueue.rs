@@ -437,3 +437,65 @@ fn a_second_interface_is_cpu_0s_quiet_nic() {
     })
     .expect("a private network namespace");
 }
+
+/// `run --cpus 2 --queues 4` on a multiqueue tap under `pollsim flood
+/// --flows 64`: CPU 0 serves queues 0 and 2, CPU 1 queues 1 and 3 (ring q
+/// on CPU q % 2), each queue's own counters (`dev.tap0.queue_rx_<q>.*`)
+/// sum to its CPU's tap0, and every frame is accounted for on every CPU.
+#[test]
+fn four_queues_on_two_cpus_each_serve_two_and_balance() {
+    if !require_root_or_skip("four_queues_on_two_cpus_each_serve_two_and_balance") {
+        return;
+    }
+    let _one = util::serial();
+    lab::in_new_netns(|| {
+        setup_mq_tap(&[Ipv4Addr::new(198, 18, 0, 2)]);
+        let run = util::Running::start(&["--cpus", "2", "--queues", "4"]);
+        link_up();
+        let (code, _, err) = util::run_pollsim(&[
+            "flood",
+            "--if",
+            "tap0",
+            "--dst",
+            "198.18.0.2:9",
+            "--flows",
+            "64",
+            "--count",
+            "20000",
+            "--rate",
+            "40k",
+            "--duration",
+            "5s",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            util::eventually(DEADLINE, || (run.int("dev.tap0.rx_packets") > 0)
+                .then_some(()))
+            .is_some(),
+            "CPU 0's queues took no frame"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let s = run.stop();
+        assert!(s.text.contains("balance: ok on every CPU"), "{}", s.text);
+        let cpus = per_cpu(&s.text, "dev.tap0.rx_packets");
+        assert_eq!(cpus.len(), 2, "{}", s.text);
+        // Each queue's node is in the summary of the CPU that serves it.
+        let queue = |q: usize| -> u64 {
+            let node = format!("dev.tap0.queue_rx_{q}.rx_packets: ");
+            s.text
+                .lines()
+                .find_map(|l| l.strip_prefix(&node))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {node}in the summary:\n{}", s.text))
+        };
+        let served: Vec<u64> = (0..4).map(queue).collect();
+        assert!(
+            served.iter().all(|&n| n > 0),
+            "per queue {served:?}:\n{}",
+            s.text
+        );
+        assert_eq!(served[0] + served[2], cpus[0], "CPU 0's queues: {served:?}");
+        assert_eq!(served[1] + served[3], cpus[1], "CPU 1's queues: {served:?}");
+    })
+    .expect("a private network namespace");
+}

@@ -184,3 +184,21 @@ fn app_cpus_are_checked_and_one_cpu_leaves_the_knobs_between_cpus_out() {
     // An unknown knob is still refused at one CPU.
     assert!(new(1, &["net.rps.nonesuch=1"]).is_err());
 }
+
+#[test]
+fn rps_spreads_one_queue_over_every_cpu() {
+    let spec = FlowSpec {
+        flows: 64,
+        queues: Some(1),
+        ..FlowSpec::default()
+    };
+    let c = cfg(Mode::Napi, 200_000.0, &["net.rps.cpus=15"]);
+    let mut s = SmpSim::new(&c, 4, &spec).unwrap();
+    s.run_for(Nanos::from_millis(200));
+    for (i, cpu) in s.cpus.iter().enumerate().skip(1) {
+        assert_eq!(int(cpu, "dev.tap0.rx_packets"), 0, "CPU {i} has no queue");
+        assert!(int(cpu, "net.rps.handed_in") > 0, "CPU {i}");
+        assert!(int(cpu, "user.udp_sink.datagrams") > 0, "CPU {i}");
+    }
+    assert_accounted(&mut s);
+}
