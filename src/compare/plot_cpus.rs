@@ -167,7 +167,7 @@ fn queue_panel(
         -0.5..n as f64 - 0.5,
         top,
         (
-            "receive queue (= the CPU that serves it)",
+            "receive queue (served by CPU queue % cpus)",
             "offered to the queue (frames/s)",
         ),
         n.min(16) + 1,
