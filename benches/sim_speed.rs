@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench sim_speed [-- RUNS]` (default 3).
 
+mod common;
+use common::steal;
+
 use std::time::Instant;
 
 use pollsim::apps::AppKind;
@@ -18,20 +21,6 @@ use pollsim_drivers::Pattern;
 const SECS: u64 = 3;
 /// The offered rate per CPU, frames/s.
 const PPS_PER_CPU: f64 = 1_000_000.0;
-
-/// The host's stolen and total jiffies so far (/proc/stat's cpu line).
-fn steal() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    (v.get(7).copied().unwrap_or(0), v.iter().sum())
-}
 
 /// One run: (offered frames, wall seconds).
 fn run(mode: Mode, cpus: usize, flows: usize) -> (u64, f64) {

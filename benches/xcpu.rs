@@ -17,6 +17,9 @@
 //!
 //! `cargo bench --bench xcpu [-- RUNS]` (default 5). Needs 2 host CPUs.
 
+mod common;
+use common::steal;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,20 +41,6 @@ fn pin(cpu: usize) {
     if set.set(cpu).is_ok() {
         let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
-}
-
-/// The host's stolen and total jiffies so far (/proc/stat's cpu line).
-fn steal() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    (v.get(7).copied().unwrap_or(0), v.iter().sum())
 }
 
 type Queue = Arc<Mutex<VecDeque<[u8; FRAME_LEN]>>>;
