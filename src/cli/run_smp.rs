@@ -238,6 +238,8 @@ fn cpu_thread(
     let mut clock = RealClock::new();
     let mut k = Kernel::new(&cfg, clock.now());
     k.ncpu = args.cpus;
+    // ifpoll's status poll is CPU 0's.
+    k.poll.status_poll = c == 0;
     k.attach(tap, &cfg, clock.now());
     // Before the apps start, so that they listen on it too.
     if let Some((nic, q)) = quiet {

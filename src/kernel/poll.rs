@@ -250,6 +250,10 @@ pub struct PollEngine {
     reg_frac: u32,
     /// Ticks since the last status check; always below `reg_frac`.
     reg_frac_count: u32,
+    /// Whether this CPU's polls check status every `reg_frac` ticks: with
+    /// several CPUs only CPU 0's do (DragonFly's ifpoll polls status on
+    /// CPU 0 alone); the others poll their rings only.
+    pub status_poll: bool,
     /// # of residual cycles in burst (RO): budget left in this tick.
     residual_burst: u32,
     /// Number of registered poll handlers (RO).
@@ -295,6 +299,7 @@ impl PollEngine {
             user_frac: DEFAULT_USER_FRAC,
             reg_frac: DEFAULT_REG_FRAC.min(hz.get()),
             reg_frac_count: 0,
+            status_poll: true,
             residual_burst: 0,
             handlers: 0,
             phase: Phase::Idle,
@@ -367,7 +372,9 @@ impl PollEngine {
             self.poll_start_t = now;
             self.reg_frac_count += 1;
             if self.reg_frac_count == self.reg_frac {
-                cmd = PollCmd::PollAndCheckStatus;
+                if self.status_poll {
+                    cmd = PollCmd::PollAndCheckStatus;
+                }
                 self.reg_frac_count = 0;
             }
             self.residual_burst = self.burst;

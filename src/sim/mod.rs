@@ -251,6 +251,8 @@ impl Sim {
         let clock = VirtualClock::new(START);
         let mut k = Kernel::new(&kcfg, START);
         k.ncpu = place.ncpu;
+        // ifpoll's status poll is CPU 0's.
+        k.poll.status_poll = first;
         k.cost = Some(CostModel::default());
         k.attach(tap0, &kcfg, START);
         if first {

@@ -202,3 +202,24 @@ fn rps_spreads_one_queue_over_every_cpu() {
     }
     assert_accounted(&mut s);
 }
+
+#[test]
+fn only_cpu_0_polls_status() {
+    let spec = FlowSpec {
+        flows: 64,
+        ..FlowSpec::default()
+    };
+    let mut s = SmpSim::new(&cfg(Mode::Polling, 100_000.0, &[]), 2, &spec).unwrap();
+    s.run_for(Nanos::from_millis(200));
+    // reg_frac 20 at 1000 Hz: CPU 0 checks every 20 ticks, CPU 1 never
+    // (its once-a-second statistics read aside, which is not a poll).
+    let polls = |c: &Sim| {
+        let ifn = &c.k.ifs[0];
+        (ifn.counters.polls, ifn.counters.status_checks)
+    };
+    let (p0, s0) = polls(&s.cpus[0]);
+    let (p1, s1) = polls(&s.cpus[1]);
+    assert!(p0 > 0 && p1 > 0, "{p0} {p1}");
+    assert!(s0 > 0, "CPU 0 polled status {s0} times");
+    assert_eq!(s1, 0, "CPU 1 polled status");
+}
