@@ -368,8 +368,8 @@ impl Snapshot {
                         }
                     }
                 }
-                n if n.starts_with("dev.") && n.ends_with(".rx_packets") => s.input += int(v),
-                n if n.starts_with("dev.") && n.ends_with(".rx_missed") => s.rx_missed += int(v),
+                n if nic_node(n, ".rx_packets") => s.input += int(v),
+                n if nic_node(n, ".rx_missed") => s.rx_missed += int(v),
                 _ => {}
             }
         }
@@ -495,6 +495,14 @@ fn host_columns(a: &Snapshot, b: &Snapshot, secs: f64) -> String {
     let w = HostWindow::between(ha, hb, secs);
     let late = w.tick_late_us[1].map_or("-".to_string(), |v| v.to_string());
     format!(" {:>5.1} {:>5.1} {late:>6}", w.steal_pct, w.stall_pct)
+}
+
+/// Whether `name` is a NIC's own `dev.<if><suffix>` node, not one of its
+/// queues' (`dev.tap0.queue_rx_<q><suffix>`, counted in the NIC's).
+pub fn nic_node(name: &str, suffix: &str) -> bool {
+    name.strip_prefix("dev.")
+        .and_then(|r| r.strip_suffix(suffix))
+        .is_some_and(|ifname| !ifname.contains('.'))
 }
 
 /// Where every frame offered to the NICs ended, by stage.

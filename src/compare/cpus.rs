@@ -134,7 +134,9 @@ impl Cpus {
             .zip(&earlier.0)
             .map(|(b, a)| {
                 b.ints()
-                    .filter(|(k, _)| k.starts_with("dev.") && k.ends_with(suffix))
+                    // `dev.<if><suffix>` only: not a queue's own node
+                    // (`dev.tap0.queue_rx_<q><suffix>`), counted in its NIC's.
+                    .filter(|(k, _)| crate::report::nic_node(k, suffix))
                     .map(|(k, v)| v - a.int(k))
                     .sum::<i64>()
             })
@@ -248,6 +250,15 @@ mod tests {
             .collect();
         dump.push(("kern.cp_time".into(), Value::List(cp.to_vec())));
         Snapshot::from_dump(at, dump)
+    }
+
+    #[test]
+    fn a_queues_own_nodes_are_not_counted_twice() {
+        use crate::report::nic_node;
+        assert!(nic_node("dev.tap0.rx_packets", ".rx_packets"));
+        assert!(nic_node("dev.tap1.rx_missed", ".rx_missed"));
+        assert!(!nic_node("dev.tap0.queue_rx_2.rx_packets", ".rx_packets"));
+        assert!(!nic_node("net.tap0.rx_packets", ".rx_packets"));
     }
 
     #[test]
