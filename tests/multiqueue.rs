@@ -296,6 +296,26 @@ fn per_cpu(text: &str, node: &str) -> Vec<u64> {
         .collect()
 }
 
+/// 20000 frames at 40k/s in 64 flows to udp-sink on tap0 (bounded: 5 s).
+fn flood_64_flows() {
+    let (code, _, err) = util::run_pollsim(&[
+        "flood",
+        "--if",
+        "tap0",
+        "--dst",
+        "198.18.0.2:9",
+        "--flows",
+        "64",
+        "--count",
+        "20000",
+        "--rate",
+        "40k",
+        "--duration",
+        "5s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// `pollsim run --cpus 2 --queues 2` on a multiqueue tap under `pollsim
 /// flood --flows 64`: both kernel threads take frames from their queue,
 /// each CPU has its own cp_time (its -w lines, and its summary), hw.ncpu
@@ -311,22 +331,7 @@ fn run_on_two_cpus_takes_frames_on_both_queues_and_balances() {
         let run = util::Running::start(&["--cpus", "2", "--queues", "2", "-w", "0.5"]);
         link_up();
         assert_eq!(run.int("hw.ncpu"), 2);
-        let (code, _, err) = util::run_pollsim(&[
-            "flood",
-            "--if",
-            "tap0",
-            "--dst",
-            "198.18.0.2:9",
-            "--flows",
-            "64",
-            "--count",
-            "20000",
-            "--rate",
-            "40k",
-            "--duration",
-            "5s",
-        ]);
-        assert_eq!(code, 0, "{err}");
+        flood_64_flows();
         // Wait until CPU 0's queue has taken something (the control
         // socket serves CPU 0), then let the last frames drain.
         assert!(
@@ -452,22 +457,7 @@ fn four_queues_on_two_cpus_each_serve_two_and_balance() {
         setup_mq_tap(&[Ipv4Addr::new(198, 18, 0, 2)]);
         let run = util::Running::start(&["--cpus", "2", "--queues", "4"]);
         link_up();
-        let (code, _, err) = util::run_pollsim(&[
-            "flood",
-            "--if",
-            "tap0",
-            "--dst",
-            "198.18.0.2:9",
-            "--flows",
-            "64",
-            "--count",
-            "20000",
-            "--rate",
-            "40k",
-            "--duration",
-            "5s",
-        ]);
-        assert_eq!(code, 0, "{err}");
+        flood_64_flows();
         assert!(
             util::eventually(DEADLINE, || (run.int("dev.tap0.rx_packets") > 0)
                 .then_some(()))

@@ -256,6 +256,10 @@ impl Rps {
     /// for udp-sink's socket here records this CPU in the RFS table, as
     /// the app's read does.
     pub fn steer(&mut self, frame: &[u8], may_hand: bool) -> bool {
+        // Nothing crosses and no table records: no hash, no lock per frame.
+        if !self.active() {
+            return false;
+        }
         let Some((hash, _)) = self.rss.steer(frame).hash else {
             return false;
         };
